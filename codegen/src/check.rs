@@ -1,0 +1,297 @@
+//! Cross-cutting checks that need the whole spec: unique names and numbers, register and
+//! ring budgets, the shared page's layout, and references between sections.
+//!
+//! Runs after parsing, on a spec with no local problems, and fixes up what only the whole
+//! spec knows (field offsets, relocation targets).
+
+use std::collections::HashMap;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::names::camel;
+use crate::spec::*;
+
+/// Size of a ring slot in bytes: the call number plus `args` arguments, 8 bytes each.
+pub fn slot_size(ring: &Ring) -> u64 {
+    8 * (1 + ring.args)
+}
+
+/// Size and alignment of a shared-page field.
+pub fn field_size_align(ty: &FieldType, ring: Option<&Ring>) -> (u64, u64) {
+    match ty {
+        FieldType::Prim(p) => (p.size(), p.size()),
+        FieldType::Array(p, n) => (p.size() * n, p.size()),
+        FieldType::RingStatus => (ring.map_or(0, |r| r.size), 1),
+        FieldType::RingSlots => (ring.map_or(0, |r| r.size * slot_size(r)), 8),
+    }
+}
+
+/// Size of the shared page struct (C layout: padded to its largest alignment).
+pub fn shared_size(sh: &SharedPage, ring: Option<&Ring>) -> u64 {
+    let align = sh
+        .fields
+        .iter()
+        .map(|f| field_size_align(&f.ty, ring).1)
+        .max()
+        .unwrap_or(1);
+    let end = sh
+        .fields
+        .iter()
+        .map(|f| f.offset + field_size_align(&f.ty, ring).0)
+        .max()
+        .unwrap_or(0);
+    end.div_ceil(align) * align
+}
+
+/// Largest shared page: one 4 KiB page.
+pub const PAGE: u64 = 4096;
+
+/// Checks `spec`, recording problems in `d`.
+pub fn check(spec: &mut Spec, d: &mut Diagnostics) {
+    names_unique(spec, d);
+    hypercalls(spec, d);
+    shared(spec, d);
+    templates(spec, d);
+    pv_ops(spec, d);
+}
+
+fn dup<'a>(
+    d: &mut Diagnostics,
+    seen: &mut HashMap<String, &'a Sp<String>>,
+    key: String,
+    name: &'a Sp<String>,
+    what: &str,
+) {
+    if let Some(prev) = seen.get(&key) {
+        let same = prev.v == name.v;
+        d.push(
+            Diagnostic::new(
+                name.span.clone(),
+                if same {
+                    format!("duplicate {what} `{}`", name.v)
+                } else {
+                    format!(
+                        "{what} `{}` and `{}` both become `{key}` in Rust",
+                        prev.v, name.v
+                    )
+                },
+            )
+            .help(format!("{what} names must be unique; rename one")),
+        );
+    } else {
+        seen.insert(key, name);
+    }
+}
+
+fn names_unique(spec: &Spec, d: &mut Diagnostics) {
+    let mut seen = HashMap::new();
+    for t in &spec.types {
+        dup(d, &mut seen, camel(&t.name.v), &t.name, "type");
+        if let TypeKind::Enum { variants, .. } = &t.kind {
+            let mut vs = HashMap::new();
+            for v in variants {
+                dup(d, &mut vs, camel(&v.name.v), &v.name, "variant");
+            }
+        }
+    }
+    let mut seen = HashMap::new();
+    for t in &spec.transports {
+        dup(d, &mut seen, camel(&t.name.v), &t.name, "transport");
+    }
+    let mut seen = HashMap::new();
+    for t in &spec.pv_tables {
+        dup(d, &mut seen, camel(&t.name.v), &t.name, "pv_table");
+    }
+}
+
+fn hypercalls(spec: &Spec, d: &mut Diagnostics) {
+    let mut names: HashMap<String, &Sp<String>> = HashMap::new();
+    let mut nrs: HashMap<u64, &Hypercall> = HashMap::new();
+    for h in &spec.hypercalls {
+        dup(d, &mut names, camel(&h.name.v), &h.name, "hypercall");
+        if let Some(prev) = nrs.get(&h.nr.v) {
+            d.push(
+                Diagnostic::new(
+                    h.nr.span.clone(),
+                    format!(
+                        "hypercalls `{}` and `{}` share number {}",
+                        prev.name.v, h.name.v, h.nr.v
+                    ),
+                )
+                .help("hypercall numbers are unique and stable: pick an unused one"),
+            );
+        } else {
+            nrs.insert(h.nr.v, h);
+        }
+        for t in &spec.transports {
+            if h.args.len() > t.args.len() {
+                let extra = &h.args[t.args.len()];
+                d.push(
+                    Diagnostic::new(
+                        extra.name.span.clone(),
+                        format!(
+                            "hypercall `{}` has {} arguments but transport `{}` has {} argument registers",
+                            h.name.v,
+                            h.args.len(),
+                            t.name.v,
+                            t.args.len()
+                        ),
+                    )
+                    .help("pass fewer arguments (e.g. a guest-physical address of a struct), or give the transport more registers"),
+                );
+            }
+        }
+        if h.lazy {
+            match &spec.ring {
+                None => d.push(
+                    Diagnostic::new(h.name.span.clone(), format!("hypercall `{}` is lazy but the spec has no [ring]", h.name.v))
+                        .help("add a [ring] table (size, args, ready, done) and its shared-page fields, or remove `lazy`"),
+                ),
+                Some(r) if h.args.len() as u64 > r.args => {
+                    let extra = &h.args[r.args as usize];
+                    d.push(
+                        Diagnostic::new(
+                            extra.name.span.clone(),
+                            format!(
+                                "lazy hypercall `{}` has {} arguments but a ring slot holds {}",
+                                h.name.v,
+                                h.args.len(),
+                                r.args
+                            ),
+                        )
+                        .help("make it synchronous (remove `lazy`), or raise `args` in [ring]"),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn shared(spec: &mut Spec, d: &mut Diagnostics) {
+    let ring = spec.ring.clone();
+    let Some(sh) = &mut spec.shared else {
+        if let Some(r) = &ring {
+            d.push(
+                Diagnostic::new(r.span.clone(), "[ring] needs a [shared] page to live in")
+                    .help("add [shared] with fields of type \"ring.status\" and \"ring.slots\""),
+            );
+        }
+        return;
+    };
+    let mut status = Vec::new();
+    let mut slots = Vec::new();
+    let mut cur = 0u64;
+    for f in &mut sh.fields {
+        match f.ty {
+            FieldType::RingStatus => status.push(f.ty_span.clone()),
+            FieldType::RingSlots => slots.push(f.ty_span.clone()),
+            _ => {}
+        }
+        if matches!(f.ty, FieldType::RingStatus | FieldType::RingSlots) && ring.is_none() {
+            d.push(
+                Diagnostic::new(
+                    f.ty_span.clone(),
+                    format!(
+                        "field `{}` is part of the ring, but the spec has no [ring]",
+                        f.name.v
+                    ),
+                )
+                .help("add a [ring] table (size, args, ready, done)"),
+            );
+        }
+        let (size, align) = field_size_align(&f.ty, ring.as_ref());
+        let at = cur.div_ceil(align) * align;
+        if f.offset != u64::MAX && f.offset != at {
+            d.push(
+                Diagnostic::new(
+                    f.name.span.clone(),
+                    format!(
+                        "shared-page field `{}` has `offset = {}` but the C layout rules put it at {at}",
+                        f.name.v, f.offset
+                    ),
+                )
+                .help(format!("set `offset = {at}` (or add padding fields before it to move it)")),
+            );
+        }
+        f.offset = at;
+        cur = at + size;
+    }
+    if let Some(r) = &ring {
+        for (list, key) in [(&status, "ring.status"), (&slots, "ring.slots")] {
+            if list.is_empty() {
+                d.push(
+                    Diagnostic::new(
+                        r.span.clone(),
+                        format!("[ring] needs a shared-page field of type \"{key}\""),
+                    )
+                    .help(format!("add a [[shared.field]] with `type = \"{key}\"`")),
+                );
+            }
+            for extra in list.iter().skip(1) {
+                d.push(
+                    Diagnostic::new(extra.clone(), format!("a second field of type \"{key}\""))
+                        .help("the ring has one status array and one slot array"),
+                );
+            }
+        }
+    }
+    let size = shared_size(sh, ring.as_ref());
+    if size > PAGE {
+        d.push(
+            Diagnostic::new(
+                sh.name.span.clone(),
+                format!("the shared page is {size} bytes, more than one {PAGE}-byte page"),
+            )
+            .help("shrink the ring or drop fields"),
+        );
+    }
+}
+
+fn templates(spec: &mut Spec, d: &mut Diagnostics) {
+    let mut names = HashMap::new();
+    for t in &spec.templates {
+        dup(d, &mut names, camel(&t.name.v), &t.name, "template");
+    }
+    // Relocations were parsed before the layout was known: point them at the final offsets.
+    let offsets: HashMap<String, u64> = spec
+        .shared
+        .iter()
+        .flat_map(|s| s.fields.iter().map(|f| (f.name.v.clone(), f.offset)))
+        .collect();
+    for t in &mut spec.templates {
+        for f in &mut t.forms {
+            for r in &mut f.relocs {
+                if let Some(o) = offsets.get(&r.field) {
+                    r.field_offset = *o;
+                }
+            }
+        }
+    }
+}
+
+fn pv_ops(spec: &Spec, d: &mut Diagnostics) {
+    for (_, op) in spec.pv_ops() {
+        if let Some(t) = &op.template
+            && spec.template(&t.v).is_none()
+        {
+            let names: Vec<&str> = spec.templates.iter().map(|t| t.name.v.as_str()).collect();
+            let help = match crate::diag::did_you_mean(&t.v, &names) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None if names.is_empty() => {
+                    "the spec has no [[template]]: add one or remove `template`".into()
+                }
+                None => format!("templates are: {}", names.join(", ")),
+            };
+            d.push(
+                Diagnostic::new(
+                    t.span.clone(),
+                    format!(
+                        "pv_op `{}` names template `{}`, which does not exist",
+                        op.name.v, t.v
+                    ),
+                )
+                .help(help),
+            );
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `guest`: the `Transport` trait, one transport per `[abi.transport]` with the trapping
+//! instruction in inline asm, and a typed wrapper per hypercall.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
+use crate::names::camel;
+use crate::spec::{Instruction, Reg, Spec, Transport};
+
+pub(crate) fn emit(spec: &Spec) -> Module {
+    let abi = abi_camel(spec);
+    let calls_trait = format_ident!("{abi}Hypercalls");
+    let transports = spec
+        .transports
+        .iter()
+        .enumerate()
+        .map(|(i, t)| transport(spec, t, i == 0));
+    let default = format_ident!("{}", camel(&spec.default_transport().name.v));
+    let default_doc = format!("The default transport: [`{default}`].");
+    let default_doc_attrs = doc(&default_doc);
+    let arg_regs = spec.arg_regs();
+
+    let wrappers = spec.hypercalls.iter().map(|h| {
+        let name = format_ident!("{}", h.name.v);
+        let nr = nr_const(&h.name.v);
+        let params = h.args.iter().map(|a| {
+            let id = format_ident!("{}", a.name.v);
+            let ty = arg_type(spec, &a.ty);
+            quote! { #id: #ty }
+        });
+        let mut regs: Vec<TokenStream> = h
+            .args
+            .iter()
+            .map(|a| {
+                to_u64(spec, &a.ty, {
+                    let id = format_ident!("{}", a.name.v);
+                    quote! { #id }
+                })
+            })
+            .collect();
+        while regs.len() < arg_regs {
+            regs.push(quote! { 0 });
+        }
+        let mut text = format!("{}\n\nHypercall `{}` (number {}).", h.doc, h.name.v, h.nr.v);
+        if !h.args.is_empty() {
+            text.push_str("\n\n# Arguments\n");
+            for a in &h.args {
+                let c = super::constraint_text(spec, a);
+                text.push_str(&format!(
+                    "\n* `{}`: {}{}",
+                    a.name.v,
+                    a.doc.as_deref().unwrap_or(""),
+                    if c.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" The host requires: {c}.")
+                    }
+                ));
+            }
+        }
+        if let Some(r) = &h.ret {
+            text.push_str(&format!("\n\nReturns {r}"));
+        }
+        let d = doc(&text);
+        let call = quote! { self.hypercall(super::numbers::#nr, [#(#regs),*]) };
+        match &h.ret {
+            Some(_) => quote! {
+                #d
+                #[inline]
+                fn #name(&self, #(#params),*) -> u64 { #call }
+            },
+            None => quote! {
+                #d
+                #[inline]
+                fn #name(&self, #(#params),*) { #call; }
+            },
+        }
+    });
+    let calls_doc = format!(
+        "A typed method per hypercall of the `{}` ABI, on every [`Transport`].\n\nEach loads every argument register of the transport, unused ones with 0, so the host never sees a stale register.",
+        spec.abi.name.v
+    );
+    let calls_doc_attrs = doc(&calls_doc);
+
+    let items = quote! {
+        /// A way for the guest to trap to the host with a hypercall.
+        ///
+        /// The generated transports execute the real instruction; tests and in-process hosts
+        /// implement it to call the host's dispatch directly.
+        pub trait Transport {
+            /// Traps to the host with call number `nr` and arguments `args`, and returns the
+            /// result register.
+            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64;
+        }
+
+        impl<T: Transport + ?Sized> Transport for &T {
+            #[inline]
+            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
+                (**self).hypercall(nr, args)
+            }
+        }
+
+        #(#transports)*
+
+        #default_doc_attrs
+        pub type DefaultTransport = #default;
+
+        #calls_doc_attrs
+        pub trait #calls_trait: Transport {
+            #(#wrappers)*
+        }
+
+        impl<T: Transport + ?Sized> #calls_trait for T {}
+    };
+    Module {
+        name: "guest",
+        doc: format!(
+            "Guest side of the `{}` ABI: transports and a typed wrapper per hypercall.",
+            spec.abi.name.v
+        ),
+        items,
+    }
+}
+
+fn reg_lit(r: Reg) -> String {
+    r.name().to_string()
+}
+
+/// The `asm!` for one transport: registers loaded as the spec says, `rbx` (which Rust
+/// reserves) swapped in and out around the instruction through a scratch register.
+fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
+    let id = format_ident!("{}", camel(&t.name.v));
+    let arg_regs = spec.arg_regs();
+    let mut operands: Vec<TokenStream> = Vec::new();
+    let mut rbx_in: Option<TokenStream> = None;
+    let mut rbx_is_ret = false;
+    // The call number.
+    let nr_val = quote! { nr };
+    if t.nr == Reg::Rbx {
+        rbx_in = Some(nr_val);
+    } else {
+        let r = reg_lit(t.nr);
+        if t.ret == t.nr {
+            operands.push(quote! { inout(#r) #nr_val => ret });
+        } else {
+            operands.push(quote! { in(#r) #nr_val });
+        }
+    }
+    // The arguments; registers past ARG_REGS carry 0.
+    for (i, reg) in t.args.iter().enumerate() {
+        let val = if i < arg_regs {
+            let i = super::usize_lit(i as u64);
+            quote! { args[#i] }
+        } else {
+            quote! { 0u64 }
+        };
+        if *reg == Reg::Rbx {
+            rbx_in = Some(val);
+        } else {
+            let r = reg_lit(*reg);
+            operands.push(quote! { in(#r) #val });
+        }
+    }
+    // The result, when it has a register of its own.
+    if t.ret != t.nr {
+        if t.ret == Reg::Rbx {
+            rbx_is_ret = true;
+        } else {
+            let r = reg_lit(t.ret);
+            operands.push(quote! { lateout(#r) ret });
+        }
+    }
+    let insn = match t.instruction {
+        Instruction::Vmcall => "vmcall".to_string(),
+        Instruction::Vmmcall => "vmmcall".to_string(),
+        Instruction::Out => match t.port {
+            Some(p) if p <= 0xff => format!("out {p:#x}, eax"),
+            _ => "out dx, eax".to_string(),
+        },
+    };
+    if t.instruction == Instruction::Out
+        && let Some(p) = t.port
+        && p > 0xff
+    {
+        operands.push(quote! { in("dx") #p });
+    }
+    let mut lines: Vec<String> = Vec::new();
+    if rbx_in.is_some() || rbx_is_ret {
+        let input = rbx_in.unwrap_or(quote! { 0u64 });
+        let out = if rbx_is_ret {
+            quote! { ret }
+        } else {
+            quote! { _ }
+        };
+        operands.insert(0, quote! { rbx_swap = inout(reg) #input => #out });
+        lines.push("xchg {rbx_swap}, rbx".into());
+        lines.push(insn.clone());
+        lines.push("xchg {rbx_swap}, rbx".into());
+    } else {
+        lines.push(insn.clone());
+    }
+    let regs: Vec<String> = t.args.iter().map(|r| r.name().to_string()).collect();
+    let mut text = String::new();
+    if let Some(d) = &t.doc {
+        text.push_str(d.trim());
+        text.push_str("\n\n");
+    }
+    text.push_str(&format!(
+        "Transport `{}`: `{}`{}, call number in `{}`, arguments in {}, result in `{}`.",
+        t.name.v,
+        t.instruction.name(),
+        t.port.map_or(String::new(), |p| format!(" to port {p:#x}")),
+        t.nr.name(),
+        regs.iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.ret.name()
+    ));
+    if is_default {
+        text.push_str(" The ABI's default transport.");
+    }
+    let d = doc(&text);
+    let safety = format!(
+        "The caller must be running as a guest of a host that implements this ABI over `{}`: anywhere else the instruction faults or does something else entirely.",
+        t.instruction.name()
+    );
+    let safety_doc = doc(&format!("# Safety\n\n{safety}"));
+    let safety_comment = super::comment(&format!(
+        "SAFETY: `{id}::new` made its caller promise that `{}` traps to a host implementing this ABI, which preserves every register but the result; the host may read and write guest memory, so no `nomem`.",
+        t.instruction.name()
+    ));
+    quote! {
+        #d
+        #[derive(Debug)]
+        pub struct #id {
+            _guest_only: (),
+        }
+
+        impl #id {
+            /// A handle on the transport.
+            ///
+            #safety_doc
+            pub const unsafe fn new() -> Self {
+                #id { _guest_only: () }
+            }
+        }
+
+        impl Transport for #id {
+            #[inline]
+            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
+                let ret: u64;
+                #safety_comment
+                unsafe {
+                    ::core::arch::asm!(
+                        #(#lines,)*
+                        #(#operands,)*
+                        options(nostack),
+                    );
+                }
+                ret
+            }
+        }
+    }
+}

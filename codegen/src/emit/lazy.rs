@@ -1,0 +1,199 @@
+//! `lazy`: the seed's `async_hcall()` and `lazy_hcallN()`: queue a hypercall in the async
+//! ring while the guest is in lazy mode, call it directly otherwise or when the ring is full.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
+use crate::names::camel;
+use crate::spec::Spec;
+
+pub(crate) fn emit(spec: &Spec) -> Module {
+    let ring = spec
+        .ring
+        .as_ref()
+        .expect("lazy is emitted only with a ring");
+    let shared = spec
+        .shared
+        .as_ref()
+        .expect("lazy is emitted only with a shared page");
+    let page = format_ident!("{}", camel(&shared.name.v));
+    let status = shared
+        .fields
+        .iter()
+        .find(|f| f.ty == crate::spec::FieldType::RingStatus)
+        .map(|f| format_ident!("{}", f.name.v))
+        .expect("check.rs requires a ring.status field");
+    let slots = shared
+        .fields
+        .iter()
+        .find(|f| f.ty == crate::spec::FieldType::RingSlots)
+        .map(|f| format_ident!("{}", f.name.v))
+        .expect("check.rs requires a ring.slots field");
+    let abi = abi_camel(spec);
+    let lazy_trait = format_ident!("{abi}LazyHypercalls");
+    let calls_trait = format_ident!("{abi}Hypercalls");
+    let ring_args = ring.args as usize;
+    let arg_regs = spec.arg_regs();
+    let lazies: Vec<_> = spec.hypercalls.iter().filter(|h| h.lazy).collect();
+
+    let widen = (0..arg_regs).map(|i| {
+        if i < ring_args {
+            let i = super::usize_lit(i as u64);
+            quote! { args[#i] }
+        } else {
+            quote! { 0 }
+        }
+    });
+
+    let methods = lazies.iter().map(|h| {
+        let name = format_ident!("{}", h.name.v);
+        let nr = nr_const(&h.name.v);
+        let params: Vec<TokenStream> = h
+            .args
+            .iter()
+            .map(|a| {
+                let id = format_ident!("{}", a.name.v);
+                let ty = arg_type(spec, &a.ty);
+                quote! { #id: #ty }
+            })
+            .collect();
+        let mut vals: Vec<TokenStream> = h
+            .args
+            .iter()
+            .map(|a| {
+                let id = format_ident!("{}", a.name.v);
+                to_u64(spec, &a.ty, quote! { #id })
+            })
+            .collect();
+        while vals.len() < ring_args {
+            vals.push(quote! { 0 });
+        }
+        let d = doc(&format!(
+            "Queue `{}` (number {}) while in lazy mode, otherwise call it directly: see [`super::guest::{calls_trait}::{}`].",
+            h.name.v, h.nr.v, h.name.v
+        ));
+        (
+            quote! { #d fn #name(&self, #(#params),*) -> Sent; },
+            quote! {
+                #[inline]
+                fn #name(&self, #(#params),*) -> Sent {
+                    Batch::call(self, super::numbers::#nr, [#(#vals),*])
+                }
+            },
+        )
+    });
+    let (decls, impls): (Vec<_>, Vec<_>) = methods.unzip();
+    let trait_doc = format!(
+        "The lazy hypercalls of the `{}` ABI: the ones the spec marks `lazy`.",
+        spec.abi.name.v
+    );
+    let trait_doc_attrs = doc(&trait_doc);
+    let ready_c = super::comment(
+        "Arguments first, then the status byte with release ordering: the host must never see a ready slot with stale arguments.",
+    );
+    let full_c = super::comment(
+        "The slot is still the host's: the ring is full. A direct call makes the host drain the whole ring first, so order is kept.",
+    );
+
+    let items = quote! {
+        /// How a lazy hypercall went out.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Sent {
+            /// Queued in this ring slot; the host runs it at the next exit.
+            Queued(usize),
+            /// Made directly: the guest was not in lazy mode, or the ring was full.
+            Direct,
+        }
+
+        /// The guest's position in the ring: the seed's `static next_call`. It lives in
+        /// guest-private memory, so the host cannot move it.
+        #[derive(Debug, Default)]
+        pub struct RingCursor {
+            next: ::core::sync::atomic::AtomicUsize,
+        }
+
+        impl RingCursor {
+            /// A cursor at slot 0, where the host's cursor starts too.
+            pub const fn new() -> Self {
+                RingCursor { next: ::core::sync::atomic::AtomicUsize::new(0) }
+            }
+
+            /// The next slot the guest will fill.
+            pub fn slot(&self) -> usize {
+                self.next.load(::core::sync::atomic::Ordering::Relaxed)
+            }
+        }
+
+        /// The producer side of the async ring for one call site: a transport, the shared
+        /// page, the guest's cursor, and whether the guest is in lazy mode right now.
+        ///
+        /// The guest must keep interrupts disabled while it uses a `Batch`, as the seed's
+        /// `async_hcall()` does, so that no interrupt handler queues into the same slot.
+        #[derive(Debug)]
+        pub struct Batch<'a, T: ?Sized> {
+            /// How to reach the host.
+            pub transport: &'a T,
+            /// The page shared with the host.
+            pub page: &'a super::shared::#page,
+            /// The guest's ring position.
+            pub cursor: &'a RingCursor,
+            /// Queue calls (true) or make them directly (false).
+            pub lazy: bool,
+        }
+
+        impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
+            /// Queues hypercall `nr` with `args` when in lazy mode, calls it directly
+            /// otherwise.
+            pub fn call(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
+                if self.lazy { self.queue(nr, args) } else { self.direct(nr, args) }
+            }
+
+            /// Queues hypercall `nr` with `args` in the next slot, or calls it directly when
+            /// that slot is not free (the ring is full).
+            pub fn queue(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
+                use ::core::sync::atomic::Ordering;
+                let i = self.cursor.slot() % super::shared::RING_SIZE;
+                let status = &self.page.#status[i];
+                if status.load(Ordering::Acquire) != super::shared::RING_DONE {
+                    #full_c
+                    return self.direct(nr, args);
+                }
+                let slot = &self.page.#slots[i];
+                slot.nr.store(nr, Ordering::Relaxed);
+                for (a, v) in slot.args.iter().zip(args) {
+                    a.store(v, Ordering::Relaxed);
+                }
+                #ready_c
+                status.store(super::shared::RING_READY, Ordering::Release);
+                self.cursor
+                    .next
+                    .store((i + 1) % super::shared::RING_SIZE, Ordering::Relaxed);
+                Sent::Queued(i)
+            }
+
+            /// Makes hypercall `nr` now, loading the unused argument registers with 0.
+            pub fn direct(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
+                super::guest::Transport::hypercall(self.transport, nr, [#(#widen),*]);
+                Sent::Direct
+            }
+        }
+
+        #trait_doc_attrs
+        pub trait #lazy_trait {
+            #(#decls)*
+        }
+
+        impl<T: super::guest::Transport + ?Sized> #lazy_trait for Batch<'_, T> {
+            #(#impls)*
+        }
+    };
+    Module {
+        name: "lazy",
+        doc: format!(
+            "Lazy hypercalls of the `{}` ABI: the async ring's producer (the seed's `async_hcall`).",
+            spec.abi.name.v
+        ),
+        items,
+    }
+}

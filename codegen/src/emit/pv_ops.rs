@@ -1,0 +1,209 @@
+//! `pv_ops`: a trait per pv_op table, an ops-table struct of function pointers filled from
+//! any type implementing the traits, and an id per op for patching and call-site records.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Module, doc, usize_lit};
+use crate::names::{camel, upper};
+use crate::spec::{PvOp, Spec};
+
+fn fn_ptr(op: &PvOp) -> TokenStream {
+    let tys = op.args.iter().map(|(_, t)| t);
+    let ret = op.ret.as_ref().map(|r| quote! { -> #r });
+    let uns = op.is_unsafe.then(|| quote! { unsafe });
+    quote! { #uns fn(#(#tys),*) #ret }
+}
+
+fn op_doc(op: &PvOp, table: &str) -> String {
+    let mut s = format!("{}\n\nOp `{table}.{}`.", op.doc, op.name.v);
+    if op.callee_save {
+        s.push_str(" Callee-save: call sites expect every register but the return register preserved (see `pv_macros::pv_ops`).");
+    }
+    if let Some(t) = &op.template {
+        s.push_str(&format!(
+            " Call sites may be patched with template `{}`.",
+            t.v
+        ));
+    }
+    if let Some(safety) = &op.safety {
+        s.push_str(&format!("\n\n# Safety\n\n{safety}"));
+    }
+    s
+}
+
+pub(crate) fn emit(spec: &Spec) -> Module {
+    let mut items = TokenStream::new();
+    let mut table_fields = Vec::new();
+    let mut table_inits = Vec::new();
+    let mut bounds = Vec::new();
+    for t in &spec.pv_tables {
+        let tr = format_ident!("{}Ops", camel(&t.name.v));
+        let st = format_ident!("{}OpsTable", camel(&t.name.v));
+        let list = format_ident!("{}_OPS", upper(&t.name.v));
+        let field = format_ident!("{}", t.name.v);
+        let methods = t.ops.iter().map(|op| {
+            let name = format_ident!("{}", op.name.v);
+            let params = op.args.iter().map(|(n, ty)| {
+                let n = format_ident!("{}", n.v);
+                quote! { #n: #ty }
+            });
+            let ret = op.ret.as_ref().map(|r| quote! { -> #r });
+            let uns = op.is_unsafe.then(|| quote! { unsafe });
+            let d = doc(&op_doc(op, &t.name.v));
+            quote! { #d #uns fn #name(#(#params),*) #ret; }
+        });
+        let fields = t.ops.iter().map(|op| {
+            let name = format_ident!("{}", op.name.v);
+            let ty = fn_ptr(op);
+            let d = doc(&format!("`{}.{}`: {}", t.name.v, op.name.v, op.doc));
+            quote! { #d pub #name: #ty }
+        });
+        let inits = t.ops.iter().map(|op| {
+            let name = format_ident!("{}", op.name.v);
+            quote! { #name: <OpsImpl as #tr>::#name }
+        });
+        let names = t.ops.iter().map(|op| &op.name.v);
+        let n = usize_lit(t.ops.len() as u64);
+        let tdoc = t
+            .doc
+            .clone()
+            .unwrap_or_else(|| format!("The `{}` pv_op table.", t.name.v));
+        let trait_doc = doc(&format!(
+            "{tdoc}\n\nImplement it (with `#[pv_macros::pv_ops]` to check it and get the callee-save thunks) and build a [`{st}`] from the implementation."
+        ));
+        let st_doc = doc(&format!("The `{}` table as function pointers.", t.name.v));
+        let list_doc = doc(&format!("The ops of table `{}`, in spec order.", t.name.v));
+        items.extend(quote! {
+            #trait_doc
+            pub trait #tr {
+                #(#methods)*
+            }
+
+            #st_doc
+            #[derive(Clone, Copy, Debug)]
+            pub struct #st {
+                #(#fields,)*
+            }
+
+            impl #st {
+                /// The table of `OpsImpl`'s implementation.
+                pub const fn of<OpsImpl: #tr + ?Sized>() -> Self {
+                    #st { #(#inits,)* }
+                }
+            }
+
+            #list_doc
+            pub const #list: [&str; #n] = [#(#names),*];
+        });
+        let fd = doc(&format!("The `{}` table.", t.name.v));
+        table_fields.push(quote! { #fd pub #field: #st });
+        table_inits.push(quote! { #field: #st::of::<OpsImpl>() });
+        bounds.push(quote! { #tr });
+    }
+
+    let ops: Vec<(&str, &PvOp)> = spec.pv_ops().map(|(t, o)| (t.name.v.as_str(), o)).collect();
+    let vid = |t: &str, o: &PvOp| format_ident!("{}{}", camel(t), camel(&o.name.v));
+    let variants = ops.iter().map(|(t, o)| {
+        let v = vid(t, o);
+        let d = doc(&format!("`{t}.{}`", o.name.v));
+        quote! { #d #v }
+    });
+    let all = ops.iter().map(|(t, o)| {
+        let v = vid(t, o);
+        quote! { PvOpId::#v }
+    });
+    let n = usize_lit(ops.len() as u64);
+    let m = |f: &dyn Fn(&str, &PvOp) -> TokenStream| {
+        let arms = ops.iter().map(|(t, o)| {
+            let v = vid(t, o);
+            let b = f(t, o);
+            quote! { PvOpId::#v => #b, }
+        });
+        quote! { match self { #(#arms)* } }
+    };
+    let table_m = m(&|t, _| quote! { #t });
+    let name_m = m(&|_, o| {
+        let s = &o.name.v;
+        quote! { #s }
+    });
+    let cs_m = m(&|_, o| {
+        let b = o.callee_save;
+        quote! { #b }
+    });
+    let tpl_m = m(&|_, o| match &o.template {
+        Some(t) => {
+            let s = &t.v;
+            quote! { Some(#s) }
+        }
+        None => quote! { None },
+    });
+    let id_m = m(&|_, o| {
+        let i = ops
+            .iter()
+            .position(|(_, x)| std::ptr::eq(*x, o))
+            .unwrap_or(0);
+        let i = proc_macro2::Literal::u16_suffixed(i as u16);
+        quote! { #i }
+    });
+    let from_arms = ops.iter().enumerate().map(|(i, (t, o))| {
+        let v = vid(t, o);
+        let i = proc_macro2::Literal::u16_suffixed(i as u16);
+        quote! { #i => Some(PvOpId::#v), }
+    });
+
+    items.extend(quote! {
+        /// Every pv_op table, as function pointers: what a kernel installs at boot.
+        #[derive(Clone, Copy, Debug)]
+        pub struct PvOps {
+            #(#table_fields,)*
+        }
+
+        impl PvOps {
+            /// The tables of `OpsImpl`'s implementations.
+            pub const fn of<OpsImpl: #(#bounds)+* + ?Sized>() -> Self {
+                PvOps { #(#table_inits,)* }
+            }
+        }
+
+        /// Names one pv_op: what call-site records and the patcher identify ops by.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum PvOpId {
+            #(#variants,)*
+        }
+
+        impl PvOpId {
+            /// Every op, table by table in spec order.
+            pub const ALL: [PvOpId; #n] = [#(#all),*];
+
+            /// The op's table.
+            pub const fn table(self) -> &'static str { #table_m }
+
+            /// The op's name within its table.
+            pub const fn name(self) -> &'static str { #name_m }
+
+            /// Whether call sites expect every register but the return register preserved.
+            pub const fn callee_save(self) -> bool { #cs_m }
+
+            /// The template that may replace the op's call sites.
+            pub const fn template(self) -> Option<&'static str> { #tpl_m }
+
+            /// A stable small number for the op (its index in [`PvOpId::ALL`]), as stored in
+            /// call-site records.
+            pub const fn id(self) -> u16 { #id_m }
+
+            /// The op with number `id`.
+            pub const fn from_id(id: u16) -> Option<PvOpId> {
+                match id { #(#from_arms)* _ => None }
+            }
+        }
+    });
+    Module {
+        name: "pv_ops",
+        doc: format!(
+            "pv_op tables of the `{}` ABI: the operations a guest kernel routes through the hypervisor.",
+            spec.abi.name.v
+        ),
+        items,
+    }
+}

@@ -1,0 +1,90 @@
+//! `types`: the spec's `[types]`: aliases and enums with their wire values.
+
+use quote::{format_ident, quote};
+
+use super::{Module, doc, int_lit, prim, usize_lit};
+use crate::names::camel;
+use crate::spec::{Spec, TypeKind};
+
+pub(crate) fn emit(spec: &Spec) -> Module {
+    let items = spec.types.iter().map(|t| {
+        let id = format_ident!("{}", camel(&t.name.v));
+        let d = doc(t
+            .doc
+            .as_deref()
+            .unwrap_or(&format!("The type `{}`.", t.name.v)));
+        match &t.kind {
+            TypeKind::Alias(p) => {
+                let p = prim(*p);
+                quote! { #d pub type #id = #p; }
+            }
+            TypeKind::Enum { repr, variants } => {
+                let r = prim(*repr);
+                let n = usize_lit(variants.len() as u64);
+                let vs = variants.iter().map(|v| {
+                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vd = doc(&format!(
+                        "{} (`{}`).",
+                        v.doc
+                            .as_deref()
+                            .map_or(v.name.v.as_str(), |s| s.trim_end_matches('.')),
+                        v.value
+                    ));
+                    quote! { #vd #vid }
+                });
+                let all = variants.iter().map(|v| {
+                    let vid = format_ident!("{}", camel(&v.name.v));
+                    quote! { #id::#vid }
+                });
+                let to_raw = variants.iter().map(|v| {
+                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let val = int_lit(v.value, *repr);
+                    quote! { #id::#vid => #val, }
+                });
+                let from_raw = variants.iter().map(|v| {
+                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let val = int_lit(v.value, *repr);
+                    quote! { #val => Some(#id::#vid), }
+                });
+                let names = variants.iter().map(|v| {
+                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let s = &v.name.v;
+                    quote! { #id::#vid => #s, }
+                });
+                quote! {
+                    #d
+                    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+                    pub enum #id { #(#vs,)* }
+
+                    impl #id {
+                        /// Every value, in spec order.
+                        pub const ALL: [#id; #n] = [#(#all),*];
+
+                        /// The value on the wire.
+                        pub const fn raw(self) -> #r {
+                            match self { #(#to_raw)* }
+                        }
+
+                        /// The variant with wire value `raw`, if there is one.
+                        pub const fn from_raw(raw: #r) -> ::core::option::Option<Self> {
+                            match raw { #(#from_raw)* _ => None }
+                        }
+
+                        /// The spec's name for the value.
+                        pub const fn name(self) -> &'static str {
+                            match self { #(#names)* }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Module {
+        name: "types",
+        doc: format!(
+            "Types of hypercall arguments in the `{}` ABI.",
+            spec.abi.name.v
+        ),
+        items: quote! { #(#items)* },
+    }
+}

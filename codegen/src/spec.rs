@@ -1,0 +1,537 @@
+//! The validated model of a spec: what every emitter reads.
+//!
+//! [`crate::parse`] builds it from TOML and [`crate::check`] makes sure it is coherent, so
+//! emitters can rely on every invariant listed on these types (unique names and numbers,
+//! argument counts within every transport's budget, offsets that match the layout, ...).
+
+use std::ops::Range;
+
+/// A value with the byte span it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sp<T> {
+    /// The value.
+    pub v: T,
+    /// Where it is in the spec source.
+    pub span: Range<usize>,
+}
+
+impl<T> Sp<T> {
+    /// Wraps `v` found at `span`.
+    pub fn new(v: T, span: Range<usize>) -> Self {
+        Sp { v, span }
+    }
+}
+
+/// A whole ABI.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The `[abi]` table.
+    pub abi: Abi,
+    /// `[abi.transport.*]`, in source order; the first is the default.
+    pub transports: Vec<Transport>,
+    /// `[consts]`, in source order.
+    pub consts: Vec<Const>,
+    /// `[types.*]`, in source order.
+    pub types: Vec<TypeDef>,
+    /// `[[hypercall]]`, in source order.
+    pub hypercalls: Vec<Hypercall>,
+    /// `[ring]`.
+    pub ring: Option<Ring>,
+    /// `[shared]`.
+    pub shared: Option<SharedPage>,
+    /// `[[template]]`, in source order.
+    pub templates: Vec<Template>,
+    /// `[pv_table.*]`, in source order (tables only named by a `[[pv_op]]` come last).
+    pub pv_tables: Vec<PvTable>,
+}
+
+/// `[abi]`.
+#[derive(Clone, Debug)]
+pub struct Abi {
+    /// snake_case name; generated names derive from it.
+    pub name: Sp<String>,
+    /// ABI version.
+    pub version: u32,
+    /// What the ABI is.
+    pub doc: Option<String>,
+}
+
+/// A machine register usable by a transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Reg {
+    Rax,
+    Rbx,
+    Rcx,
+    Rdx,
+    Rsi,
+    Rdi,
+    R8,
+    R9,
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15,
+}
+
+impl Reg {
+    /// Every register, in encoding order.
+    pub const ALL: [Reg; 14] = [
+        Reg::Rax,
+        Reg::Rbx,
+        Reg::Rcx,
+        Reg::Rdx,
+        Reg::Rsi,
+        Reg::Rdi,
+        Reg::R8,
+        Reg::R9,
+        Reg::R10,
+        Reg::R11,
+        Reg::R12,
+        Reg::R13,
+        Reg::R14,
+        Reg::R15,
+    ];
+
+    /// The register's name as written in specs and `asm!`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reg::Rax => "rax",
+            Reg::Rbx => "rbx",
+            Reg::Rcx => "rcx",
+            Reg::Rdx => "rdx",
+            Reg::Rsi => "rsi",
+            Reg::Rdi => "rdi",
+            Reg::R8 => "r8",
+            Reg::R9 => "r9",
+            Reg::R10 => "r10",
+            Reg::R11 => "r11",
+            Reg::R12 => "r12",
+            Reg::R13 => "r13",
+            Reg::R14 => "r14",
+            Reg::R15 => "r15",
+        }
+    }
+
+    /// Parses a register name.
+    pub fn from_name(s: &str) -> Option<Reg> {
+        Reg::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
+/// The instruction a transport traps to the host with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instruction {
+    /// Intel's `vmcall`.
+    Vmcall,
+    /// AMD's `vmmcall`.
+    Vmmcall,
+    /// `out` of the call number to an I/O port.
+    Out,
+}
+
+impl Instruction {
+    /// The mnemonic.
+    pub fn name(self) -> &'static str {
+        match self {
+            Instruction::Vmcall => "vmcall",
+            Instruction::Vmmcall => "vmmcall",
+            Instruction::Out => "out",
+        }
+    }
+}
+
+/// `[abi.transport.NAME]`.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    /// Table name, snake_case.
+    pub name: Sp<String>,
+    /// What it is for.
+    pub doc: Option<String>,
+    /// The trapping instruction.
+    pub instruction: Instruction,
+    /// The I/O port, for `out`.
+    pub port: Option<u16>,
+    /// Register carrying the call number.
+    pub nr: Reg,
+    /// Argument registers, in argument order.
+    pub args: Vec<Reg>,
+    /// Register carrying the result.
+    pub ret: Reg,
+}
+
+/// `[consts]` entry.
+#[derive(Clone, Debug)]
+pub struct Const {
+    /// snake_case name.
+    pub name: Sp<String>,
+    /// Value.
+    pub value: u64,
+    /// What it means.
+    pub doc: Option<String>,
+}
+
+/// An unsigned integer type of the ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Prim {
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+}
+
+impl Prim {
+    /// Parses `u8`, `u16`, `u32`, `u64` or `bool`.
+    pub fn from_name(s: &str) -> Option<Prim> {
+        Some(match s {
+            "u8" => Prim::U8,
+            "u16" => Prim::U16,
+            "u32" => Prim::U32,
+            "u64" => Prim::U64,
+            "bool" => Prim::Bool,
+            _ => return None,
+        })
+    }
+
+    /// The Rust name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prim::U8 => "u8",
+            Prim::U16 => "u16",
+            Prim::U32 => "u32",
+            Prim::U64 => "u64",
+            Prim::Bool => "bool",
+        }
+    }
+
+    /// Largest value.
+    pub fn max(self) -> u64 {
+        match self {
+            Prim::U8 => u8::MAX.into(),
+            Prim::U16 => u16::MAX.into(),
+            Prim::U32 => u32::MAX.into(),
+            Prim::U64 => u64::MAX,
+            Prim::Bool => 1,
+        }
+    }
+
+    /// Size in bytes (and alignment, on x86_64).
+    pub fn size(self) -> u64 {
+        match self {
+            Prim::U8 | Prim::Bool => 1,
+            Prim::U16 => 2,
+            Prim::U32 => 4,
+            Prim::U64 => 8,
+        }
+    }
+}
+
+/// `[types.NAME]`.
+#[derive(Clone, Debug)]
+pub struct TypeDef {
+    /// snake_case name.
+    pub name: Sp<String>,
+    /// What it is.
+    pub doc: Option<String>,
+    /// Alias or enum.
+    pub kind: TypeKind,
+}
+
+/// What a `[types]` entry defines.
+#[derive(Clone, Debug)]
+pub enum TypeKind {
+    /// Another name for a primitive (`alias = "u64"`).
+    Alias(Prim),
+    /// A closed set of values (`repr` plus `variants`).
+    Enum {
+        /// The integer type it travels as.
+        repr: Prim,
+        /// Its values, in source order.
+        variants: Vec<Variant>,
+    },
+}
+
+/// One value of an enum type.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// snake_case name.
+    pub name: Sp<String>,
+    /// Value on the wire.
+    pub value: u64,
+    /// What it means.
+    pub doc: Option<String>,
+}
+
+/// The type of a hypercall argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgType {
+    /// A primitive.
+    Prim(Prim),
+    /// A `[types]` entry (its index in [`Spec::types`]).
+    Named(usize),
+}
+
+/// `[[hypercall]]`.
+#[derive(Clone, Debug)]
+pub struct Hypercall {
+    /// snake_case name, unique.
+    pub name: Sp<String>,
+    /// Call number, unique.
+    pub nr: Sp<u64>,
+    /// What it does.
+    pub doc: String,
+    /// May be queued in the async ring.
+    pub lazy: bool,
+    /// Arguments, in register order.
+    pub args: Vec<Arg>,
+    /// What the result register means; `None` when the call returns nothing.
+    pub ret: Option<String>,
+}
+
+/// One hypercall argument.
+#[derive(Clone, Debug)]
+pub struct Arg {
+    /// snake_case name, unique within its hypercall.
+    pub name: Sp<String>,
+    /// Its type.
+    pub ty: ArgType,
+    /// Span of the `type` value.
+    pub ty_span: Range<usize>,
+    /// What it is.
+    pub doc: Option<String>,
+    /// `align = N`: the value must be a multiple of N (a power of two).
+    pub align: Option<u64>,
+    /// `range = [lo, hi]`: inclusive bounds, resolved.
+    pub range: Option<(u64, u64)>,
+}
+
+/// `[ring]`: the async hypercall ring.
+#[derive(Clone, Debug)]
+pub struct Ring {
+    /// What it is.
+    pub doc: Option<String>,
+    /// Number of slots.
+    pub size: u64,
+    /// Arguments per slot (besides the call number).
+    pub args: u64,
+    /// Status meaning "the guest filled this slot".
+    pub ready: u8,
+    /// Status meaning "the host is done with this slot".
+    pub done: u8,
+    /// Span of the table, for diagnostics.
+    pub span: Range<usize>,
+}
+
+/// `[shared]`: the page shared by guest and host.
+#[derive(Clone, Debug)]
+pub struct SharedPage {
+    /// snake_case struct name.
+    pub name: Sp<String>,
+    /// What it is.
+    pub doc: Option<String>,
+    /// Fields, in layout order.
+    pub fields: Vec<Field>,
+}
+
+/// Who writes a shared-page field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// Only the guest.
+    Guest,
+    /// Only the host.
+    Host,
+    /// Both.
+    Both,
+}
+
+impl Writer {
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Writer::Guest => "guest",
+            Writer::Host => "host",
+            Writer::Both => "both",
+        }
+    }
+}
+
+/// The type of a shared-page field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// A primitive (not bool).
+    Prim(Prim),
+    /// `[prim; N]`.
+    Array(Prim, u64),
+    /// The ring's status bytes (`ring.status`).
+    RingStatus,
+    /// The ring's slots (`ring.slots`).
+    RingSlots,
+}
+
+/// One shared-page field.
+#[derive(Clone, Debug)]
+pub struct Field {
+    /// snake_case name, unique.
+    pub name: Sp<String>,
+    /// Its type.
+    pub ty: FieldType,
+    /// Span of the `type` value.
+    pub ty_span: Range<usize>,
+    /// Byte offset (computed, and equal to the spec's `offset` when it gives one).
+    pub offset: u64,
+    /// Who writes it.
+    pub writer: Writer,
+    /// Initial value (every element, for arrays).
+    pub init: u64,
+    /// What it means.
+    pub doc: Option<String>,
+}
+
+/// `[[template]]`: replacement instructions for a call site.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// snake_case name, unique.
+    pub name: Sp<String>,
+    /// What it does.
+    pub doc: Option<String>,
+    /// Encodings, in order of preference.
+    pub forms: Vec<Form>,
+}
+
+/// One encoding of a template.
+#[derive(Clone, Debug)]
+pub struct Form {
+    /// Assembly text, for docs.
+    pub asm: String,
+    /// Bytes, with zeros where relocations go.
+    pub bytes: Vec<u8>,
+    /// Relocations into `bytes`.
+    pub relocs: Vec<Reloc>,
+}
+
+/// How a relocation is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelocKind {
+    /// The field's absolute address as a sign-extended 32-bit value.
+    Abs32,
+    /// The field's absolute address, 64 bits.
+    Abs64,
+    /// The field's address relative to the end of the form (RIP-relative), 32 bits.
+    Rel32,
+}
+
+impl RelocKind {
+    /// Bytes the relocation fills.
+    pub fn width(self) -> usize {
+        match self {
+            RelocKind::Abs32 | RelocKind::Rel32 => 4,
+            RelocKind::Abs64 => 8,
+        }
+    }
+
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelocKind::Abs32 => "abs32",
+            RelocKind::Abs64 => "abs64",
+            RelocKind::Rel32 => "rel32",
+        }
+    }
+}
+
+/// A relocation: a shared-page field's address written into a form.
+#[derive(Clone, Debug)]
+pub struct Reloc {
+    /// Byte offset in the form.
+    pub at: usize,
+    /// How the address is encoded.
+    pub kind: RelocKind,
+    /// The field.
+    pub field: String,
+    /// The field's offset in the shared page.
+    pub field_offset: u64,
+}
+
+/// `[pv_table.NAME]` with its ops.
+#[derive(Clone, Debug)]
+pub struct PvTable {
+    /// snake_case name.
+    pub name: Sp<String>,
+    /// What the table is.
+    pub doc: Option<String>,
+    /// Its ops, in source order.
+    pub ops: Vec<PvOp>,
+}
+
+/// `[[pv_op]]`.
+#[derive(Clone, Debug)]
+pub struct PvOp {
+    /// snake_case name, unique within its table.
+    pub name: Sp<String>,
+    /// What it does.
+    pub doc: String,
+    /// Arguments: name and Rust type.
+    pub args: Vec<(Sp<String>, syn::Type)>,
+    /// Return type.
+    pub ret: Option<syn::Type>,
+    /// Must preserve every register but the return register.
+    pub callee_save: bool,
+    /// An `unsafe fn`.
+    pub is_unsafe: bool,
+    /// The caller's duties, for unsafe ops.
+    pub safety: Option<String>,
+    /// Name of the template that may replace its call sites.
+    pub template: Option<Sp<String>>,
+}
+
+impl Spec {
+    /// The default transport.
+    pub fn default_transport(&self) -> &Transport {
+        &self.transports[0]
+    }
+
+    /// Registers every transport can carry: the argument array length of the generated
+    /// `Transport` trait.
+    pub fn arg_regs(&self) -> usize {
+        self.transports
+            .iter()
+            .map(|t| t.args.len())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The template called `name`.
+    pub fn template(&self, name: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.name.v == name)
+    }
+
+    /// Every pv_op with its table.
+    pub fn pv_ops(&self) -> impl Iterator<Item = (&PvTable, &PvOp)> {
+        self.pv_tables
+            .iter()
+            .flat_map(|t| t.ops.iter().map(move |o| (t, o)))
+    }
+
+    /// The name a type has in Rust, for argument types.
+    pub fn arg_type_name(&self, ty: &ArgType) -> String {
+        match ty {
+            ArgType::Prim(p) => p.name().to_string(),
+            ArgType::Named(i) => crate::names::camel(&self.types[*i].name.v),
+        }
+    }
+
+    /// The primitive an argument travels as.
+    pub fn arg_prim(&self, ty: &ArgType) -> Prim {
+        match ty {
+            ArgType::Prim(p) => *p,
+            ArgType::Named(i) => match &self.types[*i].kind {
+                TypeKind::Alias(p) => *p,
+                TypeKind::Enum { repr, .. } => *repr,
+            },
+        }
+    }
+}
