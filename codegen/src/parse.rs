@@ -463,14 +463,14 @@ impl Parser<'_> {
         // A register does one job: the call number, one argument, or the result (which
         // may share the call number's register, as rax does in KVM's convention).
         if let Some(nr) = nr {
-            let mut seen: Vec<(Reg, &str)> = vec![(nr, "nr")];
+            let mut seen: Vec<(Reg, &str)> = vec![(nr, "the call number `nr`")];
             for (r, span) in args.iter().zip(&arg_spans) {
                 if let Some((_, role)) = seen.iter().find(|(s, _)| s == r) {
                     self.d.push(
                         Diagnostic::new(
                             span.clone(),
                             format!(
-                                "register `{}` is used twice in {} (already `{role}`)",
+                                "register `{}` is used twice in {} (it is already {role})",
                                 r.name(),
                                 o.what
                             ),
@@ -479,7 +479,7 @@ impl Parser<'_> {
                     );
                     ok = false;
                 } else {
-                    seen.push((*r, "an argument"));
+                    seen.push((*r, "another argument"));
                 }
             }
             if let Some(ret) = ret

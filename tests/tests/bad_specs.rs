@@ -1,0 +1,102 @@
+//! The bad-spec corpus: tests/specs/bad/<rule>.toml, each breaking one validation rule,
+//! with the exact diagnostics expected in <rule>.stderr.
+//!
+//! `UPDATE_GOLDEN=1 cargo test -p pv-tests --test bad_specs` rewrites the .stderr files.
+
+use std::path::{Path, PathBuf};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/bad")
+}
+
+/// Every rule the issue names, with a phrase its diagnostic must contain. A rule missing
+/// from the corpus fails the test.
+const RULES: &[(&str, &str)] = &[
+    ("toml_syntax", "TOML syntax"),
+    ("missing_key", "missing required key `doc`"),
+    ("unknown_key", "unknown key `lazzy`"),
+    ("duplicate_name", "duplicate hypercall `halt`"),
+    ("duplicate_number", "share number 10"),
+    ("not_snake_case", "is not snake_case"),
+    ("rust_keyword", "is a Rust keyword"),
+    ("too_many_args", "transport `pio` has 2 argument registers"),
+    ("unknown_type", "unknown type `gap`"),
+    ("constraint_wrong_type", "cannot apply to"),
+    ("align_not_power_of_two", "is not a power of two"),
+    ("range_outside_type", "outside the bounds of u8"),
+    ("lazy_too_many_args", "a ring slot holds 3"),
+    ("register_twice", "used twice"),
+    ("out_without_port", "has no `port`"),
+    ("missing_template", "names template `clii`, which does not exist"),
+    ("template_not_hex", "is not a hex byte"),
+    ("template_unknown_field", "unknown shared-page field `irq_enable`"),
+    ("rust_type_parse", "is not a Rust type"),
+    ("many_errors", "has 4 problems"),
+    ("offset_mismatch", "the C layout rules put it at 8"),
+    ("range_unknown_const", "unknown const `gdt_entrys`"),
+    ("unsafe_without_safety", "has no `safety`"),
+];
+
+#[test]
+fn every_bad_spec_fails_with_its_diagnostics() {
+    let bless = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let mut problems = Vec::new();
+    for (rule, phrase) in RULES {
+        let file = format!("{rule}.toml");
+        let src = std::fs::read_to_string(dir().join(&file))
+            .unwrap_or_else(|e| panic!("the corpus lacks {file}: {e}"));
+        let diags = match codegen::load(&file, &src) {
+            Ok(_) => {
+                problems.push(format!("{file} is accepted, but it breaks the rule"));
+                continue;
+            }
+            Err(d) => d.to_string(),
+        };
+        if !diags.contains(phrase) {
+            problems.push(format!("{file}: expected a diagnostic containing {phrase:?}, got:\n{diags}"));
+        }
+        // Every diagnostic points at a line and column of the spec.
+        if !diags.contains(&format!("--> {file}:")) {
+            problems.push(format!("{file}: diagnostics lack file:line:col:\n{diags}"));
+        }
+        let expected_path = dir().join(format!("{rule}.stderr"));
+        if bless {
+            codegen::write_if_changed(&expected_path, &diags).expect("writes .stderr");
+            continue;
+        }
+        match std::fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == diags => {}
+            Ok(expected) => problems.push(format!(
+                "{rule}.stderr differs.\n--- expected\n{expected}\n--- actual\n{diags}"
+            )),
+            Err(e) => problems.push(format!("{rule}.stderr is missing ({e})")),
+        }
+    }
+    // No stray files: every .toml in the corpus is a listed rule.
+    for e in std::fs::read_dir(dir()).expect("corpus dir") {
+        let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+        let stem = name.trim_end_matches(".toml").trim_end_matches(".stderr");
+        if !RULES.iter().any(|(r, _)| *r == stem) {
+            problems.push(format!("specs/bad/{name} belongs to no rule in RULES"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n\n(UPDATE_GOLDEN=1 rewrites the .stderr files)",
+        problems.join("\n\n")
+    );
+}
+
+#[test]
+fn the_many_errors_spec_reports_each_problem_in_source_order() {
+    let src = std::fs::read_to_string(dir().join("many_errors.toml")).expect("reads");
+    let d = codegen::load("many_errors.toml", &src).expect_err("invalid");
+    let msgs: Vec<&str> = d.list.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert!(msgs[0].contains("`Halt` is not snake_case"), "{msgs:?}");
+    assert!(msgs[1].contains("unknown key `lazzy`"), "{msgs:?}");
+    assert!(msgs[2].contains("missing required key `doc`"), "{msgs:?}");
+    assert!(msgs[3].contains("`align = 3`"), "{msgs:?}");
+    let lines: Vec<usize> = d.list.iter().map(|x| x.line_col(&src).line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
