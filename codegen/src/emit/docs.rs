@@ -13,6 +13,14 @@ fn cell(s: &str) -> String {
         .replace('|', "\\|")
 }
 
+/// An argument type as the spec spells it.
+fn type_name(spec: &Spec, ty: &crate::spec::ArgType) -> String {
+    match ty {
+        crate::spec::ArgType::Prim(p) => p.name().to_string(),
+        crate::spec::ArgType::Named(i) => spec.types[*i].name.v.clone(),
+    }
+}
+
 /// The whole reference, starting with `header` (the generated-file stamp).
 pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
     let mut o = String::new();
@@ -60,7 +68,7 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         let args: Vec<String> = h
             .args
             .iter()
-            .map(|a| format!("`{}: {}`", a.name.v, spec.arg_type_name(&a.ty)))
+            .map(|a| format!("`{}: {}`", a.name.v, type_name(spec, &a.ty)))
             .collect();
         let _ = writeln!(
             o,
@@ -101,7 +109,7 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
                     "| {} | `{}` | `{}` | {} | {} |",
                     i,
                     a.name.v,
-                    spec.arg_type_name(&a.ty),
+                    type_name(spec, &a.ty),
                     if c.is_empty() { "–".into() } else { c },
                     cell(a.doc.as_deref().unwrap_or(""))
                 );

@@ -47,16 +47,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             text.push_str("\n\n# Arguments\n");
             for a in &h.args {
                 let c = super::constraint_text(spec, a);
-                text.push_str(&format!(
-                    "\n* `{}`: {}{}",
-                    a.name.v,
-                    a.doc.as_deref().unwrap_or(""),
-                    if c.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" The host requires: {c}.")
-                    }
-                ));
+                let mut parts: Vec<String> = a.doc.iter().map(|d| d.trim().to_string()).collect();
+                if !c.is_empty() {
+                    parts.push(format!("The host requires: {c}."));
+                }
+                text.push_str(&format!("\n* `{}`: {}", a.name.v, parts.join(" ")));
             }
         }
         if let Some(r) = &h.ret {

@@ -53,11 +53,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             .enumerate()
             .map(|(i, a)| arg_check(spec, a, i));
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
-        let call = quote! { host.#name(#(#locals),*).map_err(DispatchError::Host)? };
+        let call = quote! { host.#name(#(#locals),*).map_err(DispatchError::Host) };
         if h.ret.is_some() {
-            quote! { super::numbers::Hypercall::#v => { #(#checks)* Ok(#call) } }
+            quote! { super::numbers::Hypercall::#v => { #(#checks)* #call } }
         } else {
-            quote! { super::numbers::Hypercall::#v => { #(#checks)* #call; Ok(0) } }
+            quote! { super::numbers::Hypercall::#v => { #(#checks)* #call?; Ok(0) } }
         }
     });
     let host_doc = format!(

@@ -24,7 +24,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         let site_lit = usize_lit(site as u64);
         let forms = t.forms.iter().map(|f| {
             let asm = &f.asm;
-            let bytes = f.bytes.iter().map(|b| proc_macro2::Literal::u8_unsuffixed(*b));
+            let bytes = f.bytes.iter().map(|b| -> proc_macro2::TokenStream {
+                format!("{b:#04x}").parse().expect("a hex byte is a valid literal")
+            });
             let relocs = f.relocs.iter().map(|r| {
                 let at = usize_lit(r.at as u64);
                 let kind = format_ident!("{}", camel(r.kind.name()));

@@ -231,12 +231,12 @@ pub fn dispatch<H: KvmHost + ?Sized>(
     };
     match call {
         super::numbers::Hypercall::VapicPollIrq => {
-            Ok(host.vapic_poll_irq().map_err(DispatchError::Host)?)
+            host.vapic_poll_irq().map_err(DispatchError::Host)
         }
         super::numbers::Hypercall::KickCpu => {
             let arg0 = check_range(call, 0, args[0], 0u64, 0u64)?;
             let arg1 = check_range(call, 1, args[1], 0u64, 4294967295u64)?;
-            Ok(host.kick_cpu(arg0, arg1).map_err(DispatchError::Host)?)
+            host.kick_cpu(arg0, arg1).map_err(DispatchError::Host)
         }
         super::numbers::Hypercall::ClockPairing => {
             let arg0 = check_align(call, 0, args[0], 8u64)?;
@@ -256,24 +256,24 @@ pub fn dispatch<H: KvmHost + ?Sized>(
                     );
                 }
             };
-            Ok(host.clock_pairing(arg0, arg1).map_err(DispatchError::Host)?)
+            host.clock_pairing(arg0, arg1).map_err(DispatchError::Host)
         }
         super::numbers::Hypercall::SendIpi => {
             let arg0 = args[0];
             let arg1 = args[1];
             let arg2 = check_range(call, 2, args[2], 0u64, 4294967295u64)?;
             let arg3 = args[3];
-            Ok(host.send_ipi(arg0, arg1, arg2, arg3).map_err(DispatchError::Host)?)
+            host.send_ipi(arg0, arg1, arg2, arg3).map_err(DispatchError::Host)
         }
         super::numbers::Hypercall::SchedYield => {
             let arg0 = check_range(call, 0, args[0], 0u64, 4294967295u64)?;
-            Ok(host.sched_yield(arg0).map_err(DispatchError::Host)?)
+            host.sched_yield(arg0).map_err(DispatchError::Host)
         }
         super::numbers::Hypercall::MapGpaRange => {
             let arg0 = check_align(call, 0, args[0], 4096u64)?;
             let arg1 = check_range(call, 1, args[1], 1u64, 4503599627370495u64)?;
             let arg2 = check_range(call, 2, args[2], 0u64, 19u64)?;
-            Ok(host.map_gpa_range(arg0, arg1, arg2).map_err(DispatchError::Host)?)
+            host.map_gpa_range(arg0, arg1, arg2).map_err(DispatchError::Host)
         }
     }
 }

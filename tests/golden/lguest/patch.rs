@@ -123,7 +123,7 @@ pub const CLI: Template = Template {
     forms: &[
         Form {
             asm: "mov dword ptr [rip + irq_enabled], 0",
-            bytes: &[199, 5, 0, 0, 0, 0, 0, 0, 0, 0],
+            bytes: &[0xc7, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 2,
@@ -135,7 +135,7 @@ pub const CLI: Template = Template {
         },
         Form {
             asm: "mov dword ptr [irq_enabled], 0",
-            bytes: &[199, 4, 37, 0, 0, 0, 0, 0, 0, 0, 0],
+            bytes: &[0xc7, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 3,
@@ -163,7 +163,7 @@ pub const STI: Template = Template {
     forms: &[
         Form {
             asm: "mov dword ptr [rip + irq_enabled], 0x200",
-            bytes: &[199, 5, 0, 0, 0, 0, 0, 2, 0, 0],
+            bytes: &[0xc7, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 2,
@@ -175,7 +175,7 @@ pub const STI: Template = Template {
         },
         Form {
             asm: "mov dword ptr [irq_enabled], 0x200",
-            bytes: &[199, 4, 37, 0, 0, 0, 0, 0, 2, 0, 0],
+            bytes: &[0xc7, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 3,
@@ -203,7 +203,7 @@ pub const POPF: Template = Template {
     forms: &[
         Form {
             asm: "mov dword ptr [rip + irq_enabled], edi",
-            bytes: &[137, 61, 0, 0, 0, 0],
+            bytes: &[0x89, 0x3d, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 2,
@@ -215,7 +215,7 @@ pub const POPF: Template = Template {
         },
         Form {
             asm: "mov dword ptr [irq_enabled], edi",
-            bytes: &[137, 60, 37, 0, 0, 0, 0],
+            bytes: &[0x89, 0x3c, 0x25, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 3,
@@ -244,7 +244,7 @@ pub const PUSHF: Template = Template {
     forms: &[
         Form {
             asm: "mov eax, dword ptr [rip + irq_enabled]",
-            bytes: &[139, 5, 0, 0, 0, 0],
+            bytes: &[0x8b, 0x05, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 2,
@@ -256,7 +256,7 @@ pub const PUSHF: Template = Template {
         },
         Form {
             asm: "mov eax, dword ptr [irq_enabled]",
-            bytes: &[139, 4, 37, 0, 0, 0, 0],
+            bytes: &[0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00],
             relocs: &[
                 Reloc {
                     at: 3,
