@@ -1,10 +1,13 @@
-//! Generates code for the specs the tests drive: the lguest ABI and the KVM one.
+//! Generates code for the specs the tests drive: the lguest and KVM ABIs, and the
+//! fixtures that stress the generator (rbx transports, hygiene, a minimal spec).
 
 fn main() {
     for spec in [
         "../spec/lguest.toml",
         "../spec/kvm.toml",
         "specs/fixtures/rbx_probe.toml",
+        "specs/fixtures/hygiene.toml",
+        "specs/fixtures/minimal.toml",
     ] {
         if let Err(e) = codegen::Config::new().compile(spec) {
             eprintln!("{e}");

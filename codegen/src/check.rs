@@ -48,6 +48,7 @@ pub const PAGE: u64 = 4096;
 /// Checks `spec`, recording problems in `d`.
 pub fn check(spec: &mut Spec, d: &mut Diagnostics) {
     names_unique(spec, d);
+    reserved(spec, d);
     hypercalls(spec, d);
     shared(spec, d);
     templates(spec, d);
@@ -79,6 +80,51 @@ fn dup<'a>(
         );
     } else {
         seen.insert(key, name);
+    }
+}
+
+/// Rejects spec names whose Rust form would collide with an item the generator names.
+fn reserved(spec: &Spec, d: &mut Diagnostics) {
+    let abi = camel(&spec.abi.name.v);
+    let mut hit = |name: &Sp<String>, rust: String, what: &str, taken: &[String]| {
+        if taken.contains(&rust) {
+            d.push(
+                Diagnostic::new(
+                    name.span.clone(),
+                    format!(
+                        "{what} `{}` would generate `{rust}`, which the generator already uses",
+                        name.v
+                    ),
+                )
+                .help(format!("rename the {what}")),
+            );
+        }
+    };
+    let transports = [
+        "Transport".to_string(),
+        "DefaultTransport".into(),
+        format!("{abi}Hypercalls"),
+    ];
+    for t in &spec.transports {
+        hit(&t.name, camel(&t.name.v), "transport", &transports);
+    }
+    let tables = ["PvOps".to_string(), "PvOpId".into()];
+    for t in &spec.pv_tables {
+        hit(
+            &t.name,
+            format!("{}Ops", camel(&t.name.v)),
+            "pv_table",
+            &tables,
+        );
+    }
+    let templates = ["TEMPLATES".to_string(), "MAX_TEMPLATE_LEN".into()];
+    for t in &spec.templates {
+        hit(
+            &t.name,
+            crate::names::upper(&t.name.v),
+            "template",
+            &templates,
+        );
     }
 }
 

@@ -32,15 +32,26 @@ fn item(module: &str, name: &str) -> String {
             syn::Item::Type(t) => t.ident.to_string(),
             syn::Item::Impl(i) => {
                 let ty = &i.self_ty;
-                let tr = i.trait_.as_ref().map(|(_, p, _)| quote::quote!(#p).to_string());
-                format!("impl {}{}", tr.map_or(String::new(), |t| format!("{t} for ")), quote::quote!(#ty))
+                let tr = i
+                    .trait_
+                    .as_ref()
+                    .map(|(_, p, _)| quote::quote!(#p).to_string());
+                format!(
+                    "impl {}{}",
+                    tr.map_or(String::new(), |t| format!("{t} for ")),
+                    quote::quote!(#ty)
+                )
             }
             _ => String::new(),
         };
         id == name
     });
     let item = found.unwrap_or_else(|| panic!("no item `{name}` in {module}.rs:\n{text}"));
-    prettyplease::unparse(&syn::File { shebang: None, attrs: vec![], items: vec![item] })
+    prettyplease::unparse(&syn::File {
+        shebang: None,
+        attrs: vec![],
+        items: vec![item],
+    })
 }
 
 #[track_caller]
@@ -62,7 +73,10 @@ pub const POKE: u64 = 3u64;
 #[test]
 fn numbers_tryfrom_u64_for_hypercall() {
     assert_text(
-        &item("numbers", "impl :: core :: convert :: TryFrom < u64 > for Hypercall"),
+        &item(
+            "numbers",
+            "impl :: core :: convert :: TryFrom < u64 > for Hypercall",
+        ),
         r###"
 impl ::core::convert::TryFrom<u64> for Hypercall {
     type Error = UnknownHypercall;
@@ -134,7 +148,11 @@ pub trait TinyHypercalls: Transport {
     /// Returns the old value.
     #[inline]
     fn poke(&self, port: u16, mode: super::types::Mode) -> u64 {
-        self.hypercall(super::numbers::POKE, [u64::from(port), u64::from(mode.raw())])
+        Transport::hypercall(
+            self,
+            super::numbers::POKE,
+            [u64::from(port), u64::from(mode.raw())],
+        )
     }
 }
 "###,
@@ -389,13 +407,34 @@ pub trait TinyHost {
 #[test]
 fn docs_list_every_hypercall_with_its_constraints() {
     let md = file("tiny.md");
-    assert!(md.starts_with("<!-- stamp -->\n\n# The `tiny` ABI, version 3\n"), "{md}");
-    assert!(md.contains("| 3 | [`POKE`](#poke) | `port: u16`, `mode: mode` | yes | the old value. |"), "{md}");
-    assert!(md.contains("| 0 | `port` | `u16` | 0 ≤ value ≤ 15 | Which port. |"), "{md}");
-    assert!(md.contains("| 1 | `mode` | `mode` | one of off=0, on=1 |  |"), "{md}");
-    assert!(md.contains("| 0 | 4 | `flags` | `u32` | both | 0x200 |  |"), "{md}");
-    assert!(md.contains("4 slots of 24 bytes: the call number, then 2 arguments"), "{md}");
-    assert!(md.contains("| `clear` | `fn()` | yes | `clr` | Clear. |"), "{md}");
+    assert!(
+        md.starts_with("<!-- stamp -->\n\n# The `tiny` ABI, version 3\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 3 | [`POKE`](#poke) | `port: u16`, `mode: mode` | yes | the old value. |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 0 | `port` | `u16` | 0 ≤ value ≤ 15 | Which port. |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 1 | `mode` | `mode` | one of off=0, on=1 |  |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 0 | 4 | `flags` | `u32` | both | 0x200 |  |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("4 slots of 24 bytes: the call number, then 2 arguments"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `clear` | `fn()` | yes | `clr` | Clear. |"),
+        "{md}"
+    );
     assert!(md.contains("| `mov dword ptr [rip + flags], 0` | `c7 05 00 00 00 00 00 00 00 00` | rel32 `flags` (offset 0) at byte 2 |"), "{md}");
 }
 
@@ -404,7 +443,18 @@ fn modules_follow_the_spec_sections() {
     let names: Vec<String> = generated().files.into_iter().map(|f| f.path).collect();
     assert_eq!(
         names,
-        ["numbers.rs", "types.rs", "guest.rs", "lazy.rs", "shared.rs", "pv_ops.rs", "patch.rs", "host.rs", "mod.rs", "tiny.md"]
+        [
+            "numbers.rs",
+            "types.rs",
+            "guest.rs",
+            "lazy.rs",
+            "shared.rs",
+            "pv_ops.rs",
+            "patch.rs",
+            "host.rs",
+            "mod.rs",
+            "tiny.md"
+        ]
     );
     // A spec with only [abi], a transport and hypercalls gets no lazy, shared, pv_ops or
     // patch module.
@@ -412,5 +462,15 @@ fn modules_follow_the_spec_sections() {
     let spec = codegen::load("min.toml", src).unwrap_or_else(|d| panic!("{d}"));
     let g = codegen::generate(&spec, "stamp").expect("generates");
     let names: Vec<String> = g.files.into_iter().map(|f| f.path).collect();
-    assert_eq!(names, ["numbers.rs", "types.rs", "guest.rs", "host.rs", "mod.rs", "min.md"]);
+    assert_eq!(
+        names,
+        [
+            "numbers.rs",
+            "types.rs",
+            "guest.rs",
+            "host.rs",
+            "mod.rs",
+            "min.md"
+        ]
+    );
 }

@@ -18,6 +18,16 @@ pub mod rbx_probe {
     include!(concat!(env!("OUT_DIR"), "/rbx_probe.rs"));
 }
 
+/// `tests/specs/fixtures/hygiene.toml`: spec names that look like the generator's own.
+pub mod hygiene {
+    include!(concat!(env!("OUT_DIR"), "/hygiene.rs"));
+}
+
+/// `tests/specs/fixtures/minimal.toml`: `[abi]`, one transport, one hypercall.
+pub mod minimal {
+    include!(concat!(env!("OUT_DIR"), "/minimal.rs"));
+}
+
 /// The committed golden files of `spec/lguest.toml`, compiled as `pvgen generate` lays
 /// them out (`mod.rs` plus a file per module), so a golden file that does not build
 /// fails here.

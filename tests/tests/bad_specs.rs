@@ -27,9 +27,15 @@ const RULES: &[(&str, &str)] = &[
     ("lazy_too_many_args", "a ring slot holds 3"),
     ("register_twice", "used twice"),
     ("out_without_port", "has no `port`"),
-    ("missing_template", "names template `clii`, which does not exist"),
+    (
+        "missing_template",
+        "names template `clii`, which does not exist",
+    ),
     ("template_not_hex", "is not a hex byte"),
-    ("template_unknown_field", "unknown shared-page field `irq_enable`"),
+    (
+        "template_unknown_field",
+        "unknown shared-page field `irq_enable`",
+    ),
     ("rust_type_parse", "is not a Rust type"),
     ("many_errors", "has 4 problems"),
     ("offset_mismatch", "the C layout rules put it at 8"),
@@ -53,7 +59,9 @@ fn every_bad_spec_fails_with_its_diagnostics() {
             Err(d) => d.to_string(),
         };
         if !diags.contains(phrase) {
-            problems.push(format!("{file}: expected a diagnostic containing {phrase:?}, got:\n{diags}"));
+            problems.push(format!(
+                "{file}: expected a diagnostic containing {phrase:?}, got:\n{diags}"
+            ));
         }
         // Every diagnostic points at a line and column of the spec.
         if !diags.contains(&format!("--> {file}:")) {

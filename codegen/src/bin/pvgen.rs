@@ -34,6 +34,9 @@ enum Cmd {
 fn parse_args(args: &[String]) -> Result<Cmd, String> {
     let mut it = args.iter();
     let cmd = it.next().ok_or("missing command")?;
+    if matches!(cmd.as_str(), "-h" | "--help" | "help") {
+        return Err(String::new());
+    }
     let mut spec = None;
     let mut out = None;
     let mut check = false;
@@ -86,7 +89,6 @@ fn parse_args(args: &[String]) -> Result<Cmd, String> {
                 out: need_out(out)?,
             })
         }
-        "-h" | "--help" | "help" => Err(String::new()),
         other => Err(format!("unknown command `{other}`")),
     }
 }

@@ -58,16 +58,19 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             text.push_str(&format!("\n\nReturns {r}"));
         }
         let d = doc(&text);
-        let call = quote! { self.hypercall(super::numbers::#nr, [#(#regs),*]) };
+        let many = super::many_args(h.args.len());
+        let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
         match &h.ret {
             Some(_) => quote! {
                 #d
                 #[inline]
+                #many
                 fn #name(&self, #(#params),*) -> u64 { #call }
             },
             None => quote! {
                 #d
                 #[inline]
+                #many
                 fn #name(&self, #(#params),*) { #call; }
             },
         }

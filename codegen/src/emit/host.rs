@@ -33,6 +33,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             ));
         }
         let d = doc(&text);
+        let many = super::many_args(h.args.len());
         let ret = if h.ret.is_some() {
             quote! { u64 }
         } else {
@@ -40,6 +41,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         };
         quote! {
             #d
+            #many
             fn #name(&mut self, #(#params),*) -> ::core::result::Result<#ret, Self::Error>;
         }
     });
@@ -65,6 +67,12 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         spec.abi.name.v
     );
     let host_doc_attrs = doc(&host_doc);
+    // With no hypercall taking arguments, `args` is only there for the ABI's shape.
+    let unused_args = spec
+        .hypercalls
+        .iter()
+        .all(|h| h.args.is_empty())
+        .then(|| quote! { let _ = args; });
     let ring_items = spec.ring.as_ref().map(|_| {
         let ring_args = spec.ring.as_ref().map_or(0, |r| r.args as usize);
         let widen = (0..spec.arg_regs()).map(|i| {
@@ -222,6 +230,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             nr: u64,
             args: [u64; super::numbers::ARG_REGS],
         ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            #unused_args
             let call = match super::numbers::Hypercall::try_from(nr) {
                 Ok(call) => call,
                 Err(_) => return Err(DispatchError::UnknownHypercall { nr }),

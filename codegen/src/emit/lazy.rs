@@ -69,14 +69,16 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         while vals.len() < ring_args {
             vals.push(quote! { 0 });
         }
+        let many = super::many_args(h.args.len());
         let d = doc(&format!(
             "Queue `{}` (number {}) while in lazy mode, otherwise call it directly: see [`super::guest::{calls_trait}::{}`].",
             h.name.v, h.nr.v, h.name.v
         ));
         (
-            quote! { #d fn #name(&self, #(#params),*) -> Sent; },
+            quote! { #d #many fn #name(&self, #(#params),*) -> Sent; },
             quote! {
                 #[inline]
+                #many
                 fn #name(&self, #(#params),*) -> Sent {
                     Batch::call(self, super::numbers::#nr, [#(#vals),*])
                 }

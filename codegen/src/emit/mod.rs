@@ -146,6 +146,16 @@ pub(crate) fn strip_comments(ts: TokenStream) -> TokenStream {
 
 pub(crate) const COMMENT_MARKER: &str = "__pvgen_comment";
 
+/// `#[allow(clippy::too_many_arguments)]` for a method taking `n` parameters besides
+/// `self` where clippy's limit (7, counting `self`) would object: the ABI fixes them.
+pub(crate) fn many_args(n: usize) -> TokenStream {
+    if n + 1 > 7 {
+        quote! { #[allow(clippy::too_many_arguments)] }
+    } else {
+        TokenStream::new()
+    }
+}
+
 pub(crate) fn u64_lit(v: u64) -> Literal {
     Literal::u64_suffixed(v)
 }

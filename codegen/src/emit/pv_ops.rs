@@ -51,7 +51,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             let ret = op.ret.as_ref().map(|r| quote! { -> #r });
             let uns = op.is_unsafe.then(|| quote! { unsafe });
             let d = doc(&op_doc(op, &t.name.v));
-            quote! { #d #uns fn #name(#(#params),*) #ret; }
+            let many = super::many_args(op.args.len().saturating_sub(1));
+            quote! { #d #many #uns fn #name(#(#params),*) #ret; }
         });
         let fields = t.ops.iter().map(|op| {
             let name = format_ident!("{}", op.name.v);

@@ -112,7 +112,7 @@ pub trait KvmHypercalls: Transport {
     /// Returns 0.
     #[inline]
     fn vapic_poll_irq(&self) -> u64 {
-        self.hypercall(super::numbers::VAPIC_POLL_IRQ, [0, 0, 0, 0])
+        Transport::hypercall(self, super::numbers::VAPIC_POLL_IRQ, [0, 0, 0, 0])
     }
 
     /// Wake a vCPU halted in a paravirtual spinlock wait (KVM_HC_KICK_CPU).
@@ -128,7 +128,7 @@ pub trait KvmHypercalls: Transport {
     /// Returns 0, or a negative KVM errno.
     #[inline]
     fn kick_cpu(&self, flags: u64, apicid: super::types::ApicId) -> u64 {
-        self.hypercall(super::numbers::KICK_CPU, [flags, apicid, 0, 0])
+        Transport::hypercall(self, super::numbers::KICK_CPU, [flags, apicid, 0, 0])
     }
 
     /// Have the host write a (host clock, guest TSC) pair to guest memory
@@ -149,7 +149,11 @@ pub trait KvmHypercalls: Transport {
         paddr: super::types::Gpa,
         clock_type: super::types::ClockType,
     ) -> u64 {
-        self.hypercall(super::numbers::CLOCK_PAIRING, [paddr, clock_type.raw(), 0, 0])
+        Transport::hypercall(
+            self,
+            super::numbers::CLOCK_PAIRING,
+            [paddr, clock_type.raw(), 0, 0],
+        )
     }
 
     /// Send an IPI to up to 128 vCPUs at once (KVM_HC_SEND_IPI).
@@ -173,7 +177,11 @@ pub trait KvmHypercalls: Transport {
         min: super::types::ApicId,
         icr: u64,
     ) -> u64 {
-        self.hypercall(super::numbers::SEND_IPI, [bitmap_low, bitmap_high, min, icr])
+        Transport::hypercall(
+            self,
+            super::numbers::SEND_IPI,
+            [bitmap_low, bitmap_high, min, icr],
+        )
     }
 
     /// Yield to the vCPU holding a lock this one waits for (KVM_HC_SCHED_YIELD).
@@ -188,7 +196,7 @@ pub trait KvmHypercalls: Transport {
     /// Returns 0, or a negative KVM errno.
     #[inline]
     fn sched_yield(&self, dest_apicid: super::types::ApicId) -> u64 {
-        self.hypercall(super::numbers::SCHED_YIELD, [dest_apicid, 0, 0, 0])
+        Transport::hypercall(self, super::numbers::SCHED_YIELD, [dest_apicid, 0, 0, 0])
     }
 
     /// Change the encryption attribute of guest pages (KVM_HC_MAP_GPA_RANGE).
@@ -205,7 +213,11 @@ pub trait KvmHypercalls: Transport {
     /// Returns 0, or a negative KVM errno; KVM forwards it to user space.
     #[inline]
     fn map_gpa_range(&self, gpa: super::types::Gpa, npages: u64, attrs: u64) -> u64 {
-        self.hypercall(super::numbers::MAP_GPA_RANGE, [gpa, npages, attrs, 0])
+        Transport::hypercall(
+            self,
+            super::numbers::MAP_GPA_RANGE,
+            [gpa, npages, attrs, 0],
+        )
     }
 }
 

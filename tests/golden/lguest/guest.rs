@@ -112,7 +112,7 @@ pub trait LguestHypercalls: Transport {
     /// Hypercall `flush_async` (number 0).
     #[inline]
     fn flush_async(&self) {
-        self.hypercall(super::numbers::FLUSH_ASYNC, [0, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::FLUSH_ASYNC, [0, 0, 0, 0]);
     }
 
     /// The first hypercall: tell the host where the shared page is. The host checks the page,
@@ -127,7 +127,7 @@ pub trait LguestHypercalls: Transport {
     /// * `data`: Guest-physical address of the shared page. The host requires: multiple of 8.
     #[inline]
     fn lguest_init(&self, data: super::types::Gpa) {
-        self.hypercall(super::numbers::LGUEST_INIT, [data, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::LGUEST_INIT, [data, 0, 0, 0]);
     }
 
     /// Stop the guest. The host reads the NUL-terminated reason (at most `SHUTDOWN_REASON_MAX`
@@ -142,7 +142,7 @@ pub trait LguestHypercalls: Transport {
     /// * `kind`: Power off or restart. The host requires: one of poweroff=1, restart=2.
     #[inline]
     fn shutdown(&self, reason: super::types::Gpa, kind: super::types::ShutdownKind) {
-        self.hypercall(super::numbers::SHUTDOWN, [reason, kind.raw(), 0, 0]);
+        Transport::hypercall(self, super::numbers::SHUTDOWN, [reason, kind.raw(), 0, 0]);
     }
 
     /// Switch to another top-level page table (a cr3 write).
@@ -155,7 +155,7 @@ pub trait LguestHypercalls: Transport {
     ///   multiple of 4096.
     #[inline]
     fn new_pgtable(&self, pgdir: super::types::Gpa) {
-        self.hypercall(super::numbers::NEW_PGTABLE, [pgdir, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::NEW_PGTABLE, [pgdir, 0, 0, 0]);
     }
 
     /// Throw away shadow mappings after the guest changed many page-table entries.
@@ -168,7 +168,7 @@ pub trait LguestHypercalls: Transport {
     ///   one of user=0, all=1.
     #[inline]
     fn flush_tlb(&self, scope: super::types::FlushScope) {
-        self.hypercall(super::numbers::FLUSH_TLB, [scope.raw(), 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::FLUSH_TLB, [scope.raw(), 0, 0, 0]);
     }
 
     /// Install one interrupt-descriptor-table entry. The host ignores vectors 2, 8, 15 and
@@ -184,7 +184,7 @@ pub trait LguestHypercalls: Transport {
     /// * `hi`: High 64 bits of the gate descriptor.
     #[inline]
     fn load_idt_entry(&self, vector: u64, lo: u64, hi: u64) {
-        self.hypercall(super::numbers::LOAD_IDT_ENTRY, [vector, lo, hi, 0]);
+        Transport::hypercall(self, super::numbers::LOAD_IDT_ENTRY, [vector, lo, hi, 0]);
     }
 
     /// Tell the host which stack to switch to when a trap or interrupt enters the guest kernel.
@@ -201,7 +201,7 @@ pub trait LguestHypercalls: Transport {
     ///   value ≤ 2.
     #[inline]
     fn set_stack(&self, ss: u64, sp: super::types::Gva, pages: u64) {
-        self.hypercall(super::numbers::SET_STACK, [ss, sp, pages, 0]);
+        Transport::hypercall(self, super::numbers::SET_STACK, [ss, sp, pages, 0]);
     }
 
     /// Set or clear the task-switched bit of the guest's virtual cr0.
@@ -213,7 +213,7 @@ pub trait LguestHypercalls: Transport {
     /// * `state`: The new TS bit. The host requires: one of clear=0, set=8.
     #[inline]
     fn ts(&self, state: super::types::TsState) {
-        self.hypercall(super::numbers::TS, [state.raw(), 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::TS, [state.raw(), 0, 0, 0]);
     }
 
     /// Arm the one-shot timer: interrupt line 0 fires `delta` ns from now; 0 stops the timer.
@@ -225,7 +225,7 @@ pub trait LguestHypercalls: Transport {
     /// * `delta`: Nanoseconds from now, or 0 to stop the timer.
     #[inline]
     fn set_clockevent(&self, delta: u64) {
-        self.hypercall(super::numbers::SET_CLOCKEVENT, [delta, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::SET_CLOCKEVENT, [delta, 0, 0, 0]);
     }
 
     /// Sleep until an interrupt is due; the host returns to the guest with interrupts enabled.
@@ -233,7 +233,7 @@ pub trait LguestHypercalls: Transport {
     /// Hypercall `halt` (number 10).
     #[inline]
     fn halt(&self) {
-        self.hypercall(super::numbers::HALT, [0, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::HALT, [0, 0, 0, 0]);
     }
 
     /// Tell the host that a page-table entry changed.
@@ -248,7 +248,7 @@ pub trait LguestHypercalls: Transport {
     /// * `pte`: The new entry.
     #[inline]
     fn set_pte(&self, pgdir: super::types::Gpa, vaddr: super::types::Gva, pte: u64) {
-        self.hypercall(super::numbers::SET_PTE, [pgdir, vaddr, pte, 0]);
+        Transport::hypercall(self, super::numbers::SET_PTE, [pgdir, vaddr, pte, 0]);
     }
 
     /// Tell the host that an upper-level (non-leaf) page-table entry changed: it drops its
@@ -263,7 +263,7 @@ pub trait LguestHypercalls: Transport {
     /// * `index`: Index of the entry in that table. The host requires: 0 ≤ value ≤ 511.
     #[inline]
     fn set_pmd(&self, table: super::types::Gpa, index: u64) {
-        self.hypercall(super::numbers::SET_PMD, [table, index, 0, 0]);
+        Transport::hypercall(self, super::numbers::SET_PMD, [table, index, 0, 0]);
     }
 
     /// Load the thread-local-storage GDT entries from guest memory.
@@ -277,7 +277,7 @@ pub trait LguestHypercalls: Transport {
     /// * `cpu`: The CPU (the host ignores it: lguest guests are uniprocessor).
     #[inline]
     fn load_tls(&self, tls: super::types::Gpa, cpu: u64) {
-        self.hypercall(super::numbers::LOAD_TLS, [tls, cpu, 0, 0]);
+        Transport::hypercall(self, super::numbers::LOAD_TLS, [tls, cpu, 0, 0]);
     }
 
     /// Tell the host something: a device's guest-physical address, or an early-console string.
@@ -290,7 +290,7 @@ pub trait LguestHypercalls: Transport {
     /// * `addr`: The address being notified (a NUL-terminated string for the early console).
     #[inline]
     fn notify(&self, addr: super::types::Gpa) {
-        self.hypercall(super::numbers::NOTIFY, [addr, 0, 0, 0]);
+        Transport::hypercall(self, super::numbers::NOTIFY, [addr, 0, 0, 0]);
     }
 
     /// Install one global-descriptor-table entry; the host fixes up its privilege level.
@@ -304,7 +304,7 @@ pub trait LguestHypercalls: Transport {
     /// * `hi`: High 32 bits of the descriptor. The host requires: 0 ≤ value ≤ 4294967295.
     #[inline]
     fn load_gdt_entry(&self, index: u64, lo: u64, hi: u64) {
-        self.hypercall(super::numbers::LOAD_GDT_ENTRY, [index, lo, hi, 0]);
+        Transport::hypercall(self, super::numbers::LOAD_GDT_ENTRY, [index, lo, hi, 0]);
     }
 }
 
