@@ -1,0 +1,135 @@
+//! Properties of the generated lguest code over arbitrary input: dispatch never panics and
+//! blames the right argument; patch() never writes outside the bytes it reports, and the
+//! relocation it writes points at the field.
+
+use proptest::prelude::*;
+
+use pv_tests::lguest::host::{DispatchError, LguestHost, dispatch};
+use pv_tests::lguest::numbers::{ARG_REGS, Hypercall};
+use pv_tests::lguest::patch::{RelocKind, TEMPLATES};
+use pv_tests::lguest::types::{FlushScope, ShutdownKind, TsState};
+
+/// Counts handler runs; accepts everything.
+#[derive(Default)]
+struct Count(usize);
+
+macro_rules! ok {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
+        impl LguestHost for Count {
+            type Error = ();
+            $(fn $name(&mut self, $($arg: $ty),*) -> Result<(), ()> {
+                $(let _ = $arg;)*
+                self.0 += 1;
+                Ok(())
+            })*
+        }
+    };
+}
+
+ok! {
+    flush_async();
+    lguest_init(data: u64);
+    shutdown(reason: u64, kind: ShutdownKind);
+    new_pgtable(pgdir: u64);
+    flush_tlb(scope: FlushScope);
+    load_idt_entry(vector: u64, lo: u64, hi: u64);
+    set_stack(ss: u64, sp: u64, pages: u64);
+    ts(state: TsState);
+    set_clockevent(delta: u64);
+    halt();
+    set_pte(pgdir: u64, vaddr: u64, pte: u64);
+    set_pmd(table: u64, index: u64);
+    load_tls(tls: u64, cpu: u64);
+    notify(addr: u64);
+    load_gdt_entry(index: u64, lo: u64, hi: u64);
+}
+
+fn interesting_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0u64..4,
+        Just(8u64),
+        Just(0x1000),
+        Just(0xffff),
+        Just(0xffff_ffff),
+        Just(0x1_0000_0000),
+        Just(u64::MAX),
+        any::<u64>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn dispatch_never_panics_and_blames_the_right_argument(
+        nr in prop_oneof![0u64..24, any::<u64>()],
+        args in proptest::array::uniform4(interesting_u64()),
+    ) {
+        let args: [u64; ARG_REGS] = args;
+        let mut h = Count::default();
+        match dispatch(&mut h, nr, args) {
+            Ok(v) => {
+                prop_assert_eq!(v, 0);
+                prop_assert_eq!(h.0, 1);
+                prop_assert!(Hypercall::try_from(nr).is_ok());
+            }
+            Err(DispatchError::UnknownHypercall { nr: n }) => {
+                prop_assert_eq!(n, nr);
+                prop_assert!(Hypercall::try_from(nr).is_err());
+                prop_assert_eq!(h.0, 0);
+            }
+            Err(DispatchError::BadArgument(b)) => {
+                prop_assert_eq!(b.call.nr(), nr);
+                prop_assert!(b.index < b.call.arg_count());
+                prop_assert_eq!(b.arg, b.call.arg_names()[b.index]);
+                prop_assert_eq!(b.value, args[b.index]);
+                prop_assert_eq!(h.0, 0, "the handler never runs on a bad argument");
+                // The message names the call, the argument and the value.
+                let msg = b.to_string();
+                let needle = format!("argument `{}` = {:#x}", b.arg, b.value);
+                prop_assert!(msg.contains(b.call.name()) && msg.contains(&needle), "{}", msg);
+            }
+            Err(DispatchError::Host(())) => prop_assert!(false, "Count accepts everything"),
+        }
+    }
+
+    #[test]
+    fn patch_writes_only_what_it_reports_and_relocates_to_the_field(
+        t in 0..TEMPLATES.len(),
+        len in 0usize..16,
+        site_addr in prop_oneof![0u64..0x10_0000, 0xffff_ffff_8000_0000u64..0xffff_ffff_8010_0000, any::<u64>()],
+        page in prop_oneof![0u64..0x10_0000, 0xffff_ffff_8000_0000u64..0xffff_ffff_8010_0000, any::<u64>()],
+    ) {
+        let tpl = TEMPLATES[t];
+        let mut site = vec![0xccu8; len];
+        match tpl.apply(&mut site, site_addr, page) {
+            None => prop_assert!(site.iter().all(|b| *b == 0xcc), "a site that is not patched is untouched"),
+            Some(n) => {
+                prop_assert!(n <= len);
+                prop_assert!(site[n..].iter().all(|b| *b == 0xcc), "nothing past the reported length");
+                let form = tpl.forms.iter().find(|f| f.bytes.len() == n).expect("a form of that length");
+                for r in form.relocs {
+                    let got = i32::from_le_bytes(site[r.at..r.at + 4].try_into().unwrap());
+                    let field = page.wrapping_add(r.field_offset);
+                    let want = match r.kind {
+                        RelocKind::Rel32 => field.wrapping_sub(site_addr.wrapping_add(n as u64)),
+                        RelocKind::Abs32 => field,
+                        RelocKind::Abs64 => unreachable!("the lguest templates use 32-bit forms"),
+                    };
+                    prop_assert_eq!(i64::from(got) as u64, want);
+                }
+                // The non-relocated bytes are the form's.
+                for (i, b) in form.bytes.iter().enumerate() {
+                    if !form.relocs.iter().any(|r| (r.at..r.at + 4).contains(&i)) {
+                        prop_assert_eq!(site[i], *b);
+                    }
+                }
+            }
+        }
+        // A site as long as the template's site_len is always patched when the field is
+        // near the site.
+        if len >= tpl.site_len && page.abs_diff(site_addr) < 0x1000_0000 && site_addr < 0x1000_0000 {
+            prop_assert!(tpl.apply(&mut vec![0; len], site_addr, page).is_some());
+        }
+    }
+}
