@@ -79,14 +79,23 @@ impl<'a, 'i> Obj<'a, 'i> {
     }
 
     fn wrong_type(&self, d: &mut Diagnostics, key: &str, v: &Val<'i>, want: &str) {
-        d.push(Diagnostic::new(
-            v.span(),
-            format!(
-                "`{key}` in {} must be {want}, not {}",
-                self.what,
-                kind_name(v.get_ref())
-            ),
-        ));
+        let example = match want {
+            "an integer" => "1",
+            "a string" => "\"...\"",
+            "true or false" => "true",
+            _ => "[...]",
+        };
+        d.push(
+            Diagnostic::new(
+                v.span(),
+                format!(
+                    "`{key}` in {} must be {want}, not {}",
+                    self.what,
+                    kind_name(v.get_ref())
+                ),
+            )
+            .help(format!("write it as {want}, e.g. `{key} = {example}`")),
+        );
     }
 
     fn str_at(&self, d: &mut Diagnostics, key: &str, v: &Val<'i>) -> Option<Sp<String>> {
@@ -180,10 +189,15 @@ fn as_obj<'a, 'i>(
             what,
         }),
         other => {
-            d.push(Diagnostic::new(
-                v.span(),
-                format!("`{key}` must be a table, not {}", kind_name(other)),
-            ));
+            d.push(
+                Diagnostic::new(
+                    v.span(),
+                    format!("`{key}` must be a table, not {}", kind_name(other)),
+                )
+                .help(format!(
+                    "write `{key}` as a table: `{key} = {{ ... }}` or a `[{key}]` section"
+                )),
+            );
             None
         }
     }
@@ -326,9 +340,12 @@ impl Parser<'_> {
         let version = version.and_then(|v| match u32::try_from(v.v) {
             Ok(n) => Some(n),
             Err(_) => {
-                self.d.error(
-                    v.span,
-                    "`version` in [abi] must fit in a u32 (0 to 4294967295)",
+                self.d.push(
+                    Diagnostic::new(
+                        v.span,
+                        "`version` in [abi] must fit in a u32 (0 to 4294967295)",
+                    )
+                    .help("ABI versions count up from 1"),
                 );
                 None
             }
@@ -408,9 +425,12 @@ impl Parser<'_> {
             .and_then(|p| match u16::try_from(p.v) {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    self.d.error(
-                        p.span,
-                        format!("`port` in {} must be below 0x10000", o.what),
+                    self.d.push(
+                        Diagnostic::new(
+                            p.span,
+                            format!("`port` in {} must be below 0x10000", o.what),
+                        )
+                        .help("I/O ports are 16-bit: use 0 to 0xffff"),
                     );
                     None
                 }
@@ -733,9 +753,12 @@ impl Parser<'_> {
             DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.d.error(
-                        v.span(),
-                        format!("a `range` bound of {what} must be between 0 and 2^64-1"),
+                    self.d.push(
+                        Diagnostic::new(
+                            v.span(),
+                            format!("a `range` bound of {what} must be between 0 and 2^64-1"),
+                        )
+                        .help("bounds are unsigned 64-bit integers"),
                     );
                     None
                 }
@@ -779,23 +802,25 @@ impl Parser<'_> {
                 match u64::try_from(value) {
                     Ok(n) => Some(n),
                     Err(_) => {
-                        self.d.error(
+                        self.d.push(Diagnostic::new(
                             v.span(),
                             format!(
                                 "the `range` bound \"{s}\" of {what} is {value}, outside 0..2^64"
-                            ),
-                        );
+                            ),).help("adjust the offset so the bound stays within 0..2^64"));
                         None
                     }
                 }
             }
             other => {
-                self.d.error(
-                    v.span(),
-                    format!(
-                        "a `range` bound of {what} must be an integer or a const name, not {}",
-                        kind_name(other)
-                    ),
+                self.d.push(
+                    Diagnostic::new(
+                        v.span(),
+                        format!(
+                            "a `range` bound of {what} must be an integer or a const name, not {}",
+                            kind_name(other)
+                        ),
+                    )
+                    .help("write `range = [0, 31]` or `range = [0, \"gdt_entries - 1\"]`"),
                 );
                 None
             }

@@ -41,6 +41,8 @@ const RULES: &[(&str, &str)] = &[
     ("offset_mismatch", "the C layout rules put it at 8"),
     ("range_unknown_const", "unknown const `gdt_entrys`"),
     ("unsafe_without_safety", "has no `safety`"),
+    ("wrong_value_type", "must be an integer, not a string"),
+    ("value_out_of_range", "must be between 0 and 2^64-1"),
 ];
 
 #[test]
@@ -62,6 +64,12 @@ fn every_bad_spec_fails_with_its_diagnostics() {
             problems.push(format!(
                 "{file}: expected a diagnostic containing {phrase:?}, got:\n{diags}"
             ));
+        }
+        // Every diagnostic says what to do.
+        if let Err(d) = codegen::load(&file, &src)
+            && let Some(bare) = d.list.iter().find(|x| x.help.is_none())
+        {
+            problems.push(format!("{file}: `{}` has no help", bare.message));
         }
         // Every diagnostic points at a line and column of the spec.
         if !diags.contains(&format!("--> {file}:")) {
