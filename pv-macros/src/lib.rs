@@ -1,16 +1,37 @@
-//! Proc macros over `codegen`: a thin layer that parses macro input and calls the library.
+//! Proc macros over `codegen`: a thin layer that parses macro input with `syn` and calls
+//! the library, in the manner of wasmtime's `bindgen!`.
+//!
+//! | macro | what |
+//! |---|---|
+//! | [`abi!`] | the generated modules of a spec, in place (instead of build.rs + `include!`) |
+//! | [`pv_ops`] | on an `impl <Table>Ops for T`: checks every op is there, makes callee-save thunks |
+//! | [`pv_call!`] | a patchable pv_op call site, recorded in the `pv_sites` linker section |
+//!
+//! Spec paths are relative to `CARGO_MANIFEST_DIR` (or, failing that, to the directory of
+//! the file invoking the macro); the expansion tracks the spec, so editing it rebuilds. A
+//! spec with problems is a compile error per problem, each starting with `file:line:col`.
+//! The runtime half of [`pv_call!`] (record format, iterator, slots) is the `pv-sites`
+//! crate.
+
+mod call;
+mod ops;
+mod spec_file;
 
 use proc_macro::TokenStream;
 
-/// Expands a spec file (path relative to `CARGO_MANIFEST_DIR`) into the generated modules,
-/// the same items `codegen::Config::compile` writes for `include!`.
+/// Expands a spec file into the generated modules (`numbers`, `types`, `guest`, `lazy`,
+/// `shared`, `pv_ops`, `patch`, `host`): the same items `codegen::Config::compile` writes
+/// for `include!`.
 ///
 /// ```ignore
-/// pv_macros::abi!("../spec/lguest.toml");
+/// pub mod abi {
+///     pv_macros::abi!("../spec/lguest.toml");
+/// }
+/// let nr = abi::numbers::Hypercall::SetPte.nr();
 /// ```
 ///
-/// Spec errors become compile errors carrying `file:line:col`; the spec is tracked, so
-/// editing it rebuilds the crate.
+/// The path is relative to `CARGO_MANIFEST_DIR`. Spec errors become compile errors
+/// carrying `file:line:col`; the spec is tracked, so editing it rebuilds the crate.
 #[proc_macro]
 pub fn abi(input: TokenStream) -> TokenStream {
     let lit = syn::parse_macro_input!(input as syn::LitStr);
@@ -20,26 +41,126 @@ pub fn abi(input: TokenStream) -> TokenStream {
 }
 
 fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| {
-        syn::Error::new(
-            lit.span(),
-            "CARGO_MANIFEST_DIR is not set: use pv_macros::abi! from a Cargo build",
-        )
-    })?;
-    let path = std::path::Path::new(&dir).join(lit.value());
-    let src = std::fs::read_to_string(&path).map_err(|e| {
-        syn::Error::new(
-            lit.span(),
-            format!("cannot read spec {}: {e}", path.display()),
-        )
-    })?;
-    let spec = codegen::load(&lit.value(), &src)
-        .map_err(|d| syn::Error::new(lit.span(), d.to_string()))?;
-    let tokens = codegen::tokens(&spec);
-    let track = path.display().to_string();
+    let file = spec_file::SpecFile::load(lit)?;
+    let track = file.track();
+    let tokens = codegen::tokens(&file.spec);
     Ok(quote::quote! {
-        // Tracks the spec: editing it rebuilds the crate using the macro.
-        const _: &[u8] = include_bytes!(#track);
+        #track
         #tokens
     })
+}
+
+/// Checks an `impl` of a generated pv_op trait against the spec, and makes a callee-save
+/// thunk for each op the spec marks `callee_save`.
+///
+/// ```ignore
+/// struct Lguest;
+///
+/// #[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
+/// impl abi::pv_ops::IrqOps for Lguest {
+///     fn save_fl() -> u64 { /* ... */ }
+///     fn restore_fl(flags: u64) { /* ... */ }
+///     // ... every op of table `irq`
+/// }
+///
+/// // Made by the attribute, next to the impl:
+/// static SAVE_FL: pv_sites::Slot = pv_sites::Slot::new(lguest_save_fl_callee_save as *const ());
+/// ```
+///
+/// Options:
+/// - `spec = "path"` (required): the spec, relative to `CARGO_MANIFEST_DIR`.
+/// - `table = "irq"`: the op table; by default the one whose trait (`<Camel(table)>Ops`)
+///   is the impl's trait path's last segment.
+///
+/// It is a compile error, pointing at the impl's trait, when an op of the table is missing
+/// (one error naming all of them), and an error when the trait or table is not in the spec,
+/// the spec cannot be read or has problems, or an option is unknown or repeated.
+///
+/// For each callee-save op `op` of the impl's type `Ty`, next to the impl:
+/// - `<snake(Ty)>_<op>_extern_c`: `extern "C" fn` calling `<Ty as Trait>::op`, and
+/// - `<snake(Ty)>_<op>_callee_save`: a naked `extern "C" fn` with the op's signature that
+///   saves every caller-saved register but the return register (`rcx`, `rdx`, `rsi`, `rdi`,
+///   `r8`-`r11`, and the vector registers the target has: `xmm0`-`xmm15` with SSE,
+///   `ymm0`-`ymm15` with AVX), calls the `extern_c` function with the arguments still in
+///   their registers, restores them and returns. Linux's `PV_CALLEE_SAVE_REGS_THUNK`. Put
+///   it in the op's slot: its call sites only expect `rax` to change.
+///
+/// Builds with AVX-512 enabled are refused (the thunks would not save `zmm16`-`zmm31`
+/// and the mask registers).
+#[proc_macro_attribute]
+pub fn pv_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = syn::parse_macro_input!(attr as ops::OpsArgs);
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    ops::expand(args, item)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// A pv_op call site the kernel can patch at boot: an indirect call through a slot, padded
+/// with NOPs to the op's site length, and a record of it in the `pv_sites` linker section
+/// (Linux's `PVOP_CALL` and `.parainstructions`).
+///
+/// ```ignore
+/// static SAVE_FL: pv_sites::Slot = pv_sites::Slot::new(lguest_save_fl_callee_save as *const ());
+/// static RESTORE_FL: pv_sites::Slot = pv_sites::Slot::new(lguest_restore_fl_callee_save as *const ());
+///
+/// // SAFETY: the slots hold the ops' callee-save thunks.
+/// let flags: u64 = unsafe { pv_macros::pv_call!(spec = "../spec/lguest.toml", slot = SAVE_FL, irq.save_fl()) };
+/// unsafe { pv_macros::pv_call!(spec = "../spec/lguest.toml", slot = RESTORE_FL, irq.restore_fl(flags)) };
+/// ```
+///
+/// Input: options `spec = "path"` and `slot = PATH` (a `static` whose first 8 bytes are the
+/// target's address, such as a `pv_sites::Slot`), then the call `table.op(args...)`.
+///
+/// The site is `call qword ptr [rip + slot]` (6 bytes) then `nop`s up to
+/// `max(6, site_len)`, where `site_len` is the longest form of the op's template in the
+/// spec. The arguments go in the System V argument registers (`rdi`, `rsi`, `rdx`, `rcx`,
+/// `r8`, `r9`) with the spec's argument types, the result comes back in `rax` with the
+/// spec's return type. A callee-save op's site clobbers only `rax` (and the flags); any
+/// other op's clobbers everything the C ABI lets a call clobber. The record
+/// (`pv_sites::SiteRecord`) holds the site's address relative to the record, the op's
+/// `PvOpId::id()`, the site's length and its clobber mask (`pv_sites::clobber` bits).
+///
+/// The expansion is an expression using `asm!`, so it must be inside `unsafe`: the caller
+/// guarantees the slot holds an `extern "C"` function with the op's signature that changes
+/// no register outside the site's clobbers (the op's callee-save thunk, for callee-save
+/// ops). Errors: unknown option, repeated option, missing `spec`/`slot`, unknown table or
+/// op, wrong argument count, more than 6 arguments, and every spec error.
+#[proc_macro]
+pub fn pv_call(input: TokenStream) -> TokenStream {
+    let call = syn::parse_macro_input!(input as call::PvCall);
+    call::expand(call)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// Keywords of the macros' options.
+mod kw {
+    syn::custom_keyword!(spec);
+    syn::custom_keyword!(table);
+    syn::custom_keyword!(slot);
+}
+
+/// `LguestGuest` -> `lguest_guest`; `HTTPServer` -> `http_server`.
+fn snake(camel: &str) -> String {
+    let chars: Vec<char> = camel.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1);
+            let boundary = match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                _ => false,
+            };
+            if boundary && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -1,0 +1,331 @@
+//! `#[pv_ops]`: check an impl of a pv_op trait against the spec, make callee-save thunks.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{ImplItem, ItemImpl, LitStr, Token};
+
+use crate::kw;
+use crate::spec_file::SpecFile;
+use codegen::names::camel;
+use codegen::spec::{PvOp, PvTable};
+
+/// `spec = "...", table = "..."`.
+pub(crate) struct OpsArgs {
+    spec: Option<LitStr>,
+    table: Option<LitStr>,
+}
+
+impl Parse for OpsArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut args = OpsArgs {
+            spec: None,
+            table: None,
+        };
+        while !input.is_empty() {
+            let look = input.lookahead1();
+            let (name, span, slot) = if look.peek(kw::spec) {
+                let k: kw::spec = input.parse()?;
+                ("spec", k.span, &mut args.spec)
+            } else if look.peek(kw::table) {
+                let k: kw::table = input.parse()?;
+                ("table", k.span, &mut args.table)
+            } else {
+                return Err(look.error());
+            };
+            input.parse::<Token![=]>()?;
+            let value: LitStr = input.parse()?;
+            if slot.is_some() {
+                return Err(syn::Error::new(
+                    span,
+                    format!("option `{name}` is given twice"),
+                ));
+            }
+            *slot = Some(value);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(args)
+    }
+}
+
+/// The registers a callee-save thunk saves: every caller-saved general register but `rax`.
+const SAVED: [&str; 8] = ["rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"];
+
+/// System V integer argument registers: more arguments would be on the stack, which the
+/// thunk's pushes would move.
+const ARG_REGS: usize = 6;
+
+pub(crate) fn expand(args: OpsArgs, item: ItemImpl) -> syn::Result<TokenStream> {
+    let spec_lit = args.spec.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "missing option `spec = \"path/to/spec.toml\"`",
+        )
+    })?;
+    let trait_path = match &item.trait_ {
+        Some((None, path, _)) => path,
+        _ => {
+            return Err(syn::Error::new(
+                item.self_ty.span(),
+                "#[pv_ops] goes on an `impl <Table>Ops for Type` block of a generated pv_op trait",
+            ));
+        }
+    };
+    let file = SpecFile::load(&spec_lit)?;
+    let spec = &file.spec;
+    let trait_name = trait_path
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
+    let traits = || {
+        spec.pv_tables
+            .iter()
+            .map(|t| format!("`{}Ops`", camel(&t.name.v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let table = match &args.table {
+        Some(lit) => spec
+            .pv_tables
+            .iter()
+            .find(|t| t.name.v == lit.value())
+            .ok_or_else(|| {
+                let names: Vec<String> = spec
+                    .pv_tables
+                    .iter()
+                    .map(|t| format!("`{}`", t.name.v))
+                    .collect();
+                syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "spec `{}` has no pv_op table `{}`; its tables: {}",
+                        file.shown,
+                        lit.value(),
+                        names.join(", ")
+                    ),
+                )
+            })?,
+        None => spec
+            .pv_tables
+            .iter()
+            .find(|t| format!("{}Ops", camel(&t.name.v)) == trait_name)
+            .ok_or_else(|| {
+                syn::Error::new_spanned(
+                    trait_path,
+                    format!(
+                        "`{trait_name}` is not a pv_op trait of spec `{}`; its traits: {} \
+                         (or name the table with `table = \"...\"`)",
+                        file.shown,
+                        traits()
+                    ),
+                )
+            })?,
+    };
+
+    let implemented: Vec<String> = item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<String> = table
+        .ops
+        .iter()
+        .filter(|o| !implemented.contains(&o.name.v))
+        .map(|o| format!("`{}`", o.name.v))
+        .collect();
+    if !missing.is_empty() {
+        return Err(syn::Error::new_spanned(
+            trait_path,
+            format!(
+                "missing op{} of pv_op table `{}`: {}",
+                if missing.len() == 1 { "" } else { "s" },
+                table.name.v,
+                missing.join(", ")
+            ),
+        ));
+    }
+
+    let thunks = thunks(&item, trait_path, table)?;
+    let track = file.track();
+    Ok(quote! {
+        #item
+        #track
+        #thunks
+    })
+}
+
+/// The `extern_c` function and the callee-save thunk of every callee-save op.
+fn thunks(item: &ItemImpl, trait_path: &syn::Path, table: &PvTable) -> syn::Result<TokenStream> {
+    let ops: Vec<&PvOp> = table.ops.iter().filter(|o| o.callee_save).collect();
+    if ops.is_empty() {
+        return Ok(TokenStream::new());
+    }
+    if !item.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            item.generics.span(),
+            format!(
+                "table `{}` has callee-save ops, whose thunks need a concrete type: \
+                 implement the trait for a type without generic parameters",
+                table.name.v
+            ),
+        ));
+    }
+    let self_ty = &item.self_ty;
+    let ty_name = match &**self_ty {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        syn::Error::new(
+            self_ty.span(),
+            "callee-save thunks are named after the type: implement the trait for a named type",
+        )
+    })?;
+    let base = crate::snake(&ty_name);
+    let mut out = TokenStream::new();
+    for op in ops {
+        out.extend(thunk(&base, &ty_name, self_ty, trait_path, table, op)?);
+    }
+    Ok(out)
+}
+
+fn thunk(
+    base: &str,
+    ty_name: &str,
+    self_ty: &syn::Type,
+    trait_path: &syn::Path,
+    table: &PvTable,
+    op: &PvOp,
+) -> syn::Result<TokenStream> {
+    let full = format!("{}.{}", table.name.v, op.name.v);
+    if op.args.len() > ARG_REGS {
+        return Err(syn::Error::new_spanned(
+            trait_path,
+            format!(
+                "callee-save op `{full}` has {} arguments; a thunk passes at most {ARG_REGS}, \
+                 all in registers",
+                op.args.len()
+            ),
+        ));
+    }
+    if let Some(ret) = &op.ret {
+        let r = quote!(#ret).to_string();
+        if ["u128", "i128", "f32", "f64"].contains(&r.as_str()) {
+            return Err(syn::Error::new_spanned(
+                trait_path,
+                format!("callee-save op `{full}` returns `{r}`, which does not come back in rax"),
+            ));
+        }
+    }
+    let method = format_ident!("{}", op.name.v);
+    let shim = format_ident!("{base}_{}_extern_c", op.name.v);
+    let thunk = format_ident!("{base}_{}_callee_save", op.name.v);
+    let params: Vec<TokenStream> = op
+        .args
+        .iter()
+        .map(|(n, t)| {
+            let n = format_ident!("{}", n.v);
+            quote!(#n: #t)
+        })
+        .collect();
+    let names: Vec<syn::Ident> = op.args.iter().map(|(n, _)| format_ident!("{}", n.v)).collect();
+    let ret = op.ret.as_ref().map(|t| quote!(-> #t));
+    let unsafety = op.is_unsafe.then(|| quote!(unsafe));
+    let safety_doc = op.is_unsafe.then(|| {
+        let s = format!(
+            " # Safety\n\n As `{full}`'s: {}",
+            op.safety.as_deref().unwrap_or("see the op's documentation.")
+        );
+        quote! { #[doc = ""] #[doc = #s] }
+    });
+    let call = if op.is_unsafe {
+        quote! { unsafe { <#self_ty as #trait_path>::#method(#(#names),*) } }
+    } else {
+        quote! { <#self_ty as #trait_path>::#method(#(#names),*) }
+    };
+    let shim_doc = format!(
+        " `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls."
+    );
+    let thunk_doc = format!(
+        " Callee-save thunk of `{full}` for `{ty_name}`: an `extern \"C\"` function that \
+         changes no register but `rax`. It saves every other caller-saved register around \
+         a call to `{shim}`; put it in the op's slot."
+    );
+
+    let gpr_push: Vec<String> = SAVED.iter().map(|r| format!("push {r}")).collect();
+    let gpr_pop: Vec<String> = SAVED.iter().rev().map(|r| format!("pop {r}")).collect();
+    // One variant per vector-register width the target may use. Entry leaves rsp 8 past a
+    // 16-byte boundary (the return address); the eight pushes keep it there, so the area
+    // below is 8 more than the vector registers need, which aligns the call.
+    let variant = |cfg: TokenStream, width: usize, mov: &str, reg: &str, ptr: &str| {
+        let area = 16 * width + 8;
+        let saves = (0..16).map(|i| format!("{mov} {ptr} ptr [rsp + {}], {reg}{i}", i * width));
+        let loads = (0..16).map(|i| format!("{mov} {reg}{i}, {ptr} ptr [rsp + {}]", i * width));
+        let lines: Vec<String> = gpr_push
+            .iter()
+            .cloned()
+            .chain([format!("sub rsp, {area}")])
+            .chain(if width == 0 { Vec::new() } else { saves.collect() })
+            .chain(["call {f}".to_string()])
+            .chain(if width == 0 { Vec::new() } else { loads.collect() })
+            .chain([format!("add rsp, {area}")])
+            .chain(gpr_pop.iter().cloned())
+            .chain(["ret".to_string()])
+            .collect();
+        quote! {
+            #[doc = #thunk_doc]
+            #safety_doc
+            #cfg
+            #[unsafe(naked)]
+            pub #unsafety extern "C" fn #thunk(#(#params),*) #ret {
+                ::core::arch::naked_asm!(#(#lines),*, f = sym #shim)
+            }
+        }
+    };
+    let plain = variant(
+        quote!(#[cfg(not(target_feature = "sse"))]),
+        0,
+        "",
+        "",
+        "",
+    );
+    let sse = variant(
+        quote!(#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]),
+        16,
+        "movdqu",
+        "xmm",
+        "xmmword",
+    );
+    let avx = variant(
+        quote!(#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]),
+        32,
+        "vmovdqu",
+        "ymm",
+        "ymmword",
+    );
+    let refuse = format!(
+        "the callee-save thunk of `{full}` does not save AVX-512 registers: build without \
+         target feature avx512f"
+    );
+    Ok(quote! {
+        #[doc = #shim_doc]
+        #safety_doc
+        pub #unsafety extern "C" fn #shim(#(#params),*) #ret {
+            #call
+        }
+
+        #plain
+        #sse
+        #avx
+        #[cfg(target_feature = "avx512f")]
+        ::core::compile_error!(#refuse);
+    })
+}

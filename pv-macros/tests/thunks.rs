@@ -1,0 +1,176 @@
+//! Callee-save thunks made by `#[pv_ops]`: called from assembly with sentinels in every
+//! caller-saved register, they must hand back all of them but rax, while a plain
+//! `extern "C"` call to the same op (the thunk's callee) loses them.
+
+use std::arch::asm;
+use std::cell::Cell;
+
+mod abi {
+    pv_macros::abi!("../spec/lguest.toml");
+}
+
+use abi::numbers::EFLAGS_IF;
+use abi::pv_ops::IrqOps;
+
+thread_local! {
+    static FLAGS: Cell<u64> = const { Cell::new(0) };
+    static HALTS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Overwrites every caller-saved register the sentinels sit in, as any compiled function
+/// may: without the thunk, the caller sees these values instead of its own.
+#[inline(always)]
+fn scramble() {
+    // SAFETY: only writes registers declared as clobbered.
+    unsafe {
+        asm!(
+            "mov rcx, -1", "mov rdx, -1", "mov rsi, -1", "mov rdi, -1",
+            "mov r8, -1", "mov r9, -1", "mov r10, -1", "mov r11, -1",
+            "pcmpeqd xmm0, xmm0", "pcmpeqd xmm8, xmm8", "pcmpeqd xmm15, xmm15",
+            out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            out("xmm0") _, out("xmm8") _, out("xmm15") _,
+            options(nostack, nomem),
+        );
+    }
+}
+
+struct Guest;
+
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
+impl IrqOps for Guest {
+    fn save_fl() -> u64 {
+        scramble();
+        FLAGS.get()
+    }
+    fn restore_fl(flags: u64) {
+        FLAGS.set(flags);
+        scramble();
+    }
+    fn irq_disable() {
+        FLAGS.set(0);
+        scramble();
+    }
+    fn irq_enable() {
+        FLAGS.set(EFLAGS_IF);
+        scramble();
+    }
+    fn safe_halt() {
+        HALTS.set(HALTS.get() + 1);
+    }
+    fn init_irq() {}
+}
+
+/// What a call from assembly saw: the registers after the call, rax last.
+#[derive(Debug, PartialEq, Eq)]
+struct After {
+    gprs: [u64; 8],
+    xmm: [u64; 3],
+    rax: u64,
+}
+
+/// The sentinels: rcx, rdx, rsi, rdi, r8-r11 (rdi doubles as the first argument).
+fn sentinels(rdi: u64) -> [u64; 8] {
+    [
+        0x1111_0000_0000_00c1,
+        0x2222_0000_0000_00d2,
+        0x3333_0000_0000_0051,
+        rdi,
+        0x8888_0000_0000_0008,
+        0x9999_0000_0000_0009,
+        0xaaaa_0000_0000_0010,
+        0xbbbb_0000_0000_0011,
+    ]
+}
+
+const XMM: [u64; 3] = [0x0e0e_0000_0000_0000, 0x0808_0000_0000_0008, 0x1515_0000_0000_0015];
+
+/// Calls `f` from assembly with the sentinels in place and reads every register back.
+fn call_from_asm(f: usize, rdi: u64) -> After {
+    let [mut rcx, mut rdx, mut rsi, mut rdi, mut r8, mut r9, mut r10, mut r11] = sentinels(rdi);
+    let [mut x0, mut x8, mut x15] = XMM;
+    let rax: u64;
+    // SAFETY: `f` is an `extern "C"` function taking at most one u64 (in rdi); every
+    // register a C call may change is an output or clobbered, and the stack is aligned
+    // for a call (no `nostack`).
+    unsafe {
+        asm!(
+            "call {f}",
+            f = in(reg) f,
+            inout("rcx") rcx, inout("rdx") rdx, inout("rsi") rsi, inout("rdi") rdi,
+            inout("r8") r8, inout("r9") r9, inout("r10") r10, inout("r11") r11,
+            inout("xmm0") x0, inout("xmm8") x8, inout("xmm15") x15,
+            lateout("rax") rax,
+            clobber_abi("C"),
+        );
+    }
+    After {
+        gprs: [rcx, rdx, rsi, rdi, r8, r9, r10, r11],
+        xmm: [x0, x8, x15],
+        rax,
+    }
+}
+
+#[test]
+fn save_fl_thunk_preserves_all_but_rax() {
+    FLAGS.set(EFLAGS_IF);
+    let after = call_from_asm(guest_save_fl_callee_save as *const () as usize, 7);
+    assert_eq!(after.gprs, sentinels(7));
+    assert_eq!(after.xmm, XMM);
+    assert_eq!(after.rax, EFLAGS_IF, "save_fl's result arrives in rax");
+}
+
+#[test]
+fn restore_fl_thunk_passes_its_argument_in_rdi_and_keeps_it() {
+    FLAGS.set(0);
+    let after = call_from_asm(guest_restore_fl_callee_save as *const () as usize, EFLAGS_IF);
+    assert_eq!(FLAGS.get(), EFLAGS_IF, "the op saw rdi");
+    assert_eq!(after.gprs, sentinels(EFLAGS_IF));
+    assert_eq!(after.xmm, XMM);
+}
+
+#[test]
+fn irq_disable_and_enable_thunks_preserve_registers() {
+    FLAGS.set(EFLAGS_IF);
+    let after = call_from_asm(guest_irq_disable_callee_save as *const () as usize, 3);
+    assert_eq!(FLAGS.get(), 0);
+    assert_eq!(after.gprs, sentinels(3));
+    let after = call_from_asm(guest_irq_enable_callee_save as *const () as usize, 4);
+    assert_eq!(FLAGS.get(), EFLAGS_IF);
+    assert_eq!(after.gprs, sentinels(4));
+    assert_eq!(after.xmm, XMM);
+}
+
+#[test]
+fn plain_extern_c_call_loses_the_registers() {
+    // The thunk's callee on its own: the op's body scrambles the caller-saved registers,
+    // so this is what a call site would see without the thunk.
+    FLAGS.set(EFLAGS_IF);
+    let after = call_from_asm(guest_save_fl_extern_c as *const () as usize, 7);
+    assert_eq!(after.rax, EFLAGS_IF);
+    for (i, (got, sent)) in after.gprs.iter().zip(sentinels(7)).enumerate() {
+        assert_ne!(*got, sent, "register {i} of rcx, rdx, rsi, rdi, r8-r11 survived");
+    }
+    for (got, sent) in after.xmm.iter().zip(XMM) {
+        assert_ne!(*got, sent, "a vector register survived");
+    }
+}
+
+#[test]
+fn thunks_are_ordinary_extern_c_functions_from_rust() {
+    FLAGS.set(0);
+    guest_restore_fl_callee_save(EFLAGS_IF);
+    assert_eq!(guest_save_fl_callee_save(), EFLAGS_IF);
+    guest_irq_disable_callee_save();
+    assert_eq!(guest_save_fl_callee_save(), 0);
+}
+
+#[test]
+fn only_callee_save_ops_get_thunks_and_the_impl_is_kept() {
+    // safe_halt is not callee-save: no thunk (a `guest_safe_halt_callee_save` would not
+    // compile), and the trait impl itself is still there for the ops table.
+    let table = abi::pv_ops::IrqOpsTable::of::<Guest>();
+    (table.safe_halt)();
+    assert_eq!(HALTS.get(), 1);
+    assert_eq!((table.save_fl)(), FLAGS.get());
+}
