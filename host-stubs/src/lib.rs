@@ -1,5 +1,33 @@
-//! The host half of lguest: the dispatch generated from `spec/lguest.toml` (the reference
-//! host behind it is the host issue's work).
+//! The host half of lguest: the dispatch generated from `spec/lguest.toml`, and a reference
+//! host behind it with the semantics of Linux 2.6.30's `drivers/lguest/hypercalls.c` and
+//! friends, ported to x86_64, with the original's bugs fixed.
+//!
+//! - [`memory::GuestMem`]: guest memory (rust-vmm `vm-memory`), every access bounds-checked.
+//! - [`host::Host`]: implements the generated [`abi::host::LguestHost`]; its entry points
+//!   drain the async ring and dispatch ([`host::Host::hypercall`]), decide interrupt
+//!   delivery ([`host::Host::next`]) and take device interrupts ([`host::Host::raise_irq`]).
+//! - [`kill`]: why a guest stopped, typed, naming the call, the argument and the value.
+//! - [`irq`]: lguest's delivery rules as a pure function, shared with the KVM host.
+//! - [`loopback::Loopback`]: a guest transport that calls the host in process.
+//!
+//! ```
+//! use host_stubs::abi::guest::LguestHypercalls;
+//! use host_stubs::abi::shared::LguestData;
+//! use host_stubs::{clock::{ManualClock, WallTime}, host::{Host, HostConfig}, memory::GuestMem};
+//! use host_stubs::loopback::Loopback;
+//!
+//! let mem = GuestMem::new(0x10000).unwrap();
+//! // The guest's shared page, as it sets it up before its first hypercall.
+//! let page = 0x1000;
+//! mem.write_u64(page + LguestData::KERNEL_ADDRESS_OFFSET as u64, 0xffff_8000_0000_0000).unwrap();
+//! mem.write(page + LguestData::SYSCALL_VEC_OFFSET as u64, &0x80u32.to_le_bytes()).unwrap();
+//! mem.write(page + LguestData::HCALL_STATUS_OFFSET as u64, &[0xff; 64]).unwrap();
+//! let host = Host::new(mem, ManualClock::new(WallTime::default(), 0), HostConfig::default());
+//! let guest = Loopback::new(host);
+//! guest.lguest_init(page);
+//! guest.halt();
+//! assert!(guest.host().halted());
+//! ```
 
 #![deny(warnings)]
 
@@ -7,3 +35,16 @@
 pub mod abi {
     include!(concat!(env!("OUT_DIR"), "/lguest.rs"));
 }
+
+pub mod clock;
+pub mod desc;
+pub mod host;
+pub mod irq;
+pub mod kill;
+pub mod loopback;
+pub mod memory;
+pub mod shadow;
+
+pub use host::{Host, HostConfig, Next};
+pub use kill::{Kill, Killed, Origin, Shutdown, Stop};
+pub use memory::GuestMem;

@@ -1,0 +1,200 @@
+//! Descriptor-table entries as the host keeps them, with the original's fix-ups ported to
+//! x86_64: 16-byte IDT gates (two `u64` halves) and 8-byte GDT entries (two `u32` halves).
+//!
+//! The bit positions below are x86 architecture, not ABI: the spec has no say in them.
+
+use crate::abi::numbers::{GUEST_PL, TRAP_ENTRY};
+use crate::kill::Kill;
+
+/// Present bit of a gate's low half (bit 47) and of a segment's high word (bit 15).
+const GATE_P: u64 = 1 << 47;
+/// Type field of a gate's low half.
+const GATE_TYPE_SHIFT: u32 = 40;
+/// Bits a fixed-up gate keeps of its low half: offset 15:0, selector, type, DPL, P, offset
+/// 31:16. IST (bits 32..35), the reserved bits 35..40 and the S bit (44) are cleared: the
+/// host owns the TSS and its interrupt stacks.
+const GATE_LO_KEEP: u64 = 0xffff_ef00_ffff_ffff;
+/// The selector's requested privilege level, in the low half.
+const GATE_RPL: u64 = 3 << 16;
+/// A 64-bit interrupt gate: entering it clears the virtual interrupt flag.
+pub const INTERRUPT_GATE: u64 = 0xe;
+/// A 64-bit trap gate.
+pub const TRAP_GATE: u64 = 0xf;
+
+/// One IDT gate as the host stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// Low 64 bits.
+    pub lo: u64,
+    /// High 64 bits (offset 63:32 in the low 32 bits; the rest reserved, kept 0).
+    pub hi: u64,
+}
+
+impl Gate {
+    /// Whether the gate is present.
+    pub fn present(&self) -> bool {
+        self.lo & GATE_P != 0
+    }
+
+    /// The gate type (`INTERRUPT_GATE` or `TRAP_GATE` for a stored present gate).
+    pub fn gate_type(&self) -> u64 {
+        (self.lo >> GATE_TYPE_SHIFT) & 0xf
+    }
+
+    /// The handler address.
+    pub fn offset(&self) -> u64 {
+        (self.lo & 0xffff) | ((self.lo >> 32) & 0xffff_0000) | ((self.hi & 0xffff_ffff) << 32)
+    }
+
+    /// The code-segment selector.
+    pub fn selector(&self) -> u16 {
+        ((self.lo >> 16) & 0xffff) as u16
+    }
+}
+
+/// Vectors the guest may not set: NMI (2), double fault (8), 15 (reserved) and the
+/// original's hypercall trap. The original ignores them silently, and so does the spec.
+pub fn ignored_vector(vector: u64) -> bool {
+    matches!(vector, 2 | 8 | 15) || vector == TRAP_ENTRY
+}
+
+/// What LOAD_IDT_ENTRY stores for `vector`: `None` for an ignored vector, a zero gate for
+/// a not-present one, otherwise the fixed-up gate (selector RPL forced to `GUEST_PL`, IST
+/// and reserved bits cleared). A present gate of any other type kills the guest, and,
+/// unlike the original's `set_trap`, nothing is stored.
+pub fn fix_gate(vector: u64, lo: u64, hi: u64) -> Result<Option<Gate>, Kill> {
+    if ignored_vector(vector) {
+        return Ok(None);
+    }
+    let g = Gate { lo, hi };
+    if !g.present() {
+        return Ok(Some(Gate::default()));
+    }
+    let gate_type = g.gate_type();
+    if gate_type != INTERRUPT_GATE && gate_type != TRAP_GATE {
+        return Err(Kill::BadGate {
+            vector,
+            lo,
+            gate_type,
+        });
+    }
+    let lo = (lo & GATE_LO_KEEP & !GATE_RPL) | (GUEST_PL << 16);
+    Ok(Some(Gate {
+        lo,
+        hi: hi & 0xffff_ffff,
+    }))
+}
+
+/// One 8-byte GDT entry as the host stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Low 32 bits.
+    pub lo: u32,
+    /// High 32 bits (access byte in bits 8..16).
+    pub hi: u32,
+}
+
+const SEG_P: u32 = 1 << 15;
+const SEG_DPL: u32 = 3 << 13;
+const SEG_ACCESSED: u32 = 1 << 8;
+
+impl Segment {
+    /// The entry as one little-endian `u64`.
+    pub fn raw(&self) -> u64 {
+        u64::from(self.lo) | (u64::from(self.hi) << 32)
+    }
+
+    /// Whether the entry is present.
+    pub fn present(&self) -> bool {
+        self.hi & SEG_P != 0
+    }
+
+    /// Its descriptor privilege level.
+    pub fn dpl(&self) -> u32 {
+        (self.hi & SEG_DPL) >> 13
+    }
+}
+
+/// The original's `fixup_gdt_table` for one entry: a present entry with DPL 0 gets the
+/// guest kernel's privilege level (the guest kernel does not run at 0), and its type's low
+/// bit is set, which marks code and data segments accessed (so the CPU never writes the
+/// GDT) and turns an LDT or call gate into a reserved type the CPU refuses. Entries that
+/// are not present are inert and kept as they are.
+pub fn fix_segment(lo: u32, hi: u32) -> Segment {
+    let mut s = Segment { lo, hi };
+    if s.present() {
+        if s.dpl() == 0 {
+            s.hi |= (GUEST_PL as u32) << 13;
+        }
+        s.hi |= SEG_ACCESSED;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate as the guest builds it.
+    fn gate(offset: u64, selector: u64, ty: u64, dpl: u64, ist: u64) -> (u64, u64) {
+        let lo = (offset & 0xffff)
+            | (selector << 16)
+            | (ist << 32)
+            | (ty << 40)
+            | (dpl << 45)
+            | GATE_P
+            | ((offset & 0xffff_0000) << 32);
+        (lo, offset >> 32)
+    }
+
+    #[test]
+    fn gates_keep_the_handler_and_get_the_guest_privilege_level() {
+        let (lo, hi) = gate(0xffff_ffff_8123_4567, 0x10, INTERRUPT_GATE, 0, 3);
+        let g = fix_gate(0x20, lo, hi).unwrap().unwrap();
+        assert_eq!(g.offset(), 0xffff_ffff_8123_4567);
+        assert_eq!(g.selector(), 0x10 | GUEST_PL as u16);
+        assert_eq!(g.gate_type(), INTERRUPT_GATE);
+        assert_eq!((g.lo >> 32) & 7, 0, "IST cleared");
+        assert!(g.present());
+    }
+
+    #[test]
+    fn ignored_and_absent_gates() {
+        let (lo, hi) = gate(0x1000, 0x10, TRAP_GATE, 0, 0);
+        for v in [2, 8, 15, TRAP_ENTRY] {
+            assert_eq!(fix_gate(v, lo, hi), Ok(None));
+        }
+        assert_eq!(
+            fix_gate(3, lo & !GATE_P, hi),
+            Ok(Some(Gate::default())),
+            "a not-present gate is stored as zero"
+        );
+    }
+
+    #[test]
+    fn a_present_gate_of_another_type_is_refused() {
+        let (lo, hi) = gate(0x1000, 0x10, 0xc, 0, 0);
+        let k = fix_gate(0x30, lo, hi).unwrap_err();
+        assert_eq!(
+            k,
+            Kill::BadGate {
+                vector: 0x30,
+                lo,
+                gate_type: 0xc
+            }
+        );
+        assert!(k.to_string().contains("vector 48"));
+    }
+
+    #[test]
+    fn segments_get_the_guest_privilege_level_and_the_accessed_bit() {
+        // A flat 64-bit kernel code segment: access byte 0x9a, DPL 0.
+        let s = fix_segment(0x0000_ffff, 0x00af_9a00);
+        assert_eq!(s.dpl(), GUEST_PL as u32);
+        assert_eq!(s.hi & SEG_ACCESSED, SEG_ACCESSED);
+        // A user segment (DPL 3) keeps its level.
+        assert_eq!(fix_segment(0xffff, 0x00af_fa00).dpl(), 3);
+        // Not present: untouched.
+        assert_eq!(fix_segment(0, 0), Segment { lo: 0, hi: 0 });
+    }
+}

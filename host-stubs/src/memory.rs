@@ -1,0 +1,259 @@
+//! Guest memory: one region of guest-physical RAM starting at address 0, behind
+//! bounds-checked accessors.
+//!
+//! This is rust-vmm's `vm-memory` (`GuestMemoryMmap`), the same backing a KVM host hands to
+//! `KVM_SET_USER_MEMORY_REGION`, so the VM issue can give the very same mapping to the
+//! kernel. Every access goes through [`GuestMem::check`] first: the range must lie wholly
+//! inside guest memory, with no wrap-around. `vm-memory` checks again underneath; the
+//! first check is ours so that the error names the guest-physical range, which becomes the
+//! kill reason.
+//!
+//! The host treats guest memory as hostile and shared: the guest (or, under KVM, another
+//! vCPU) may change it at any time. So the accessors copy out, and callers read each value
+//! once into a local and act on the local (see the ring drain in [`crate::host`]).
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::abi::types::Gpa;
+
+/// A guest-physical range the guest named that is not wholly inside guest memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{len} bytes at guest-physical {gpa:#x} are not inside guest memory (size {size:#x})")]
+pub struct OutOfRange {
+    /// Start of the range.
+    pub gpa: Gpa,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Size of guest memory.
+    pub size: u64,
+}
+
+/// Why guest memory could not be set up (a host configuration error, not the guest's).
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// A guest needs at least one byte of memory.
+    #[error("guest memory must not be empty")]
+    Empty,
+    /// The size does not fit the host's address space.
+    #[error("guest memory of {0:#x} bytes does not fit this host")]
+    TooLarge(u64),
+    /// `vm-memory` could not map it.
+    #[error("mapping guest memory failed: {0}")]
+    Map(#[from] vm_memory::mmap::FromRangesError),
+}
+
+/// Guest-physical memory `[0, size)`.
+#[derive(Debug)]
+pub struct GuestMem {
+    mem: GuestMemoryMmap,
+    size: u64,
+}
+
+impl GuestMem {
+    /// Maps `size` bytes of zeroed anonymous memory as guest RAM at guest-physical 0.
+    pub fn new(size: u64) -> Result<Self, MemoryError> {
+        if size == 0 {
+            return Err(MemoryError::Empty);
+        }
+        let len = usize::try_from(size).map_err(|_| MemoryError::TooLarge(size))?;
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)])?;
+        Ok(GuestMem { mem, size })
+    }
+
+    /// Size of guest memory in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The `vm-memory` mapping, for a VMM that registers it with KVM.
+    pub fn mmap(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// Checks that `[gpa, gpa + len)` lies inside guest memory.
+    ///
+    /// Unlike the original's `lguest_address_ok`, a range that ends exactly at the end of
+    /// memory is fine (the original's strict `<` refused the last byte).
+    pub fn check(&self, gpa: Gpa, len: u64) -> Result<(), OutOfRange> {
+        match gpa.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(OutOfRange {
+                gpa,
+                len,
+                size: self.size,
+            }),
+        }
+    }
+
+    /// How many bytes from `gpa` to the end of memory (0 if `gpa` is outside).
+    pub fn available(&self, gpa: Gpa) -> u64 {
+        self.size.saturating_sub(gpa)
+    }
+
+    /// Copies `buf.len()` bytes at `gpa` into `buf`, once.
+    pub fn read(&self, gpa: Gpa, buf: &mut [u8]) -> Result<(), OutOfRange> {
+        let len = buf.len() as u64;
+        self.check(gpa, len)?;
+        self.mem
+            .read_slice(buf, GuestAddress(gpa))
+            .map_err(|_| self.out_of_range(gpa, len))
+    }
+
+    /// Copies `buf` to `gpa`.
+    pub fn write(&self, gpa: Gpa, buf: &[u8]) -> Result<(), OutOfRange> {
+        let len = buf.len() as u64;
+        self.check(gpa, len)?;
+        self.mem
+            .write_slice(buf, GuestAddress(gpa))
+            .map_err(|_| self.out_of_range(gpa, len))
+    }
+
+    /// Reads a little-endian `u64` at `gpa` (any alignment).
+    pub fn read_u64(&self, gpa: Gpa) -> Result<u64, OutOfRange> {
+        let mut b = [0u8; 8];
+        self.read(gpa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian `u64` at `gpa` (any alignment).
+    pub fn write_u64(&self, gpa: Gpa, v: u64) -> Result<(), OutOfRange> {
+        self.write(gpa, &v.to_le_bytes())
+    }
+
+    /// Atomically loads the `u8` at `gpa`.
+    ///
+    /// The shared page is a struct of atomics on the guest's side; the host uses atomic
+    /// accesses of the same size on the same fields, so the two never race non-atomically.
+    pub fn load_u8(&self, gpa: Gpa, order: Ordering) -> Result<u8, OutOfRange> {
+        self.check(gpa, 1)?;
+        self.mem
+            .load(GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 1))
+    }
+
+    /// Atomically loads the naturally aligned `u32` at `gpa`.
+    pub fn load_u32(&self, gpa: Gpa, order: Ordering) -> Result<u32, OutOfRange> {
+        self.check(gpa, 4)?;
+        self.mem
+            .load(GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 4))
+    }
+
+    /// Atomically loads the naturally aligned `u64` at `gpa`.
+    pub fn load_u64(&self, gpa: Gpa, order: Ordering) -> Result<u64, OutOfRange> {
+        self.check(gpa, 8)?;
+        self.mem
+            .load(GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 8))
+    }
+
+    /// Atomically stores a `u8` at `gpa`.
+    pub fn store_u8(&self, gpa: Gpa, v: u8, order: Ordering) -> Result<(), OutOfRange> {
+        self.check(gpa, 1)?;
+        self.mem
+            .store(v, GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 1))
+    }
+
+    /// Atomically stores a naturally aligned `u32` at `gpa`.
+    pub fn store_u32(&self, gpa: Gpa, v: u32, order: Ordering) -> Result<(), OutOfRange> {
+        self.check(gpa, 4)?;
+        self.mem
+            .store(v, GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 4))
+    }
+
+    /// Atomically stores a naturally aligned `u64` at `gpa`.
+    pub fn store_u64(&self, gpa: Gpa, v: u64, order: Ordering) -> Result<(), OutOfRange> {
+        self.check(gpa, 8)?;
+        self.mem
+            .store(v, GuestAddress(gpa), order)
+            .map_err(|_| self.out_of_range(gpa, 8))
+    }
+
+    /// The host address backing `[gpa, gpa + len)`, after checking the range.
+    ///
+    /// The pointer stays valid as long as this `GuestMem` lives (the mapping is never
+    /// moved or shrunk). Dereferencing it is the caller's business, and its `unsafe`.
+    pub fn host_ptr(&self, gpa: Gpa, len: u64) -> Result<NonNull<u8>, OutOfRange> {
+        self.check(gpa, len)?;
+        self.mem
+            .get_host_address(GuestAddress(gpa))
+            .ok()
+            .and_then(NonNull::new)
+            .ok_or_else(|| self.out_of_range(gpa, len))
+    }
+
+    /// The guest-physical address of host address `ptr`, if `[ptr, ptr + len)` lies in
+    /// guest memory: the inverse of [`GuestMem::host_ptr`].
+    pub fn gpa_of(&self, ptr: *const u8, len: u64) -> Option<Gpa> {
+        let base = self.mem.get_host_address(GuestAddress(0)).ok()? as usize;
+        let gpa = (ptr as usize).checked_sub(base)? as u64;
+        self.check(gpa, len).ok().map(|()| gpa)
+    }
+
+    fn out_of_range(&self, gpa: Gpa, len: u64) -> OutOfRange {
+        OutOfRange {
+            gpa,
+            len,
+            size: self.size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_memory_is_refused() {
+        assert!(matches!(GuestMem::new(0), Err(MemoryError::Empty)));
+    }
+
+    #[test]
+    fn ranges_are_checked_exactly_at_the_end_and_for_wrap_around() {
+        let m = GuestMem::new(0x2000).unwrap();
+        assert_eq!(m.check(0x1ff8, 8), Ok(()));
+        assert_eq!(m.check(0x2000, 0), Ok(()));
+        assert!(m.check(0x1ff9, 8).is_err());
+        assert!(m.check(u64::MAX, 2).is_err());
+        let e = m.read_u64(0x1ffc).unwrap_err();
+        assert_eq!(
+            e,
+            OutOfRange {
+                gpa: 0x1ffc,
+                len: 8,
+                size: 0x2000
+            }
+        );
+        assert!(e.to_string().contains("0x1ffc"));
+    }
+
+    #[test]
+    fn reads_see_writes_and_atomics_agree_with_bytes() {
+        let m = GuestMem::new(0x1000).unwrap();
+        m.write_u64(0x10, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(m.read_u64(0x10).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(
+            m.load_u64(0x10, Ordering::Relaxed).unwrap(),
+            0x1122_3344_5566_7788
+        );
+        assert_eq!(m.load_u8(0x10, Ordering::Relaxed).unwrap(), 0x88);
+        m.store_u32(0x20, 0x200, Ordering::Relaxed).unwrap();
+        let mut b = [0u8; 4];
+        m.read(0x20, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 0x200);
+    }
+
+    #[test]
+    fn host_pointers_round_trip_to_guest_physical_addresses() {
+        let m = GuestMem::new(0x3000).unwrap();
+        let p = m.host_ptr(0x1234, 16).unwrap();
+        assert_eq!(m.gpa_of(p.as_ptr(), 16), Some(0x1234));
+        assert_eq!(m.gpa_of(p.as_ptr(), 0x3000), None);
+        assert!(m.host_ptr(0x2ff8, 16).is_err());
+    }
+}
