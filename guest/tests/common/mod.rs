@@ -1,0 +1,312 @@
+//! An in-process fake host for the guest's tests: a loopback transport that drains the
+//! async ring on every synchronous hypercall (stopping after a NOTIFY, as lguest's host
+//! does), runs every call through the generated `dispatch`, and records what it ran.
+
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use guest::abi::guest::Transport;
+use guest::abi::host::{DispatchError, LguestHost, dispatch, dispatch_slot};
+use guest::abi::numbers::{ARG_REGS, NOTIFY, RESERVE_MEM, SHUTDOWN_REASON_MAX};
+use guest::abi::shared::{LguestData, RING_ARGS, RING_DONE, RING_READY, RING_SIZE};
+use guest::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
+use guest::{DirectMap, Lguest, RawCpuid, Scratch};
+
+/// Guest-physical = host-virtual - `PHYS_OFFSET`: a test guest's "physical" addresses are
+/// visibly not its pointers, and the fake host maps them back to read strings.
+pub const PHYS_OFFSET: u64 = 0x1000_0000_0000;
+
+/// The translation the test guests use.
+pub const TRANSLATE: DirectMap = DirectMap::new(PHYS_OFFSET, 0);
+
+/// How a call reached the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// A hypercall exit.
+    Sync,
+    /// Queued in the async ring, run while draining it.
+    Queued,
+}
+
+/// One call the host ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub nr: u64,
+    pub args: [u64; ARG_REGS],
+    pub how: How,
+}
+
+impl Call {
+    pub fn sync(nr: u64, args: [u64; ARG_REGS]) -> Self {
+        Call { nr, args, how: How::Sync }
+    }
+    pub fn queued(nr: u64, args: [u64; ARG_REGS]) -> Self {
+        Call { nr, args, how: How::Queued }
+    }
+}
+
+/// What the host's handlers saw beyond the raw registers.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Strings read at NOTIFY addresses.
+    pub notify_strings: Vec<Vec<u8>>,
+    /// SHUTDOWN reasons read from guest memory, with the kind.
+    pub shutdowns: Vec<(Vec<u8>, ShutdownKind)>,
+    /// irq_enabled at the time of each call (sync or drained).
+    pub irq_enabled_at_call: Vec<u32>,
+}
+
+/// What the fake host writes at LGUEST_INIT.
+pub const HOST_TSC_KHZ: u32 = 2_400_000;
+pub const HOST_TIME: (u64, u64) = (1_234_567_890, 500);
+pub const HOST_PGDIR: u64 = 0x7f_f000;
+
+/// The host-side state: handlers plus the ring consumer's cursor.
+pub struct FakeHost {
+    page: *const LguestData,
+    cursor: usize,
+    pub log: Vec<Call>,
+    pub seen: Seen,
+}
+
+// SAFETY: the page pointer is only dereferenced while the `LguestData` it came from is
+// alive (the fake host borrows it for its whole life through `Loopback<'a>`).
+unsafe impl Send for FakeHost {}
+
+impl FakeHost {
+    fn page<'p>(&self) -> &'p LguestData {
+        // SAFETY: see the `Send` impl: the page outlives the host.
+        unsafe { &*self.page }
+    }
+
+    /// Reads a NUL-terminated string at guest-physical `gpa`, at most `max` bytes.
+    fn read_cstr(gpa: Gpa, max: usize) -> Vec<u8> {
+        let p = gpa.wrapping_add(PHYS_OFFSET) as *const u8;
+        let mut out = Vec::new();
+        for i in 0..max {
+            // SAFETY: test guests only hand over addresses of live strings and buffers,
+            // mapped back with the same offset they were translated with.
+            let b = unsafe { p.add(i).read() };
+            if b == 0 {
+                break;
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    /// The host's `do_async_hcalls`: run ready slots in order from our cursor, set each
+    /// back to done, stop at the first slot that is not ready or after a NOTIFY.
+    pub fn drain(&mut self) {
+        for _ in 0..RING_SIZE {
+            let n = self.cursor;
+            let page = self.page();
+            if page.hcall_status[n].load(Ordering::Acquire) != RING_READY {
+                break;
+            }
+            self.cursor = (n + 1) % RING_SIZE;
+            let slot = &page.hcalls[n];
+            let nr = slot.nr.load(Ordering::Relaxed);
+            let mut args = [0u64; RING_ARGS];
+            for (a, s) in args.iter_mut().zip(&slot.args) {
+                *a = s.load(Ordering::Relaxed);
+            }
+            self.log
+                .push(Call::queued(nr, [args[0], args[1], args[2], 0]));
+            let irq = page.irq_enabled.load(Ordering::Relaxed);
+            self.seen.irq_enabled_at_call.push(irq);
+            if let Err(e) = dispatch_slot(self, nr, args) {
+                panic!("queued hypercall {nr} {args:x?} refused: {e:?}");
+            }
+            self.page().hcall_status[n].store(RING_DONE, Ordering::Release);
+            if nr == NOTIFY {
+                break;
+            }
+        }
+    }
+}
+
+impl LguestHost for FakeHost {
+    type Error = String;
+
+    fn flush_async(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    fn lguest_init(&mut self, data: Gpa) -> Result<(), String> {
+        let page = self.page();
+        let expect = TRANSLATE_PA(self.page);
+        if data != expect {
+            return Err(format!("LGUEST_INIT at {data:#x}, page is at {expect:#x}"));
+        }
+        page.tsc_khz.store(HOST_TSC_KHZ, Ordering::Relaxed);
+        page.time_sec.store(HOST_TIME.0, Ordering::Relaxed);
+        page.time_nsec.store(HOST_TIME.1, Ordering::Relaxed);
+        page.reserve_mem.store(RESERVE_MEM, Ordering::Relaxed);
+        page.pgdir.store(HOST_PGDIR, Ordering::Relaxed);
+        Ok(())
+    }
+    fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), String> {
+        let s = Self::read_cstr(reason, SHUTDOWN_REASON_MAX as usize);
+        self.seen.shutdowns.push((s, kind));
+        Ok(())
+    }
+    fn new_pgtable(&mut self, _pgdir: Gpa) -> Result<(), String> {
+        Ok(())
+    }
+    fn flush_tlb(&mut self, _scope: FlushScope) -> Result<(), String> {
+        Ok(())
+    }
+    fn load_idt_entry(&mut self, _v: u64, _lo: u64, _hi: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_stack(&mut self, _ss: u64, _sp: Gva, _pages: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn ts(&mut self, _state: TsState) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_clockevent(&mut self, _delta: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn halt(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_pte(&mut self, _pgdir: Gpa, _vaddr: Gva, _pte: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_pmd(&mut self, _table: Gpa, _index: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn load_tls(&mut self, _tls: Gpa, _cpu: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn notify(&mut self, addr: Gpa) -> Result<(), String> {
+        let s = Self::read_cstr(addr, 4096);
+        self.seen.notify_strings.push(s);
+        Ok(())
+    }
+    fn load_gdt_entry(&mut self, _i: u64, _lo: u64, _hi: u64) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[allow(non_snake_case)]
+fn TRANSLATE_PA<X>(p: *const X) -> u64 {
+    guest::Translate::pa(&TRANSLATE, p.cast())
+}
+
+/// The guest-physical address a test guest gives `p`.
+pub fn pa<X>(p: *const X) -> u64 {
+    TRANSLATE_PA(p)
+}
+
+/// The loopback transport: a hypercall is an exit into the fake host.
+pub struct Loopback {
+    pub host: Mutex<FakeHost>,
+}
+
+impl Loopback {
+    pub fn new(page: &LguestData) -> Self {
+        Loopback {
+            host: Mutex::new(FakeHost {
+                page,
+                cursor: 0,
+                log: Vec::new(),
+                seen: Seen::default(),
+            }),
+        }
+    }
+
+    /// Everything the host ran so far.
+    pub fn log(&self) -> Vec<Call> {
+        self.host.lock().unwrap().log.clone()
+    }
+
+    /// Forgets the log.
+    pub fn clear(&self) {
+        let mut h = self.host.lock().unwrap();
+        h.log.clear();
+        h.seen = Seen::default();
+    }
+
+    /// The host drains the ring on its own, as at any exit.
+    pub fn drain(&self) {
+        self.host.lock().unwrap().drain();
+    }
+
+    /// Hypercall exits so far.
+    pub fn exits(&self) -> usize {
+        self.log().iter().filter(|c| c.how == How::Sync).count()
+    }
+}
+
+impl Transport for Loopback {
+    fn hypercall(&self, nr: u64, args: [u64; ARG_REGS]) -> u64 {
+        let mut host = self.host.lock().unwrap();
+        // Like lguest's host: every exit runs the queued calls first.
+        host.drain();
+        host.log.push(Call::sync(nr, args));
+        let irq = host.page().irq_enabled.load(Ordering::Relaxed);
+        host.seen.irq_enabled_at_call.push(irq);
+        match dispatch(&mut *host, nr, args) {
+            Ok(ret) => ret,
+            Err(DispatchError::Host(e)) => panic!("host refused hypercall {nr}: {e}"),
+            Err(e) => panic!("hypercall {nr} {args:x?} breaks the spec: {e:?}"),
+        }
+    }
+}
+
+/// Recorded cpuid leaves: (leaf, subleaf) -> result; anything else reads as zeros.
+pub struct Recorded(pub Vec<((u32, u32), core::arch::x86_64::CpuidResult)>);
+
+impl RawCpuid for Recorded {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == (leaf, subleaf))
+            .map(|(_, r)| *r)
+            .unwrap_or(core::arch::x86_64::CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 })
+    }
+}
+
+/// A test guest: its page, buffers and fake host, all owned by the test.
+pub struct World {
+    pub page: Box<LguestData>,
+    pub scratch: Box<Scratch>,
+    pub host: Box<Loopback>,
+}
+
+pub type TestGuest<'a> = Lguest<'a, &'a Loopback, Recorded, DirectMap>;
+
+impl World {
+    pub fn new() -> Self {
+        let page = Box::new(LguestData::new());
+        let host = Box::new(Loopback::new(&page));
+        World {
+            page,
+            scratch: Box::new(Scratch::new()),
+            host,
+        }
+    }
+
+    /// A guest over this world, with no recorded cpuid leaves.
+    pub fn guest(&self) -> TestGuest<'_> {
+        self.guest_with_cpuid(Recorded(Vec::new()))
+    }
+
+    pub fn guest_with_cpuid(&self, cpuid: Recorded) -> TestGuest<'_> {
+        Lguest::new(&self.page, &self.scratch, &*self.host, cpuid, TRANSLATE)
+    }
+}
+
+/// A 4 KiB-aligned page-table page.
+#[repr(C, align(4096))]
+pub struct Table(pub [u64; 512]);
+
+impl Table {
+    pub fn new() -> Box<Self> {
+        Box::new(Table([0; 512]))
+    }
+}
