@@ -14,11 +14,8 @@ use host_stubs::kill::{Kill, Origin, Shutdown, Stop};
 
 /// A present 64-bit gate of type `ty` for handler `offset`.
 fn gate(offset: u64, ty: u64) -> [u64; 2] {
-    let lo = (offset & 0xffff)
-        | (0x10 << 16)
-        | (ty << 40)
-        | (1 << 47)
-        | ((offset & 0xffff_0000) << 32);
+    let lo =
+        (offset & 0xffff) | (0x10 << 16) | (ty << 40) | (1 << 47) | ((offset & 0xffff_0000) << 32);
     [lo, offset >> 32]
 }
 
@@ -48,8 +45,16 @@ fn init_refuses_a_bad_shared_page_and_writes_nothing() {
     let cases: [(usize, u64, &str); 4] = [
         (LguestData::SYSCALL_VEC_OFFSET, 0x81, "syscall_vec"),
         (LguestData::NOIRQ_END_OFFSET, NOIRQ.0 - 1, "noirq_end"),
-        (LguestData::KERNEL_ADDRESS_OFFSET, 0x0000_8000_0000_0000, "kernel_address"),
-        (LguestData::KERNEL_ADDRESS_OFFSET, 0u64.wrapping_sub(RESERVE_MEM), "kernel_address"),
+        (
+            LguestData::KERNEL_ADDRESS_OFFSET,
+            0x0000_8000_0000_0000,
+            "kernel_address",
+        ),
+        (
+            LguestData::KERNEL_ADDRESS_OFFSET,
+            0u64.wrapping_sub(RESERVE_MEM),
+            "kernel_address",
+        ),
     ];
     for (off, value, field) in cases {
         let (mut h, _) = host_with(MEM);
@@ -74,13 +79,24 @@ fn init_refuses_a_bad_shared_page_and_writes_nothing() {
 fn calls_before_init_a_second_init_and_unknown_numbers_kill() {
     let (mut h, _) = host_with(MEM);
     let (k, origin) = killed(h.hypercall(HALT, [0; 4]));
-    assert_eq!(k, Kill::BeforeInit { call: Hypercall::Halt });
+    assert_eq!(
+        k,
+        Kill::BeforeInit {
+            call: Hypercall::Halt
+        }
+    );
     assert_eq!(origin, Origin::Direct);
     assert_eq!(k.to_string(), "hypercall halt (10) before lguest_init");
 
     let (mut h, _) = booted();
     let (k, _) = killed(h.hypercall(LGUEST_INIT, [0x2000, 0, 0, 0]));
-    assert_eq!(k, Kill::SecondInit { data: 0x2000, first: PAGE });
+    assert_eq!(
+        k,
+        Kill::SecondInit {
+            data: 0x2000,
+            first: PAGE
+        }
+    );
 
     let (mut h, _) = booted();
     let (k, _) = killed(h.hypercall(3, [0; 4]));
@@ -112,7 +128,8 @@ fn idt_gates_are_fixed_up_ignored_or_refused() {
     let g = h.idt()[0x20];
     assert_eq!(g.offset(), 0xffff_ffff_8100_0000);
     assert_eq!(g.selector() & 3, GUEST_PL as u16);
-    h.hypercall(LOAD_IDT_ENTRY, [TRAP_ENTRY, lo, hi, 0]).unwrap();
+    h.hypercall(LOAD_IDT_ENTRY, [TRAP_ENTRY, lo, hi, 0])
+        .unwrap();
     assert_eq!(h.idt()[TRAP_ENTRY as usize], Gate::default());
     let (k, _) = killed(h.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, lo, hi, 0]));
     assert_eq!(k.arg(), Some("vector"));
@@ -122,7 +139,8 @@ fn idt_gates_are_fixed_up_ignored_or_refused() {
 fn gdt_and_tls_entries_get_the_guest_privilege_level() {
     let (mut h, _) = booted();
     // 64-bit kernel code, DPL 0.
-    h.hypercall(LOAD_GDT_ENTRY, [2, 0xffff, 0x00af_9a00, 0]).unwrap();
+    h.hypercall(LOAD_GDT_ENTRY, [2, 0xffff, 0x00af_9a00, 0])
+        .unwrap();
     assert_eq!(h.gdt()[2].dpl(), GUEST_PL as u32);
     // TLS: three descriptors in guest memory, the middle one not present.
     let tls = 0x3000;
@@ -157,7 +175,13 @@ fn the_stack_is_checked_then_kept() {
 
     let (mut h, _) = booted();
     let (k, _) = killed(h.hypercall(SET_STACK, [ss, 0x1000, 2, 0]));
-    assert_eq!(k, Kill::BadStackPointer { sp: 0x1000, pages: 2 });
+    assert_eq!(
+        k,
+        Kill::BadStackPointer {
+            sp: 0x1000,
+            pages: 2
+        }
+    );
 
     let (mut h, _) = booted();
     let (k, _) = killed(h.hypercall(SET_STACK, [ss, 0x0000_8000_0000_0000, 1, 0]));
@@ -199,7 +223,10 @@ fn the_clock_event_fires_line_0_once_at_its_deadline() {
     assert_eq!(h.pending_irqs(), 0);
     // An interrupt gate disables interrupts; the time was written.
     assert_eq!(field_u32(&h, LguestData::IRQ_ENABLED_OFFSET), 0);
-    assert_eq!(field_u64(&h, LguestData::TIME_NSEC_OFFSET), WALL.nsec + 5000);
+    assert_eq!(
+        field_u64(&h, LguestData::TIME_NSEC_OFFSET),
+        WALL.nsec + 5000
+    );
     assert_eq!(h.next(0), Ok(Next::Run));
 }
 
@@ -225,10 +252,16 @@ fn halt_sleeps_until_the_timer_then_wakes_with_interrupts_enabled() {
     assert_eq!(h.next(0), Ok(Next::Sleep { until: Some(1000) }));
     clock.advance(1000);
     let next = h.next(0).unwrap();
-    assert!(matches!(next, Next::Deliver(Delivery { line: 0, .. })), "{next:?}");
+    assert!(
+        matches!(next, Next::Deliver(Delivery { line: 0, .. })),
+        "{next:?}"
+    );
     assert!(!h.halted());
     // A trap gate leaves the interrupt flag HALT's wake-up set.
-    assert_eq!(field_u32(&h, LguestData::IRQ_ENABLED_OFFSET), EFLAGS_IF as u32);
+    assert_eq!(
+        field_u32(&h, LguestData::IRQ_ENABLED_OFFSET),
+        EFLAGS_IF as u32
+    );
 }
 
 #[test]
@@ -268,7 +301,10 @@ fn a_synchronous_call_drains_the_ring_first_in_order() {
             (FLUSH_ASYNC, Origin::Direct)
         ]
     );
-    assert_eq!((status(h.mem(), 0), status(h.mem(), 1)), (RING_DONE, RING_DONE));
+    assert_eq!(
+        (status(h.mem(), 0), status(h.mem(), 1)),
+        (RING_DONE, RING_DONE)
+    );
     assert_eq!(h.ring_cursor(), 2);
     assert_eq!(h.ts(), TsState::Set);
 }
@@ -309,7 +345,10 @@ fn a_kill_in_the_ring_names_its_slot_and_stops_the_walk() {
     queue(h.mem(), 2, TS, [TsState::Clear.raw(), 0, 0]);
     let (k, origin) = killed(h.hypercall(HALT, [0; 4]));
     assert_eq!(origin, Origin::Ring(1));
-    assert_eq!((k.call(), k.arg()), (Some(Hypercall::FlushTlb), Some("scope")));
+    assert_eq!(
+        (k.call(), k.arg()),
+        (Some(Hypercall::FlushTlb), Some("scope"))
+    );
     assert_eq!(h.ts(), TsState::Set, "slot 2 never ran");
     assert!(!h.halted(), "the synchronous call never ran");
 }
@@ -334,7 +373,13 @@ fn set_pte_records_what_the_guest_tables_hold() {
     assert!(h.shadow().entries(pgdir).is_empty());
     // A frame outside memory is refused.
     let (k, _) = killed(h.hypercall(SET_PTE, [pgdir, user, MEM | LEAF, 0]));
-    assert_eq!(k, Kill::BadPte { vaddr: user, pte: MEM | LEAF });
+    assert_eq!(
+        k,
+        Kill::BadPte {
+            vaddr: user,
+            pte: MEM | LEAF
+        }
+    );
 }
 
 #[test]
@@ -367,11 +412,15 @@ fn flushes_re_read_the_record_from_the_guest_tables() {
     let pgdir = t.alloc(h.mem());
     h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap();
     t.map(h.mem(), pgdir, 0x1000, 0x5000 | LEAF);
-    h.hypercall(SET_PTE, [pgdir, 0x1000, 0x5000 | LEAF, 0]).unwrap();
+    h.hypercall(SET_PTE, [pgdir, 0x1000, 0x5000 | LEAF, 0])
+        .unwrap();
     // The guest changes the entry without telling (native set_pte), then flushes.
     t.map(h.mem(), pgdir, 0x1000, 0x6000 | LEAF);
     h.hypercall(FLUSH_TLB, [0, 0, 0, 0]).unwrap();
-    assert_eq!(h.shadow().entries(pgdir).get(&0x1000), Some(&(0x6000 | LEAF)));
+    assert_eq!(
+        h.shadow().entries(pgdir).get(&0x1000),
+        Some(&(0x6000 | LEAF))
+    );
     assert_eq!(h.flushes(), [1, 0]);
 }
 
@@ -379,7 +428,8 @@ fn flushes_re_read_the_record_from_the_guest_tables() {
 fn at_most_four_tables_are_followed() {
     let (mut h, _) = booted();
     for i in 0..6u64 {
-        h.hypercall(NEW_PGTABLE, [0x20_000 + i * PAGE_SIZE, 0, 0, 0]).unwrap();
+        h.hypercall(NEW_PGTABLE, [0x20_000 + i * PAGE_SIZE, 0, 0, 0])
+            .unwrap();
     }
     let followed: Vec<_> = h.shadow().pgdirs().collect();
     assert_eq!(followed, [0x25_000, 0x24_000, 0x23_000, 0x22_000]);

@@ -31,7 +31,8 @@ pub const TSC_KHZ: u32 = 2_400_000;
 /// Writes the shared page as the guest sets it up statically (the seed's `lguest_data`).
 pub fn setup_page(mem: &GuestMem, page: Gpa) {
     let at = |off: usize| page + off as u64;
-    mem.write_u64(at(LguestData::BLOCKED_INTERRUPTS_OFFSET), 1).unwrap();
+    mem.write_u64(at(LguestData::BLOCKED_INTERRUPTS_OFFSET), 1)
+        .unwrap();
     mem.write(at(LguestData::HCALL_STATUS_OFFSET), &[RING_DONE; RING_SIZE])
         .unwrap();
     mem.write(
@@ -39,9 +40,12 @@ pub fn setup_page(mem: &GuestMem, page: Gpa) {
         &(SYSCALL_VECTOR as u32).to_le_bytes(),
     )
     .unwrap();
-    mem.write_u64(at(LguestData::KERNEL_ADDRESS_OFFSET), KERNEL).unwrap();
-    mem.write_u64(at(LguestData::NOIRQ_START_OFFSET), NOIRQ.0).unwrap();
-    mem.write_u64(at(LguestData::NOIRQ_END_OFFSET), NOIRQ.1).unwrap();
+    mem.write_u64(at(LguestData::KERNEL_ADDRESS_OFFSET), KERNEL)
+        .unwrap();
+    mem.write_u64(at(LguestData::NOIRQ_START_OFFSET), NOIRQ.0)
+        .unwrap();
+    mem.write_u64(at(LguestData::NOIRQ_END_OFFSET), NOIRQ.1)
+        .unwrap();
 }
 
 /// A host over `size` bytes with the shared page set up at `PAGE` (if it fits), not yet
@@ -86,7 +90,8 @@ pub fn set_field_u32(h: &Host<ManualClock>, off: usize, v: u32) {
 /// Fills ring slot `slot` with `nr` and `args` and sets its status byte.
 pub fn put_slot(mem: &GuestMem, slot: usize, nr: u64, args: [u64; 3], status: u8) {
     let base = PAGE + (LguestData::HCALLS_OFFSET + slot * RingSlot::SIZE) as u64;
-    mem.write_u64(base + RingSlot::NR_OFFSET as u64, nr).unwrap();
+    mem.write_u64(base + RingSlot::NR_OFFSET as u64, nr)
+        .unwrap();
     for (i, a) in args.iter().enumerate() {
         mem.write_u64(base + (RingSlot::ARGS_OFFSET + 8 * i) as u64, *a)
             .unwrap();
@@ -106,8 +111,11 @@ pub fn queue(mem: &GuestMem, slot: usize, nr: u64, args: [u64; 3]) {
 /// The status byte of ring slot `slot`.
 pub fn status(mem: &GuestMem, slot: usize) -> u8 {
     let mut b = [0u8];
-    mem.read(PAGE + (LguestData::HCALL_STATUS_OFFSET + slot) as u64, &mut b)
-        .unwrap();
+    mem.read(
+        PAGE + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
+        &mut b,
+    )
+    .unwrap();
     b[0]
 }
 
@@ -152,7 +160,8 @@ impl Tables {
                 e & 0x000f_ffff_ffff_f000
             };
         }
-        mem.write_u64(table + ((vaddr >> 12) & 511) * 8, pte).unwrap();
+        mem.write_u64(table + ((vaddr >> 12) & 511) * 8, pte)
+            .unwrap();
         table
     }
 }
