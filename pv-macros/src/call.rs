@@ -90,15 +90,16 @@ impl Parse for PvCall {
 const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
 
 pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
-    let missing = |what: &str| {
-        syn::Error::new(
-            Span::call_site(),
-            format!("pv_call! needs {what}"),
-        )
-    };
-    let spec_lit = input.spec.ok_or_else(|| missing("`spec = \"path/to/spec.toml\"`"))?;
-    let slot = input.slot.ok_or_else(|| missing("`slot = PATH` (the static the site calls through)"))?;
-    let call = input.call.ok_or_else(|| missing("the call, `table.op(args...)`"))?;
+    let missing = |what: &str| syn::Error::new(Span::call_site(), format!("pv_call! needs {what}"));
+    let spec_lit = input
+        .spec
+        .ok_or_else(|| missing("`spec = \"path/to/spec.toml\"`"))?;
+    let slot = input
+        .slot
+        .ok_or_else(|| missing("`slot = PATH` (the static the site calls through)"))?;
+    let call = input
+        .call
+        .ok_or_else(|| missing("the call, `table.op(args...)`"))?;
     let file = SpecFile::load(&spec_lit)?;
     let spec = &file.spec;
 
@@ -109,7 +110,11 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         .iter()
         .find(|t| t.name.v == table_name)
         .ok_or_else(|| {
-            let names: Vec<String> = spec.pv_tables.iter().map(|t| format!("`{}`", t.name.v)).collect();
+            let names: Vec<String> = spec
+                .pv_tables
+                .iter()
+                .map(|t| format!("`{}`", t.name.v))
+                .collect();
             syn::Error::new(
                 call.table.span(),
                 format!(
@@ -119,16 +124,24 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
                 ),
             )
         })?;
-    let op = table.ops.iter().find(|o| o.name.v == op_name).ok_or_else(|| {
-        let names: Vec<String> = table.ops.iter().map(|o| format!("`{}`", o.name.v)).collect();
-        syn::Error::new(
-            call.op.span(),
-            format!(
-                "pv_op table `{table_name}` has no op `{op_name}`; its ops: {}",
-                names.join(", ")
-            ),
-        )
-    })?;
+    let op = table
+        .ops
+        .iter()
+        .find(|o| o.name.v == op_name)
+        .ok_or_else(|| {
+            let names: Vec<String> = table
+                .ops
+                .iter()
+                .map(|o| format!("`{}`", o.name.v))
+                .collect();
+            syn::Error::new(
+                call.op.span(),
+                format!(
+                    "pv_op table `{table_name}` has no op `{op_name}`; its ops: {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
     let full = format!("{table_name}.{op_name}");
 
     // PvOpId::id(): the op's index in spec order of tables, then ops.
@@ -154,15 +167,14 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
             .iter()
             .map(|(n, t)| format!("{}: {}", n.v, quote!(#t)))
             .collect();
+        let takes = match op.args.len() {
+            0 => "no arguments".to_string(),
+            1 => format!("1 argument ({})", sig.join(", ")),
+            n => format!("{n} arguments ({})", sig.join(", ")),
+        };
         return Err(syn::Error::new(
             call.paren.span.join(),
-            format!(
-                "op `{full}` takes {} argument{} ({}), {} given",
-                op.args.len(),
-                if op.args.len() == 1 { "" } else { "s" },
-                sig.join(", "),
-                call.args.len()
-            ),
+            format!("op `{full}` takes {takes}, {} given", call.args.len()),
         ));
     }
 
@@ -191,7 +203,11 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         "call qword ptr [rip + {slot}]".to_string(),
     ];
     if len > pv_sites::CALL_LEN {
-        lines.push(format!(".fill {}, 1, {:#x}", len - pv_sites::CALL_LEN, pv_sites::NOP));
+        lines.push(format!(
+            ".fill {}, 1, {:#x}",
+            len - pv_sites::CALL_LEN,
+            pv_sites::NOP
+        ));
     }
     // "R" (SHF_GNU_RETAIN) keeps the records through --gc-sections: nothing references
     // them but the __start_/__stop_ symbols, which lld does not count as a use.
@@ -214,16 +230,20 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         ins.push(quote! { in(#reg) #v, });
     }
     let ret_var = format_ident!("__pv_ret", span = Span::mixed_site());
-    let (ret_decl, ret_out, ret_val) = match &op.ret {
+    // With a result the asm is a statement and the result the block's value; without
+    // one the asm (of type `()`) is the value itself.
+    let (ret_decl, ret_out, semi, ret_val) = match &op.ret {
         Some(ty) => (
             quote! { let #ret_var: #ty; },
             quote! { lateout("rax") #ret_var, },
+            quote! { ; },
             quote! { #ret_var },
         ),
         None => (
             TokenStream::new(),
             quote! { lateout("rax") _, },
-            quote! { () },
+            TokenStream::new(),
+            TokenStream::new(),
         ),
     };
     let abi = (!op.callee_save).then(|| quote! { clobber_abi("C"), });
@@ -239,7 +259,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
                 #(#ins)*
                 #ret_out
                 #abi
-            );
+            ) #semi
             #ret_val
         }
     })

@@ -169,8 +169,8 @@ fn thunks(item: &ItemImpl, trait_path: &syn::Path, table: &PvTable) -> syn::Resu
         return Ok(TokenStream::new());
     }
     if !item.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            item.generics.span(),
+        return Err(syn::Error::new_spanned(
+            &item.generics,
             format!(
                 "table `{}` has callee-save ops, whose thunks need a concrete type: \
                  implement the trait for a type without generic parameters",
@@ -180,7 +180,9 @@ fn thunks(item: &ItemImpl, trait_path: &syn::Path, table: &PvTable) -> syn::Resu
     }
     let self_ty = &item.self_ty;
     let ty_name = match &**self_ty {
-        syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().map(|s| s.ident.to_string())
+        }
         _ => None,
     }
     .ok_or_else(|| {
@@ -190,11 +192,22 @@ fn thunks(item: &ItemImpl, trait_path: &syn::Path, table: &PvTable) -> syn::Resu
         )
     })?;
     let base = crate::snake(&ty_name);
+    // Every op's problem at once, as the missing-ops error does.
     let mut out = TokenStream::new();
+    let mut errors: Option<syn::Error> = None;
     for op in ops {
-        out.extend(thunk(&base, &ty_name, self_ty, trait_path, table, op)?);
+        match thunk(&base, &ty_name, self_ty, trait_path, table, op) {
+            Ok(t) => out.extend(t),
+            Err(e) => match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            },
+        }
     }
-    Ok(out)
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 fn thunk(
@@ -236,13 +249,19 @@ fn thunk(
             quote!(#n: #t)
         })
         .collect();
-    let names: Vec<syn::Ident> = op.args.iter().map(|(n, _)| format_ident!("{}", n.v)).collect();
+    let names: Vec<syn::Ident> = op
+        .args
+        .iter()
+        .map(|(n, _)| format_ident!("{}", n.v))
+        .collect();
     let ret = op.ret.as_ref().map(|t| quote!(-> #t));
     let unsafety = op.is_unsafe.then(|| quote!(unsafe));
     let safety_doc = op.is_unsafe.then(|| {
         let s = format!(
             " # Safety\n\n As `{full}`'s: {}",
-            op.safety.as_deref().unwrap_or("see the op's documentation.")
+            op.safety
+                .as_deref()
+                .unwrap_or("see the op's documentation.")
         );
         quote! { #[doc = ""] #[doc = #s] }
     });
@@ -251,9 +270,8 @@ fn thunk(
     } else {
         quote! { <#self_ty as #trait_path>::#method(#(#names),*) }
     };
-    let shim_doc = format!(
-        " `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls."
-    );
+    let shim_doc =
+        format!(" `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls.");
     let thunk_doc = format!(
         " Callee-save thunk of `{full}` for `{ty_name}`: an `extern \"C\"` function that \
          changes no register but `rax`. It saves every other caller-saved register around \
@@ -273,9 +291,17 @@ fn thunk(
             .iter()
             .cloned()
             .chain([format!("sub rsp, {area}")])
-            .chain(if width == 0 { Vec::new() } else { saves.collect() })
+            .chain(if width == 0 {
+                Vec::new()
+            } else {
+                saves.collect()
+            })
             .chain(["call {f}".to_string()])
-            .chain(if width == 0 { Vec::new() } else { loads.collect() })
+            .chain(if width == 0 {
+                Vec::new()
+            } else {
+                loads.collect()
+            })
             .chain([format!("add rsp, {area}")])
             .chain(gpr_pop.iter().cloned())
             .chain(["ret".to_string()])
@@ -290,13 +316,7 @@ fn thunk(
             }
         }
     };
-    let plain = variant(
-        quote!(#[cfg(not(target_feature = "sse"))]),
-        0,
-        "",
-        "",
-        "",
-    );
+    let plain = variant(quote!(#[cfg(not(target_feature = "sse"))]), 0, "", "", "");
     let sse = variant(
         quote!(#[cfg(all(target_feature = "sse", not(target_feature = "avx")))]),
         16,

@@ -66,9 +66,10 @@ impl SpecFile {
 fn diagnostics(lit: &LitStr, d: &codegen::Diagnostics) -> syn::Error {
     let mut errors = d.list.iter().map(|diag| {
         let lc = diag.line_col(&d.source);
-        // The rendered snippet (source line, caret, help) without its own `error:` line.
+        // The rendered snippet (source line, caret, help) without its own `error:` and
+        // `-->` lines: the message starts with the location.
         let rendered = diag.render(&d.file, &d.source);
-        let snippet: Vec<&str> = rendered.lines().skip(1).collect();
+        let snippet: Vec<&str> = rendered.lines().skip(2).collect();
         syn::Error::new(
             lit.span(),
             format!(

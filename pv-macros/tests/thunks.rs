@@ -5,6 +5,8 @@
 use std::arch::asm;
 use std::cell::Cell;
 
+// The whole generated ABI; the tests use a part of it.
+#[allow(dead_code)]
 mod abi {
     pv_macros::abi!("../spec/lguest.toml");
 }
@@ -83,11 +85,24 @@ fn sentinels(rdi: u64) -> [u64; 8] {
     ]
 }
 
-const XMM: [u64; 3] = [0x0e0e_0000_0000_0000, 0x0808_0000_0000_0008, 0x1515_0000_0000_0015];
+const XMM: [u64; 3] = [
+    0x0e0e_0000_0000_0000,
+    0x0808_0000_0000_0008,
+    0x1515_0000_0000_0015,
+];
 
 /// Calls `f` from assembly with the sentinels in place and reads every register back.
 fn call_from_asm(f: usize, rdi: u64) -> After {
-    let [mut rcx, mut rdx, mut rsi, mut rdi, mut r8, mut r9, mut r10, mut r11] = sentinels(rdi);
+    let [
+        mut rcx,
+        mut rdx,
+        mut rsi,
+        mut rdi,
+        mut r8,
+        mut r9,
+        mut r10,
+        mut r11,
+    ] = sentinels(rdi);
     let [mut x0, mut x8, mut x15] = XMM;
     let rax: u64;
     // SAFETY: `f` is an `extern "C"` function taking at most one u64 (in rdi); every
@@ -123,7 +138,10 @@ fn save_fl_thunk_preserves_all_but_rax() {
 #[test]
 fn restore_fl_thunk_passes_its_argument_in_rdi_and_keeps_it() {
     FLAGS.set(0);
-    let after = call_from_asm(guest_restore_fl_callee_save as *const () as usize, EFLAGS_IF);
+    let after = call_from_asm(
+        guest_restore_fl_callee_save as *const () as usize,
+        EFLAGS_IF,
+    );
     assert_eq!(FLAGS.get(), EFLAGS_IF, "the op saw rdi");
     assert_eq!(after.gprs, sentinels(EFLAGS_IF));
     assert_eq!(after.xmm, XMM);
@@ -149,7 +167,10 @@ fn plain_extern_c_call_loses_the_registers() {
     let after = call_from_asm(guest_save_fl_extern_c as *const () as usize, 7);
     assert_eq!(after.rax, EFLAGS_IF);
     for (i, (got, sent)) in after.gprs.iter().zip(sentinels(7)).enumerate() {
-        assert_ne!(*got, sent, "register {i} of rcx, rdx, rsi, rdi, r8-r11 survived");
+        assert_ne!(
+            *got, sent,
+            "register {i} of rcx, rdx, rsi, rdi, r8-r11 survived"
+        );
     }
     for (got, sent) in after.xmm.iter().zip(XMM) {
         assert_ne!(*got, sent, "a vector register survived");
