@@ -63,6 +63,31 @@ impl IrqOps for Guest {
     fn init_irq() {}
 }
 
+/// An unsafe callee-save op (from the compile-fail tests' small spec): its thunk is an
+/// `unsafe extern "C" fn` and its arguments still arrive.
+mod unsafe_op {
+    #[allow(dead_code)]
+    mod mini {
+        pv_macros::abi!("tests/ui/specs/mini.toml");
+    }
+
+    pub struct Clock;
+
+    #[pv_macros::pv_ops(spec = "tests/ui/specs/mini.toml")]
+    impl mini::pv_ops::TimeOps for Clock {
+        fn now() -> u64 {
+            super::scramble();
+            0
+        }
+        unsafe fn arm(deadline: *mut u64, at: u64) -> u64 {
+            // SAFETY: the caller passes a valid pointer (the op's contract).
+            let old = unsafe { deadline.replace(at) };
+            super::scramble();
+            old
+        }
+    }
+}
+
 /// What a call from assembly saw: the registers after the call, rax last.
 #[derive(Debug, PartialEq, Eq)]
 struct After {
@@ -175,6 +200,26 @@ fn plain_extern_c_call_loses_the_registers() {
     for (got, sent) in after.xmm.iter().zip(XMM) {
         assert_ne!(*got, sent, "a vector register survived");
     }
+}
+
+#[test]
+fn unsafe_op_thunk_takes_two_arguments_and_keeps_registers() {
+    let mut deadline = 5u64;
+    // SAFETY: `deadline` is valid for reads and writes.
+    let old = unsafe { unsafe_op::clock_arm_callee_save(&mut deadline, 9) };
+    assert_eq!((old, deadline), (5, 9));
+    // Through assembly: rdi = pointer, rsi = the new deadline (a sentinel that must
+    // survive as well).
+    let f = unsafe_op::clock_arm_callee_save as *const () as usize;
+    let after = call_from_asm(f, &raw mut deadline as u64);
+    assert_eq!(after.rax, 9, "the old deadline");
+    assert_eq!(
+        deadline,
+        sentinels(0)[2],
+        "rsi arrived as the second argument"
+    );
+    assert_eq!(after.gprs, sentinels(&raw mut deadline as u64));
+    assert_eq!(after.xmm, XMM);
 }
 
 #[test]
