@@ -644,6 +644,35 @@ impl<C: Clock> Host<C> {
         }
     }
 
+    /// Starts following `pgdir` (or marks it most recently used). A table followed for the
+    /// first time starts with the kernel pages already recorded elsewhere, read from its own
+    /// entries: the kernel's half is shared by every address space, and the guest reported
+    /// those pages before this table existed. (The original's fresh shadow starts empty and
+    /// faults them in.)
+    fn follow(&mut self, pgdir: Gpa) {
+        let new = !self.shadow.pgdirs().any(|p| p == pgdir);
+        self.shadow.touch(pgdir);
+        if !new {
+            return;
+        }
+        let mut kernel_pages: Vec<Gva> = self
+            .shadow
+            .pgdirs()
+            .filter(|p| *p != pgdir)
+            .filter_map(|p| self.shadow.table(p))
+            .flat_map(|t| t.range(self.kernel_address..).map(|(v, _)| *v))
+            .collect();
+        kernel_pages.sort_unstable();
+        kernel_pages.dedup();
+        for page in kernel_pages {
+            // A page this table does not map cleanly is simply not recorded yet: SET_PTE
+            // for it checks it properly.
+            if let Ok(Some(e)) = self.record_for(pgdir, page) {
+                self.apply(pgdir, page, Some(e));
+            }
+        }
+    }
+
     /// Re-reads recorded pages from the guest's tables: every page of every table for
     /// `FlushScope::All`, the current table's user pages for `User`. A walk that goes wrong
     /// in the current table kills the guest; another table is dropped from the record (the
@@ -842,7 +871,7 @@ impl<C: Clock> LguestHost for Host<C> {
             return Err(self.outside(Hypercall::NewPgtable, "pgdir", pgdir, PAGE_SIZE));
         }
         self.pgdir = pgdir;
-        self.shadow.touch(pgdir);
+        self.follow(pgdir);
         Ok(())
     }
 
@@ -977,7 +1006,7 @@ impl<C: Clock> LguestHost for Host<C> {
                 Err(_) => updates.push((t, None)),
             }
         }
-        self.shadow.touch(pgdir);
+        self.follow(pgdir);
         for (t, e) in updates {
             match e {
                 Some(e) => self.apply(t, page, e),
