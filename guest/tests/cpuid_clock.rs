@@ -17,9 +17,18 @@ fn r(eax: u32, ebx: u32, ecx: u32, edx: u32) -> CpuidResult {
 /// made-up CPU that reports more extended leaves than lguest knows.
 fn recorded() -> Recorded {
     Recorded(vec![
-        ((0, 0), r(0x0000_0024, 0x756e_6547, 0x6c65_746e, 0x4965_6e69)),
-        ((1, 0), r(0x000a_0671, 0x0002_0800, 0xfffa_3203, 0x1f8b_fbff)),
-        ((7, 0), r(0x0000_0002, 0xf1bf_2ffb, 0x1a41_5f46, 0x23c1_4010)),
+        (
+            (0, 0),
+            r(0x0000_0024, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
+        ),
+        (
+            (1, 0),
+            r(0x000a_0671, 0x0002_0800, 0xfffa_3203, 0x1f8b_fbff),
+        ),
+        (
+            (7, 0),
+            r(0x0000_0002, 0xf1bf_2ffb, 0x1a41_5f46, 0x23c1_4010),
+        ),
         ((0x8000_0000, 0), r(0x8000_0008, 0, 0, 0)),
         ((0x8000_0001, 0), r(0, 0, 0x0000_0121, 0x2c10_0800)),
         ((0x8000_0008, 0), r(0x0030_3930, 0, 0, 0)),
@@ -72,7 +81,10 @@ fn extended_leaves_are_capped_and_nx_is_hidden() {
 fn other_leaves_and_subleaves_pass_through() {
     let w = World::new();
     let lg = w.guest_with_cpuid(recorded());
-    assert_eq!(lg.cpuid(7, 0), r(0x0000_0002, 0xf1bf_2ffb, 0x1a41_5f46, 0x23c1_4010));
+    assert_eq!(
+        lg.cpuid(7, 0),
+        r(0x0000_0002, 0xf1bf_2ffb, 0x1a41_5f46, 0x23c1_4010)
+    );
     assert_eq!(lg.cpuid(0x8000_0008, 0), r(0x0030_3930, 0, 0, 0));
     // The subleaf reaches the raw cpuid: (7, 1) was not recorded.
     assert_eq!(lg.cpuid(7, 1), r(0, 0, 0, 0));
@@ -109,8 +121,10 @@ fn a_clock_read_across_a_second_boundary_retries_instead_of_going_back_in_time()
 
 #[test]
 fn a_clock_read_that_keeps_racing_retries_until_the_seconds_hold_still() {
-    let (t, sec_reads, nsec_reads) =
-        scripted(&[1, 2, 2, 3, 3, 4, 4, 4], &[999_999_999, 999_999_999, 999_999_999, 7]);
+    let (t, sec_reads, nsec_reads) = scripted(
+        &[1, 2, 2, 3, 3, 4, 4, 4],
+        &[999_999_999, 999_999_999, 999_999_999, 7],
+    );
     assert_eq!(t, 4_000_000_007);
     assert_eq!((sec_reads, nsec_reads), (8, 4));
 }

@@ -27,7 +27,10 @@ fn n_page_table_updates_take_about_n_over_64_exits_in_order() {
     lg.enter_lazy_mmu();
     let mut direct = 0;
     for i in 0..N {
-        let ptep = pt.0.as_mut_ptr().wrapping_add((i % 512) as usize).cast::<PTEntry>();
+        let ptep =
+            pt.0.as_mut_ptr()
+                .wrapping_add((i % 512) as usize)
+                .cast::<PTEntry>();
         // SAFETY: `ptep` is a live entry of `pt`.
         let sent = unsafe { lg.set_pte_at(pgd, i << 12, ptep, PTEntry(i << 12 | 0x67)) };
         if sent == Sent::Direct {
@@ -39,7 +42,11 @@ fn n_page_table_updates_take_about_n_over_64_exits_in_order() {
     assert_eq!(direct, N / (ring + 1), "one direct call per full ring");
     let log = w.host.log();
     let exits = log.iter().filter(|c| c.how == How::Sync).count() as u64;
-    assert_eq!(exits, N / (ring + 1) + 1, "full-ring calls plus the final flush");
+    assert_eq!(
+        exits,
+        N / (ring + 1) + 1,
+        "full-ring calls plus the final flush"
+    );
     assert!(exits <= N / ring + 1);
     // Every update arrived once, in order, and nothing else but the flush.
     let updates: Vec<u64> = log
@@ -53,7 +60,12 @@ fn n_page_table_updates_take_about_n_over_64_exits_in_order() {
     assert_eq!(updates, (0..N).collect::<Vec<_>>());
     assert_eq!(log.last().unwrap(), &Call::sync(FLUSH_ASYNC, [0; 4]));
     assert_eq!(log.len() as u64, N + 1);
-    assert!(w.page.hcall_status.iter().all(|s| s.load(Ordering::Relaxed) == RING_DONE));
+    assert!(
+        w.page
+            .hcall_status
+            .iter()
+            .all(|s| s.load(Ordering::Relaxed) == RING_DONE)
+    );
 }
 
 /// Queued arguments are written before the status byte: a slot the host sees as ready

@@ -25,7 +25,11 @@ fn decode_one(bytes: &[u8], ip: u64) -> Instruction {
     let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let insn = d.decode();
     assert!(!insn.is_invalid(), "invalid encoding {bytes:02x?}");
-    assert_eq!(insn.len(), bytes.len(), "one instruction fills the patch: {bytes:02x?}");
+    assert_eq!(
+        insn.len(),
+        bytes.len(),
+        "one instruction fills the patch: {bytes:02x?}"
+    );
     insn
 }
 
@@ -63,15 +67,32 @@ fn check_patched<'a>(
     let mut site = vec![FILL; t.site_len];
     let used = lg.patch(op_of(t).id() as u8, 0, &mut site, site_addr);
     let f = &t.forms[form];
-    assert_eq!(used, f.bytes.len(), "{}: form {form} ({}) chosen", t.name, f.asm);
-    assert!(site[used..].iter().all(|&b| b == FILL), "{}: wrote past {used}", t.name);
+    assert_eq!(
+        used,
+        f.bytes.len(),
+        "{}: form {form} ({}) chosen",
+        t.name,
+        f.asm
+    );
+    assert!(
+        site[used..].iter().all(|&b| b == FILL),
+        "{}: wrote past {used}",
+        t.name
+    );
     let insn = decode_one(&site[..used], site_addr);
-    let [reloc] = f.relocs else { panic!("{}: one relocation expected", t.name) };
+    let [reloc] = f.relocs else {
+        panic!("{}: one relocation expected", t.name)
+    };
     let target = page + reloc.field_offset;
     let operand = match reloc.kind {
         RelocKind::Rel32 => {
             assert!(insn.is_ip_rel_memory_operand());
-            assert_eq!(insn.ip_rel_memory_address(), target, "{}: RIP target", t.name);
+            assert_eq!(
+                insn.ip_rel_memory_address(),
+                target,
+                "{}: RIP target",
+                t.name
+            );
             let disp = target.wrapping_sub(site_addr + used as u64) as i64;
             if disp < 0 {
                 format!("- {:#x}", disp.unsigned_abs())
@@ -83,7 +104,12 @@ fn check_patched<'a>(
             assert!(!insn.is_ip_rel_memory_operand());
             assert_eq!(insn.memory_base(), iced_x86::Register::None);
             assert_eq!(insn.memory_index(), iced_x86::Register::None);
-            assert_eq!(insn.memory_displacement64(), target, "{}: absolute address", t.name);
+            assert_eq!(
+                insn.memory_displacement64(),
+                target,
+                "{}: absolute address",
+                t.name
+            );
             format!("{target:#x}")
         }
         RelocKind::Abs64 => panic!("no lguest template uses abs64"),
@@ -154,12 +180,23 @@ impl Drop for LowPage {
 fn every_template_patches_absolute_when_the_page_is_out_of_rip_reach() {
     let w = World::new();
     let low = LowPage::map();
-    let lg = Lguest::new(low.page(), &w.scratch, &*w.host, Recorded(Vec::new()), TRANSLATE);
+    let lg = Lguest::new(
+        low.page(),
+        &w.scratch,
+        &*w.host,
+        Recorded(Vec::new()),
+        TRANSLATE,
+    );
     for t in TEMPLATES {
         // A site in the high half of the user address space: far more than 2 GiB away.
         check_patched(&lg, t, 0x7fff_0000_0000, 1);
         // Just out of rel32 reach above the page.
-        check_patched(&lg, t, std::ptr::from_ref(low.page()) as u64 + (1 << 31) + 0x1000, 1);
+        check_patched(
+            &lg,
+            t,
+            std::ptr::from_ref(low.page()) as u64 + (1 << 31) + 0x1000,
+            1,
+        );
     }
 }
 
@@ -179,13 +216,24 @@ fn a_site_is_left_alone_when_no_form_fits() {
         // sign-extended 32-bit range.
         assert!(page > 1 << 31);
         let mut site = vec![FILL; t.site_len];
-        assert_eq!(lg.patch(op, 0, &mut site, page ^ (1 << 44)), 0, "{}", t.name);
+        assert_eq!(
+            lg.patch(op, 0, &mut site, page ^ (1 << 44)),
+            0,
+            "{}",
+            t.name
+        );
         assert!(site.iter().all(|&b| b == FILL));
     }
     // Ops without a template, and numbers that name no op.
     let mut site = vec![FILL; 16];
-    assert_eq!(lg.patch(PvOpId::MmuWriteCr3.id() as u8, 0, &mut site, page), 0);
-    assert_eq!(lg.patch(PvOpId::IrqSafeHalt.id() as u8, 0, &mut site, page), 0);
+    assert_eq!(
+        lg.patch(PvOpId::MmuWriteCr3.id() as u8, 0, &mut site, page),
+        0
+    );
+    assert_eq!(
+        lg.patch(PvOpId::IrqSafeHalt.id() as u8, 0, &mut site, page),
+        0
+    );
     assert_eq!(lg.patch(200, 0, &mut site, page), 0);
     assert!(site.iter().all(|&b| b == FILL));
 }
@@ -203,9 +251,21 @@ fn patched_bytes_do_what_the_op_does() {
         decode_one(&site[..used], page - 0x1000)
     };
     lg.irq_enable();
-    assert_eq!(decoded(PvOpId::IrqIrqEnable).immediate32() as u64, lg.save_fl());
+    assert_eq!(
+        decoded(PvOpId::IrqIrqEnable).immediate32() as u64,
+        lg.save_fl()
+    );
     lg.irq_disable();
-    assert_eq!(decoded(PvOpId::IrqIrqDisable).immediate32() as u64, lg.save_fl());
-    assert_eq!(decoded(PvOpId::IrqSaveFl).op0_register(), iced_x86::Register::EAX);
-    assert_eq!(decoded(PvOpId::IrqRestoreFl).op1_register(), iced_x86::Register::EDI);
+    assert_eq!(
+        decoded(PvOpId::IrqIrqDisable).immediate32() as u64,
+        lg.save_fl()
+    );
+    assert_eq!(
+        decoded(PvOpId::IrqSaveFl).op0_register(),
+        iced_x86::Register::EAX
+    );
+    assert_eq!(
+        decoded(PvOpId::IrqRestoreFl).op1_register(),
+        iced_x86::Register::EDI
+    );
 }

@@ -29,11 +29,20 @@ fn lguest_init_fills_the_page_then_names_it_and_reads_the_hosts_answers() {
     let w = World::new();
     let lg = w.guest();
     lg.lguest_init(0xffff_8800_0000_0000, 0x1000..0x1010);
-    assert_eq!(w.host.log(), vec![sync(LGUEST_INIT, [pa(&*w.page), 0, 0, 0])]);
-    assert_eq!(w.page.kernel_address.load(Ordering::Relaxed), 0xffff_8800_0000_0000);
+    assert_eq!(
+        w.host.log(),
+        vec![sync(LGUEST_INIT, [pa(&*w.page), 0, 0, 0])]
+    );
+    assert_eq!(
+        w.page.kernel_address.load(Ordering::Relaxed),
+        0xffff_8800_0000_0000
+    );
     assert_eq!(w.page.noirq_start.load(Ordering::Relaxed), 0x1000);
     assert_eq!(w.page.noirq_end.load(Ordering::Relaxed), 0x1010);
-    assert_eq!(w.page.syscall_vec.load(Ordering::Relaxed), SYSCALL_VECTOR as u32);
+    assert_eq!(
+        w.page.syscall_vec.load(Ordering::Relaxed),
+        SYSCALL_VECTOR as u32
+    );
     // The answers the host wrote.
     assert_eq!(lg.reserve_mem(), RESERVE_MEM);
     assert_eq!(lg.tsc_khz(), u64::from(HOST_TSC_KHZ));
@@ -78,7 +87,10 @@ fn write_idt_entry_updates_the_local_table_then_tells_the_host() {
     assert_eq!(idt[3], gate);
     assert_eq!(
         w.host.log(),
-        vec![sync(LOAD_IDT_ENTRY, [3, gate as u64, (gate >> 64) as u64, 0])]
+        vec![sync(
+            LOAD_IDT_ENTRY,
+            [3, gate as u64, (gate >> 64) as u64, 0]
+        )]
     );
 }
 
@@ -87,11 +99,15 @@ fn load_idt_sends_every_entry_in_order() {
     let w = World::new();
     let lg = w.guest();
     let idt: Vec<u128> = (0..5u128).map(|i| (i << 64) | (0x100 + i)).collect();
-    let desc = DescriptorTablePointer { limit: (5 * 16 - 1) as u16, base: idt.as_ptr() };
+    let desc = DescriptorTablePointer {
+        limit: (5 * 16 - 1) as u16,
+        base: idt.as_ptr(),
+    };
     // SAFETY: the table holds the 5 gates `limit` describes.
     unsafe { lg.load_idt(&desc) };
-    let want: Vec<Call> =
-        (0..5u64).map(|i| sync(LOAD_IDT_ENTRY, [i, 0x100 + i, i, 0])).collect();
+    let want: Vec<Call> = (0..5u64)
+        .map(|i| sync(LOAD_IDT_ENTRY, [i, 0x100 + i, i, 0]))
+        .collect();
     assert_eq!(w.host.log(), want);
 }
 
@@ -99,12 +115,22 @@ fn load_idt_sends_every_entry_in_order() {
 fn load_gdt_and_write_gdt_entry_send_both_halves() {
     let w = World::new();
     let lg = w.guest();
-    let mut gdt: Vec<Descriptor> =
-        (0..4u32).map(|i| Descriptor { lower: 0x1000 + i, upper: 0x2000 + i }).collect();
-    let desc = DescriptorTablePointer { limit: (4 * 8 - 1) as u16, base: gdt.as_ptr() };
+    let mut gdt: Vec<Descriptor> = (0..4u32)
+        .map(|i| Descriptor {
+            lower: 0x1000 + i,
+            upper: 0x2000 + i,
+        })
+        .collect();
+    let desc = DescriptorTablePointer {
+        limit: (4 * 8 - 1) as u16,
+        base: gdt.as_ptr(),
+    };
     // SAFETY: the table holds the 4 descriptors `limit` describes.
     unsafe { lg.load_gdt(&desc) };
-    let new = Descriptor { lower: 0xaaaa, upper: 0x00cf_9a00 };
+    let new = Descriptor {
+        lower: 0xaaaa,
+        upper: 0x00cf_9a00,
+    };
     // SAFETY: `gdt` has 4 writable entries.
     unsafe { lg.write_gdt_entry(gdt.as_mut_ptr(), 2, new) };
     assert_eq!({ gdt[2].lower }, 0xaaaa);
@@ -220,7 +246,10 @@ fn set_pte_says_nothing_until_the_first_cr3_switch() {
     // SAFETY: nothing runs on these page tables.
     unsafe { lg.write_cr3(0x20_0000) };
     // SAFETY: as above.
-    assert_eq!(unsafe { lg.set_pte(ptep, PTEntry(0x6063)) }, Some(Sent::Direct));
+    assert_eq!(
+        unsafe { lg.set_pte(ptep, PTEntry(0x6063)) },
+        Some(Sent::Direct)
+    );
     assert_eq!(
         w.host.log(),
         vec![
@@ -241,7 +270,10 @@ fn set_pte_at_and_pte_update_name_the_top_level_by_physical_address() {
     let ptep = unsafe { pt.0.as_mut_ptr().add(5) }.cast::<PTEntry>();
     let addr = 0x7fff_0000_5000;
     // SAFETY: `ptep` is a live, writable entry.
-    assert_eq!(unsafe { lg.set_pte_at(pgd, addr, ptep, PTEntry(0x9067)) }, Sent::Direct);
+    assert_eq!(
+        unsafe { lg.set_pte_at(pgd, addr, ptep, PTEntry(0x9067)) },
+        Sent::Direct
+    );
     assert_eq!(pt.0[5], 0x9067);
     pt.0[5] = 0x9065;
     // SAFETY: as above.
@@ -267,7 +299,10 @@ fn set_pmd_names_the_table_page_and_the_entry_index() {
     // SAFETY: `pmdp` is a live, writable entry.
     assert_eq!(unsafe { lg.set_pmd(pmdp, PDEntry(0x4_0063)) }, Sent::Direct);
     assert_eq!(pd.0[300], 0x4_0063);
-    assert_eq!(w.host.log(), vec![sync(SET_PMD, [pa(pd.0.as_ptr()), 300, 0, 0])]);
+    assert_eq!(
+        w.host.log(),
+        vec![sync(SET_PMD, [pa(pd.0.as_ptr()), 300, 0, 0])]
+    );
 }
 
 #[test]
@@ -299,8 +334,15 @@ fn lazy_calls_queue_in_order_and_leaving_flushes_them() {
     assert_eq!(lg.flush_tlb_single(0x1000), Sent::Queued(0));
     assert_eq!(lg.load_sp0(0xffff_c900_0000_4000), Sent::Queued(1));
     assert_eq!(lg.flush_tlb_user(), Sent::Queued(2));
-    assert_eq!(lg.save_fl(), EFLAGS_IF, "async_hcall restores the interrupt flag");
-    assert!(w.host.log().is_empty(), "nothing reaches the host before the flush");
+    assert_eq!(
+        lg.save_fl(),
+        EFLAGS_IF,
+        "async_hcall restores the interrupt flag"
+    );
+    assert!(
+        w.host.log().is_empty(),
+        "nothing reaches the host before the flush"
+    );
     // A synchronous call in lazy mode: the host runs the queue first.
     lg.set_next_event(1_000).unwrap();
     lg.flush_tlb_kernel();
@@ -351,19 +393,33 @@ fn nested_lazy_modes_keep_queueing_until_both_end() {
 fn the_interrupt_controller_masks_and_unmasks_bits_and_the_timer_starts_blocked() {
     let w = World::new();
     let lg = w.guest();
-    assert_eq!(w.page.blocked_interrupts.load(Ordering::Relaxed), 1, "timer blocked");
+    assert_eq!(
+        w.page.blocked_interrupts.load(Ordering::Relaxed),
+        1,
+        "timer blocked"
+    );
     lg.mask_irq(5).unwrap();
     lg.mask_irq(31).unwrap();
-    assert_eq!(w.page.blocked_interrupts.load(Ordering::Relaxed), 1 | 1 << 5 | 1 << 31);
+    assert_eq!(
+        w.page.blocked_interrupts.load(Ordering::Relaxed),
+        1 | 1 << 5 | 1 << 31
+    );
     lg.unmask_irq(5).unwrap();
-    assert_eq!(w.page.blocked_interrupts.load(Ordering::Relaxed), 1 | 1 << 31);
+    assert_eq!(
+        w.page.blocked_interrupts.load(Ordering::Relaxed),
+        1 | 1 << 31
+    );
     assert_eq!(lg.mask_irq(IRQS as u32), Err(BadIrq { irq: IRQS as u32 }));
     assert_eq!(
         lg.unmask_irq(200).unwrap_err().to_string(),
         "interrupt line 200 is not below IRQS (32)"
     );
     lg.time_init();
-    assert_eq!(w.page.blocked_interrupts.load(Ordering::Relaxed), 1 << 31, "timer unblocked");
+    assert_eq!(
+        w.page.blocked_interrupts.load(Ordering::Relaxed),
+        1 << 31,
+        "timer unblocked"
+    );
     assert!(w.host.log().is_empty());
 }
 
@@ -385,7 +441,10 @@ fn init_irq_installs_an_interrupt_gate_per_line() {
         let h = handlers[i];
         let lo = (h & 0xffff) | 0x10 << 16 | 0x8e << 40 | ((h >> 16) & 0xffff) << 48;
         assert_eq!(*call, sync(LOAD_IDT_ENTRY, [vector, lo, h >> 32, 0]));
-        assert_eq!(idt[vector as usize], u128::from(lo) | u128::from(h >> 32) << 64);
+        assert_eq!(
+            idt[vector as usize],
+            u128::from(lo) | u128::from(h >> 32) << 64
+        );
     }
 }
 
@@ -395,7 +454,9 @@ fn clock_event_checks_the_minimum_delta_and_shuts_down_with_an_explicit_zero() {
     let lg = w.guest();
     assert_eq!(
         lg.set_next_event(CLOCK_MIN_DELTA - 1),
-        Err(ClockEventError::DeltaTooSmall { delta: CLOCK_MIN_DELTA - 1 })
+        Err(ClockEventError::DeltaTooSmall {
+            delta: CLOCK_MIN_DELTA - 1
+        })
     );
     lg.set_next_event(CLOCK_MIN_DELTA).unwrap();
     lg.set_clockevent_mode(ClockEventMode::Oneshot).unwrap();
@@ -436,7 +497,10 @@ fn load_sp0_sets_the_kernel_stack() {
     w.guest().load_sp0(0xffff_8800_0001_2000);
     assert_eq!(
         w.host.log(),
-        vec![sync(SET_STACK, [0x18 | GUEST_PL, 0xffff_8800_0001_2000, MAX_STACK_PAGES, 0])]
+        vec![sync(
+            SET_STACK,
+            [0x18 | GUEST_PL, 0xffff_8800_0001_2000, MAX_STACK_PAGES, 0]
+        )]
     );
 }
 
@@ -450,8 +514,20 @@ fn power_off_restart_and_panic_send_the_reasons_physical_address() {
     let oops = c"Kernel panic - not syncing: VFS";
     lg.panic(oops);
     let log = w.host.log();
-    assert_eq!(log[1], sync(SHUTDOWN, [pa(reason.as_ptr()), ShutdownKind::Restart.raw(), 0, 0]));
-    assert_eq!(log[2], sync(SHUTDOWN, [pa(oops.as_ptr()), ShutdownKind::Poweroff.raw(), 0, 0]));
+    assert_eq!(
+        log[1],
+        sync(
+            SHUTDOWN,
+            [pa(reason.as_ptr()), ShutdownKind::Restart.raw(), 0, 0]
+        )
+    );
+    assert_eq!(
+        log[2],
+        sync(
+            SHUTDOWN,
+            [pa(oops.as_ptr()), ShutdownKind::Poweroff.raw(), 0, 0]
+        )
+    );
     assert_eq!(log[0].nr, SHUTDOWN);
     assert_eq!(log[0].args[1], ShutdownKind::Poweroff.raw());
     assert_eq!(log.len(), 3);
@@ -476,11 +552,18 @@ fn the_early_console_notifies_a_nul_terminated_bounded_copy() {
     assert_eq!(lg.early_put_chars(b""), 0);
     let log = w.host.log();
     assert_eq!(log.len(), 3);
-    assert!(log.iter().all(|c| c.nr == NOTIFY && c.args[1..] == [0, 0, 0]));
+    assert!(
+        log.iter()
+            .all(|c| c.nr == NOTIFY && c.args[1..] == [0, 0, 0])
+    );
     let host = w.host.host.lock().unwrap();
     assert_eq!(
         host.seen.notify_strings,
-        vec![b"hi\n".to_vec(), long[..NOTIFY_MAX as usize - 1].to_vec(), Vec::new()]
+        vec![
+            b"hi\n".to_vec(),
+            long[..NOTIFY_MAX as usize - 1].to_vec(),
+            Vec::new()
+        ]
     );
 }
 
@@ -491,9 +574,15 @@ fn cpuid_is_filtered_through_the_raw_cpuid_trait() {
     let r = |eax, ebx, ecx, edx| CpuidResult { eax, ebx, ecx, edx };
     let lg = w.guest_with_cpuid(Recorded(vec![
         ((0, 0), r(0x24, 0x756e_6547, 0x6c65_746e, 0x4965_6e69)),
-        ((1, 0), r(0x000a_0671, 0x0002_0800, 0xfffa_3203, 0x1f8b_fbff)),
+        (
+            (1, 0),
+            r(0x000a_0671, 0x0002_0800, 0xfffa_3203, 0x1f8b_fbff),
+        ),
     ]));
     assert_eq!(lg.cpuid(0, 0), r(5, 0x756e_6547, 0x6c65_746e, 0x4965_6e69));
-    assert_eq!(lg.cpuid(1, 0), r(0x000a_0571, 0x0002_0800, 0x2201, 0x0780_a151));
+    assert_eq!(
+        lg.cpuid(1, 0),
+        r(0x000a_0571, 0x0002_0800, 0x2201, 0x0780_a151)
+    );
     assert!(w.host.log().is_empty());
 }

@@ -40,10 +40,18 @@ pub struct Call {
 
 impl Call {
     pub fn sync(nr: u64, args: [u64; ARG_REGS]) -> Self {
-        Call { nr, args, how: How::Sync }
+        Call {
+            nr,
+            args,
+            how: How::Sync,
+        }
     }
     pub fn queued(nr: u64, args: [u64; ARG_REGS]) -> Self {
-        Call { nr, args, how: How::Queued }
+        Call {
+            nr,
+            args,
+            how: How::Queued,
+        }
     }
 }
 
@@ -267,7 +275,12 @@ impl RawCpuid for Recorded {
             .iter()
             .find(|(k, _)| *k == (leaf, subleaf))
             .map(|(_, r)| *r)
-            .unwrap_or(core::arch::x86_64::CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 })
+            .unwrap_or(core::arch::x86_64::CpuidResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            })
     }
 }
 

@@ -1,0 +1,47 @@
+# Generated wrappers (guest/src/zero_cost.rs). Regenerate: guest/asm/regen.sh
+zc_generated_flush_async:
+	xorl	%edi, %edi
+	xorl	%ecx, %ecx
+	xorl	%edx, %edx
+	xorl	%esi, %esi
+	xorl	%eax, %eax
+
+	xchgq	%rbx, %rdi
+	vmcall
+	xchgq	%rbx, %rdi
+
+	retq
+
+zc_generated_pio_notify:
+	movl	$17, %eax
+	xorl	%esi, %esi
+	xorl	%edx, %edx
+	xorl	%ecx, %ecx
+
+	outl	%eax, $244
+
+	retq
+
+zc_generated_set_pte:
+	movq	%rsi, %rcx
+	movl	$14, %eax
+	xorl	%esi, %esi
+
+	xchgq	%rbx, %rdi
+	vmcall
+	xchgq	%rbx, %rdi
+
+	retq
+
+zc_generated_shutdown:
+	movl	$2, %ecx
+	movl	$2, %eax
+	xorl	%edx, %edx
+	xorl	%esi, %esi
+
+	xchgq	%rbx, %rdi
+	vmcall
+	xchgq	%rbx, %rdi
+
+	retq
+
