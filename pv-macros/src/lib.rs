@@ -70,7 +70,8 @@ fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
 /// Options:
 /// - `spec = "path"` (required): the spec, relative to `CARGO_MANIFEST_DIR`.
 /// - `table = "irq"`: the op table; by default the one whose trait (`<Camel(table)>Ops`)
-///   is the impl's trait path's last segment.
+///   is the impl's trait path's last segment. Given, it wins over the trait's name (for a
+///   trait imported under another name).
 ///
 /// It is a compile error, pointing at the impl's trait, when an op of the table is missing
 /// (one error naming all of them), and an error when the trait or table is not in the spec,
