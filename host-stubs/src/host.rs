@@ -878,7 +878,11 @@ impl<C: Clock> LguestHost for Host<C> {
     fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
         self.ready(Hypercall::FlushTlb)?;
         self.resync(scope)?;
-        self.flushes[scope.raw() as usize & 1] += 1;
+        let i = match scope {
+            FlushScope::User => 0,
+            FlushScope::All => 1,
+        };
+        self.flushes[i] += 1;
         Ok(())
     }
 

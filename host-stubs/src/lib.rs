@@ -12,7 +12,8 @@
 //!
 //! ```
 //! use host_stubs::abi::guest::LguestHypercalls;
-//! use host_stubs::abi::shared::LguestData;
+//! use host_stubs::abi::numbers::SYSCALL_VECTOR;
+//! use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
 //! use host_stubs::{clock::{ManualClock, WallTime}, host::{Host, HostConfig}, memory::GuestMem};
 //! use host_stubs::loopback::Loopback;
 //!
@@ -20,8 +21,9 @@
 //! // The guest's shared page, as it sets it up before its first hypercall.
 //! let page = 0x1000;
 //! mem.write_u64(page + LguestData::KERNEL_ADDRESS_OFFSET as u64, 0xffff_8000_0000_0000).unwrap();
-//! mem.write(page + LguestData::SYSCALL_VEC_OFFSET as u64, &0x80u32.to_le_bytes()).unwrap();
-//! mem.write(page + LguestData::HCALL_STATUS_OFFSET as u64, &[0xff; 64]).unwrap();
+//! let vec = SYSCALL_VECTOR as u32;
+//! mem.write(page + LguestData::SYSCALL_VEC_OFFSET as u64, &vec.to_le_bytes()).unwrap();
+//! mem.write(page + LguestData::HCALL_STATUS_OFFSET as u64, &[RING_DONE; RING_SIZE]).unwrap();
 //! let host = Host::new(mem, ManualClock::new(WallTime::default(), 0), HostConfig::default());
 //! let guest = Loopback::new(host);
 //! guest.lguest_init(page);

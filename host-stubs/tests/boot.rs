@@ -13,8 +13,8 @@ use guest::lguest::LazyMode;
 use guest::misc::KERNEL_DS;
 use guest::{DirectMap, IrqGates, Lguest, NativeCpuid, Scratch};
 use host_stubs::abi::numbers::{
-    ARG_REGS, CR0_TS, FIRST_EXTERNAL_VECTOR, GUEST_PL, Hypercall, IRQS, MAX_STACK_PAGES,
-    NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, TLS_FIRST,
+    ARG_REGS, CR0_TS, FIRST_EXTERNAL_VECTOR, GUEST_PL, Hypercall, IDT_ENTRIES, IRQS,
+    MAX_STACK_PAGES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, TLS_FIRST,
 };
 use host_stubs::abi::types::{ShutdownKind, TsState};
 use host_stubs::clock::{Clock, ManualClock, WallTime};
@@ -308,12 +308,12 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     }
 
     // ----- IDT: interrupt gates for every line, then the whole table -----
-    let idt = w.ptr::<u128>(IDT, 16 * 256);
+    let idt = w.ptr::<u128>(IDT, 16 * IDT_ENTRIES);
     let handlers: [u64; IRQS as usize] = std::array::from_fn(|i| KERNEL + 0x2000 + 16 * i as u64);
     unsafe {
         g.init_irq(&IrqGates::new(idt, 0x10, &handlers));
         g.load_idt(&DescriptorTablePointer {
-            limit: 16 * 256 - 1,
+            limit: (16 * IDT_ENTRIES - 1) as u16,
             base: idt,
         });
     }
@@ -378,7 +378,8 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
 
     // ----- A second address space sharing the kernel half, switched to lazily -----
     let b = w.alloc();
-    unsafe { g.set_pmd(w.entry::<PDEntry>(b, 256), PDEntry(w.read(a + 256 * 8))) };
+    let kslot = (KERNEL >> 39) & 511;
+    unsafe { g.set_pmd(w.entry::<PDEntry>(b, kslot), PDEntry(w.read(a + kslot * 8))) };
     let from = w.ncalls();
     g.enter_lazy(LazyMode::Cpu);
     w.map(g, b, 0x40_0000, 0x38_0000);

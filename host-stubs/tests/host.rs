@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use host_stubs::abi::host::{BadArgument, Violation};
 use host_stubs::abi::numbers::*;
-use host_stubs::abi::shared::{LguestData, RING_DONE};
+use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
 use host_stubs::abi::types::{ShutdownKind, TsState};
 use host_stubs::desc::Gate;
 use host_stubs::host::{Delivery, Next, Stack};
@@ -329,11 +329,11 @@ fn the_ring_wraps_around() {
     let (mut h, _) = booted();
     for round in 0..3u64 {
         for i in 0..40 {
-            let slot = (round as usize * 40 + i) % 64;
+            let slot = (round as usize * 40 + i) % RING_SIZE;
             queue(h.mem(), slot, TS, [if i % 2 == 0 { 8 } else { 0 }, 0, 0]);
         }
         h.hypercall(FLUSH_ASYNC, [0; 4]).unwrap();
-        assert_eq!(h.ring_cursor(), (round as usize + 1) * 40 % 64);
+        assert_eq!(h.ring_cursor(), (round as usize + 1) * 40 % RING_SIZE);
     }
 }
 
@@ -390,8 +390,9 @@ fn kernel_mappings_reach_every_table_and_set_pmd_drops_below_its_entry() {
     let kpage = KERNEL + 0x20_0000;
     let pt = t.map(h.mem(), a, kpage, 0x9000 | LEAF);
     // Table b shares a's kernel half, as every address space does.
-    let pml4e = h.mem().read_u64(a + 256 * 8).unwrap();
-    h.mem().write_u64(b + 256 * 8, pml4e).unwrap();
+    let kslot = ((KERNEL >> 39) & 511) * 8;
+    let pml4e = h.mem().read_u64(a + kslot).unwrap();
+    h.mem().write_u64(b + kslot, pml4e).unwrap();
     h.hypercall(NEW_PGTABLE, [b, 0, 0, 0]).unwrap();
     h.hypercall(NEW_PGTABLE, [a, 0, 0, 0]).unwrap();
     h.hypercall(SET_PTE, [a, kpage, 0x9000 | LEAF, 0]).unwrap();
