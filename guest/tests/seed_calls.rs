@@ -246,10 +246,8 @@ fn set_pte_says_nothing_until_the_first_cr3_switch() {
     // SAFETY: nothing runs on these page tables.
     unsafe { lg.write_cr3(0x20_0000) };
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { lg.set_pte(ptep, PTEntry(0x6063)) },
-        Some(Sent::Direct)
-    );
+    let sent = unsafe { lg.set_pte(ptep, PTEntry(0x6063)) };
+    assert_eq!(sent, Some(Sent::Direct));
     assert_eq!(
         w.host.log(),
         vec![
@@ -270,10 +268,8 @@ fn set_pte_at_and_pte_update_name_the_top_level_by_physical_address() {
     let ptep = unsafe { pt.0.as_mut_ptr().add(5) }.cast::<PTEntry>();
     let addr = 0x7fff_0000_5000;
     // SAFETY: `ptep` is a live, writable entry.
-    assert_eq!(
-        unsafe { lg.set_pte_at(pgd, addr, ptep, PTEntry(0x9067)) },
-        Sent::Direct
-    );
+    let sent = unsafe { lg.set_pte_at(pgd, addr, ptep, PTEntry(0x9067)) };
+    assert_eq!(sent, Sent::Direct);
     assert_eq!(pt.0[5], 0x9067);
     pt.0[5] = 0x9065;
     // SAFETY: as above.
