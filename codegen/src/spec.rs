@@ -509,6 +509,27 @@ impl Spec {
         self.templates.iter().find(|t| t.name.v == name)
     }
 
+    /// Bytes of the longest form of template `t`: what a call site it may replace needs.
+    pub fn template_site_len(t: &Template) -> usize {
+        t.forms.iter().map(|f| f.bytes.len()).max().unwrap_or(0)
+    }
+
+    /// Bytes a call site of `op` needs so that every form of its template fits (0 for ops
+    /// without a template). The generated `patch::site_len` and `pv_call!` both use this.
+    pub fn site_len(&self, op: &PvOp) -> usize {
+        op.template
+            .as_ref()
+            .and_then(|t| self.template(&t.v))
+            .map_or(0, Spec::template_site_len)
+    }
+
+    /// The op's number: its position among all ops, table by table in spec order. The
+    /// generated `PvOpId::id()` and call-site records use it.
+    pub fn op_id(&self, table: &str, op: &str) -> Option<usize> {
+        self.pv_ops()
+            .position(|(t, o)| t.name.v == table && o.name.v == op)
+    }
+
     /// Every pv_op with its table.
     pub fn pv_ops(&self) -> impl Iterator<Item = (&PvTable, &PvOp)> {
         self.pv_tables

@@ -146,8 +146,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
 
     // PvOpId::id(): the op's index in spec order of tables, then ops.
     let id = spec
-        .pv_ops()
-        .position(|(t, o)| t.name.v == table_name && o.name.v == op_name)
+        .op_id(&table_name, &op_name)
         .and_then(|i| u16::try_from(i).ok())
         .ok_or_else(|| syn::Error::new(call.op.span(), format!("op `{full}` has no 16-bit id")))?;
 
@@ -179,12 +178,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
     }
 
     // Room for the call, and for every form of the op's template.
-    let site_len = op
-        .template
-        .as_ref()
-        .and_then(|t| spec.template(&t.v))
-        .and_then(|t| t.forms.iter().map(|f| f.bytes.len()).max())
-        .unwrap_or(0);
+    let site_len = spec.site_len(op);
     let len = site_len.max(pv_sites::CALL_LEN);
     let len_byte = u8::try_from(len).map_err(|_| {
         syn::Error::new(

@@ -307,7 +307,7 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
             "A call site is as long as the longest form of its template; forms are tried in order and the first that fits (length and relocation range) is written.\n"
         );
         for t in &spec.templates {
-            let site = t.forms.iter().map(|f| f.bytes.len()).max().unwrap_or(0);
+            let site = Spec::template_site_len(t);
             let _ = writeln!(o, "### `{}` (site: {site} bytes)\n", t.name.v);
             if let Some(d) = &t.doc {
                 let _ = writeln!(o, "{}\n", d.trim());

@@ -20,7 +20,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         let c = format_ident!("{}", upper(&t.name.v));
         let name = &t.name.v;
         let tdoc = t.doc.clone().unwrap_or_default();
-        let site = t.forms.iter().map(|f| f.bytes.len()).max().unwrap_or(0);
+        let site = Spec::template_site_len(t);
         let site_lit = usize_lit(site as u64);
         let forms = t.forms.iter().map(|f| {
             let asm = &f.asm;

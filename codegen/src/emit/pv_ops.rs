@@ -139,16 +139,14 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
         None => quote! { None },
     });
-    let id_m = m(&|_, o| {
-        let i = ops
-            .iter()
-            .position(|(_, x)| std::ptr::eq(*x, o))
-            .unwrap_or(0);
+    let id_m = m(&|t, o| {
+        let i = spec.op_id(t, &o.name.v).unwrap_or(0);
         let i = proc_macro2::Literal::u16_suffixed(i as u16);
         quote! { #i }
     });
-    let from_arms = ops.iter().enumerate().map(|(i, (t, o))| {
+    let from_arms = ops.iter().map(|(t, o)| {
         let v = vid(t, o);
+        let i = spec.op_id(t, &o.name.v).unwrap_or(0);
         let i = proc_macro2::Literal::u16_suffixed(i as u16);
         quote! { #i => Some(PvOpId::#v), }
     });
