@@ -3,7 +3,7 @@
 //!
 //! The bit positions below are x86 architecture, not ABI: the spec has no say in them.
 
-use crate::abi::numbers::{GUEST_PL, TRAP_ENTRY};
+use crate::abi::numbers::{DOUBLE_FAULT_VECTOR, GUEST_PL, NMI_VECTOR, RESERVED_VECTOR, TRAP_ENTRY};
 use crate::kill::Kill;
 
 /// Present bit of a gate's low half (bit 47) and of a segment's high word (bit 15).
@@ -52,10 +52,10 @@ impl Gate {
     }
 }
 
-/// Vectors the guest may not set: NMI (2), double fault (8), 15 (reserved) and the
-/// original's hypercall trap. The original ignores them silently, and so does the spec.
+/// Vectors the guest may not set: NMI, double fault, a reserved one and the original's
+/// hypercall trap. The original ignores them silently, and so does the spec.
 pub fn ignored_vector(vector: u64) -> bool {
-    matches!(vector, 2 | 8 | 15) || vector == TRAP_ENTRY
+    [NMI_VECTOR, DOUBLE_FAULT_VECTOR, RESERVED_VECTOR, TRAP_ENTRY].contains(&vector)
 }
 
 /// What LOAD_IDT_ENTRY stores for `vector`: `None` for an ignored vector, a zero gate for
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn ignored_and_absent_gates() {
         let (lo, hi) = gate(0x1000, 0x10, TRAP_GATE, 0, 0);
-        for v in [2, 8, 15, TRAP_ENTRY] {
+        for v in [2, 8, 15, 0x1f] {
             assert_eq!(fix_gate(v, lo, hi), Ok(None));
         }
         assert_eq!(
