@@ -138,6 +138,11 @@ impl<I: Instance> Ops<I> {
     }
 }
 
+// The attribute checks against the spec that every op of each table is implemented, and
+// for the callee-save ops of `irq` (save_fl, restore_fl, irq_disable, irq_enable) makes
+// `Ops::<I>::<op>_callee_save`: naked entry points that change no register but rax, the
+// seed's PV_CALLEE_SAVE_REGS_THUNK. Those are what a kernel puts in its irq slots.
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> IrqOps for Ops<I> {
     fn save_fl() -> u64 {
         I::lguest().save_fl()
@@ -160,6 +165,7 @@ impl<I: Instance> IrqOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> InitOps for Ops<I> {
     fn patch(op: u8, clobbers: u16, site: &mut [u8], addr: u64) -> usize {
         I::lguest().patch(op, clobbers, site, addr)
@@ -169,6 +175,7 @@ impl<I: Instance> InitOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> CpuOps for Ops<I> {
     unsafe fn load_gdt(desc: &DescriptorTablePointer<Descriptor>) {
         // SAFETY: this op's contract is `Lguest::load_gdt`'s.
@@ -235,6 +242,7 @@ impl<I: Instance> CpuOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> MmuOps for Ops<I> {
     unsafe fn write_cr3(cr3: u64) {
         // SAFETY: this op's contract is `Lguest::write_cr3`'s.
@@ -283,6 +291,7 @@ impl<I: Instance> MmuOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> TimeOps for Ops<I> {
     fn time_init() {
         I::lguest().time_init()
@@ -295,6 +304,7 @@ impl<I: Instance> TimeOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> ApicOps for Ops<I> {
     fn read(reg: u32) -> u32 {
         I::lguest().apic_read(reg)
@@ -316,6 +326,7 @@ impl<I: Instance> ApicOps for Ops<I> {
     }
 }
 
+#[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
 impl<I: Instance> MachineOps for Ops<I> {
     fn power_off() {
         I::lguest().power_off()

@@ -12,9 +12,10 @@
 //! to deliver an interrupt.
 //!
 //! The four are callee-save ops: call sites expect every register but the return register
-//! preserved. Each touches only `irq_enabled`, so a callee-save thunk (from
-//! `pv_macros::pv_ops` on the `IrqOps` impl of [`crate::Ops`]) can wrap it, and the patch
-//! templates (`pushf`, `popf`, `cli`, `sti`) do exactly the same single load or store.
+//! preserved. Each touches only `irq_enabled`; `#[pv_macros::pv_ops]` on the `IrqOps` impl
+//! of [`crate::Ops`] wraps them in callee-save thunks (`Ops::<I>::save_fl_callee_save` and
+//! so on), and the patch templates (`pushf`, `popf`, `cli`, `sti`) do exactly the same
+//! single load or store.
 
 use core::sync::atomic::Ordering;
 

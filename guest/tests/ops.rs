@@ -56,6 +56,9 @@ impl Instance for Kernel {
 
 const OPS: PvOps = Ops::<Kernel>::TABLES;
 
+/// The tests below share one static guest: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn take_log() -> Vec<Call> {
     let log = HOST.log();
     HOST.clear();
@@ -64,6 +67,7 @@ fn take_log() -> Vec<Call> {
 
 #[test]
 fn the_tables_run_the_seeds_functions_on_the_static_guest() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // lguest_entry: the first hypercall names the page and the no-interrupt window.
     Ops::<Kernel>::boot(0xffff_8800_0000_0000);
     assert_eq!(
@@ -187,4 +191,35 @@ fn lguest_iret_restores_the_flag_inside_the_no_interrupt_window() {
     assert_eq!(insns[5].ip(), window.start);
     assert_eq!(insns[5].memory_base(), Register::RCX);
     assert_eq!(insns[8].next_ip(), window.end);
+}
+
+#[test]
+fn irq_flag_ops_have_callee_save_entry_points() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    HOST.clear();
+    // The thunks `#[pv_ops]` made for the callee-save ops: they run the seed's functions...
+    Ops::<Kernel>::irq_enable_callee_save();
+    assert_eq!(Ops::<Kernel>::save_fl_callee_save(), EFLAGS_IF);
+    Ops::<Kernel>::irq_disable_callee_save();
+    assert_eq!(PAGE.irq_enabled.load(Ordering::Relaxed), 0);
+    Ops::<Kernel>::restore_fl_callee_save(EFLAGS_IF);
+    assert_eq!(PAGE.irq_enabled.load(Ordering::Relaxed) as u64, EFLAGS_IF);
+    // ...and are the register-saving thunks, not the plain functions: each starts by
+    // pushing rcx, the first caller-saved register it keeps.
+    for f in [
+        Ops::<Kernel>::save_fl_callee_save as *const u8,
+        Ops::<Kernel>::restore_fl_callee_save as *const u8,
+        Ops::<Kernel>::irq_disable_callee_save as *const u8,
+        Ops::<Kernel>::irq_enable_callee_save as *const u8,
+    ] {
+        // SAFETY: a function's first 16 bytes are mapped code.
+        let code = unsafe { std::slice::from_raw_parts(f, 16) };
+        let insn = Decoder::with_ip(64, code, f as u64, DecoderOptions::NONE).decode();
+        assert_eq!(
+            (insn.mnemonic(), insn.op0_register()),
+            (Mnemonic::Push, Register::RCX)
+        );
+    }
+    // No hypercall: the flag lives in the shared page.
+    assert_eq!(take_log(), vec![]);
 }

@@ -63,8 +63,8 @@ fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
 ///     // ... every op of table `irq`
 /// }
 ///
-/// // Made by the attribute, next to the impl:
-/// static SAVE_FL: pv_sites::Slot = pv_sites::Slot::new(lguest_save_fl_callee_save as *const ());
+/// // Made by the attribute, as associated functions of the impl's type:
+/// static SAVE_FL: pv_sites::Slot = pv_sites::Slot::new(Lguest::save_fl_callee_save as *const ());
 /// ```
 ///
 /// Options:
@@ -77,9 +77,10 @@ fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
 /// (one error naming all of them), and an error when the trait or table is not in the spec,
 /// the spec cannot be read or has problems, or an option is unknown or repeated.
 ///
-/// For each callee-save op `op` of the impl's type `Ty`, next to the impl:
-/// - `<snake(Ty)>_<op>_extern_c`: `extern "C" fn` calling `<Ty as Trait>::op`, and
-/// - `<snake(Ty)>_<op>_callee_save`: a naked `extern "C" fn` with the op's signature that
+/// For each callee-save op `op`, in an inherent impl of the impl's type `Ty` with the same
+/// generics (so `impl<I: Instance> IrqOps for Ops<I>` gets thunks per instantiation):
+/// - `Ty::<op>_extern_c`: `extern "C" fn` calling `<Ty as Trait>::op`, and
+/// - `Ty::<op>_callee_save`: a naked `extern "C" fn` with the op's signature that
 ///   saves every caller-saved register but the return register (`rcx`, `rdx`, `rsi`, `rdi`,
 ///   `r8`-`r11`, and the vector registers the target has: `xmm0`-`xmm15` with SSE,
 ///   `ymm0`-`ymm15` with AVX), calls the `extern_c` function with the arguments still in
@@ -140,28 +141,4 @@ mod kw {
     syn::custom_keyword!(spec);
     syn::custom_keyword!(table);
     syn::custom_keyword!(slot);
-}
-
-/// `LguestGuest` -> `lguest_guest`; `HTTPServer` -> `http_server`.
-fn snake(camel: &str) -> String {
-    let chars: Vec<char> = camel.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() {
-            let prev = i.checked_sub(1).map(|j| chars[j]);
-            let next = chars.get(i + 1);
-            let boundary = match prev {
-                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
-                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
-                _ => false,
-            };
-            if boundary && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -162,58 +162,55 @@ pub(crate) fn expand(args: OpsArgs, item: ItemImpl) -> syn::Result<TokenStream> 
     })
 }
 
-/// The `extern_c` function and the callee-save thunk of every callee-save op.
+/// The `extern_c` function and the callee-save thunk of every callee-save op, as
+/// associated functions of the implementing type (generic impls included: each
+/// instantiation gets its own thunks).
 fn thunks(item: &ItemImpl, trait_path: &syn::Path, table: &PvTable) -> syn::Result<TokenStream> {
     let ops: Vec<&PvOp> = table.ops.iter().filter(|o| o.callee_save).collect();
     if ops.is_empty() {
         return Ok(TokenStream::new());
     }
-    if !item.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &item.generics,
-            format!(
-                "table `{}` has callee-save ops, whose thunks need a concrete type: \
-                 implement the trait for a type without generic parameters",
-                table.name.v
-            ),
+    let self_ty = &item.self_ty;
+    if !matches!(&**self_ty, syn::Type::Path(p) if p.qself.is_none()) {
+        return Err(syn::Error::new(
+            self_ty.span(),
+            "callee-save thunks are associated functions of the implementing type: \
+             implement the trait for a named type of this crate",
         ));
     }
-    let self_ty = &item.self_ty;
-    let ty_name = match &**self_ty {
-        syn::Type::Path(p) if p.qself.is_none() => {
-            p.path.segments.last().map(|s| s.ident.to_string())
-        }
-        _ => None,
-    }
-    .ok_or_else(|| {
-        syn::Error::new(
-            self_ty.span(),
-            "callee-save thunks are named after the type: implement the trait for a named type",
-        )
-    })?;
-    let base = crate::snake(&ty_name);
+    let ty_name = quote!(#self_ty).to_string().replace(' ', "");
     // Every op's problem at once, as the missing-ops error does.
-    let mut out = TokenStream::new();
+    let mut fns = TokenStream::new();
     let mut errors: Option<syn::Error> = None;
     for op in ops {
-        match thunk(&base, &ty_name, self_ty, trait_path, table, op) {
-            Ok(t) => out.extend(t),
+        match thunk(&ty_name, trait_path, table, op) {
+            Ok(t) => fns.extend(t),
             Err(e) => match &mut errors {
                 Some(all) => all.combine(e),
                 None => errors = Some(e),
             },
         }
     }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(out),
+    if let Some(e) = errors {
+        return Err(e);
     }
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let refuse = format!(
+        "the callee-save thunks of table `{}` do not save AVX-512 registers: build without \
+         target feature avx512f",
+        table.name.v
+    );
+    Ok(quote! {
+        impl #impl_generics #self_ty #where_clause {
+            #fns
+        }
+        #[cfg(target_feature = "avx512f")]
+        ::core::compile_error!(#refuse);
+    })
 }
 
 fn thunk(
-    base: &str,
     ty_name: &str,
-    self_ty: &syn::Type,
     trait_path: &syn::Path,
     table: &PvTable,
     op: &PvOp,
@@ -239,8 +236,8 @@ fn thunk(
         }
     }
     let method = format_ident!("{}", op.name.v);
-    let shim = format_ident!("{base}_{}_extern_c", op.name.v);
-    let thunk = format_ident!("{base}_{}_callee_save", op.name.v);
+    let shim = format_ident!("{}_extern_c", op.name.v);
+    let thunk = format_ident!("{}_callee_save", op.name.v);
     let params: Vec<TokenStream> = op
         .args
         .iter()
@@ -266,9 +263,9 @@ fn thunk(
         quote! { #[doc = ""] #[doc = #s] }
     });
     let call = if op.is_unsafe {
-        quote! { unsafe { <#self_ty as #trait_path>::#method(#(#names),*) } }
+        quote! { unsafe { <Self as #trait_path>::#method(#(#names),*) } }
     } else {
-        quote! { <#self_ty as #trait_path>::#method(#(#names),*) }
+        quote! { <Self as #trait_path>::#method(#(#names),*) }
     };
     let shim_doc =
         format!(" `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls.");
@@ -312,7 +309,7 @@ fn thunk(
             #cfg
             #[unsafe(naked)]
             pub #unsafety extern "C" fn #thunk(#(#params),*) #ret {
-                ::core::arch::naked_asm!(#(#lines),*, f = sym #shim)
+                ::core::arch::naked_asm!(#(#lines),*, f = sym Self::#shim)
             }
         }
     };
@@ -331,10 +328,6 @@ fn thunk(
         "ymm",
         "ymmword",
     );
-    let refuse = format!(
-        "the callee-save thunk of `{full}` does not save AVX-512 registers: build without \
-         target feature avx512f"
-    );
     Ok(quote! {
         #[doc = #shim_doc]
         #safety_doc
@@ -345,7 +338,5 @@ fn thunk(
         #plain
         #sse
         #avx
-        #[cfg(target_feature = "avx512f")]
-        ::core::compile_error!(#refuse);
     })
 }

@@ -45,9 +45,9 @@ extern "C" fn flush_tlb_single(addr: u64) {
     FLUSHED.set(addr);
 }
 
-static SAVE_FL: Slot = Slot::new(guest_save_fl_callee_save as *const ());
-static RESTORE_FL: Slot = Slot::new(guest_restore_fl_callee_save as *const ());
-static IRQ_ENABLE: Slot = Slot::new(guest_irq_enable_callee_save as *const ());
+static SAVE_FL: Slot = Slot::new(Guest::save_fl_callee_save as *const ());
+static RESTORE_FL: Slot = Slot::new(Guest::restore_fl_callee_save as *const ());
+static IRQ_ENABLE: Slot = Slot::new(Guest::irq_enable_callee_save as *const ());
 static FLUSH_TLB_SINGLE: Slot = Slot::new(flush_tlb_single as *const ());
 
 // One function per site, never inlined, so each site (and record) exists exactly once.
@@ -185,11 +185,11 @@ fn a_repointed_slot_is_called() {
     FLAGS.set(0);
     irq_enable();
     assert_eq!(FLAGS.get(), EFLAGS_IF);
-    assert_eq!(IRQ_ENABLE.get(), guest_irq_enable_callee_save as *const ());
+    assert_eq!(IRQ_ENABLE.get(), Guest::irq_enable_callee_save as *const ());
     // SAFETY: irq_disable's thunk has irq_enable's signature and is callee-save too.
-    unsafe { IRQ_ENABLE.set(guest_irq_disable_callee_save as *const ()) };
+    unsafe { IRQ_ENABLE.set(Guest::irq_disable_callee_save as *const ()) };
     irq_enable();
     assert_eq!(FLAGS.get(), 0);
     // SAFETY: as above, back to irq_enable's own thunk.
-    unsafe { IRQ_ENABLE.set(guest_irq_enable_callee_save as *const ()) };
+    unsafe { IRQ_ENABLE.set(Guest::irq_enable_callee_save as *const ()) };
 }

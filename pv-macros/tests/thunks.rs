@@ -154,7 +154,7 @@ fn call_from_asm(f: usize, rdi: u64) -> After {
 #[test]
 fn save_fl_thunk_preserves_all_but_rax() {
     FLAGS.set(EFLAGS_IF);
-    let after = call_from_asm(guest_save_fl_callee_save as *const () as usize, 7);
+    let after = call_from_asm(Guest::save_fl_callee_save as *const () as usize, 7);
     assert_eq!(after.gprs, sentinels(7));
     assert_eq!(after.xmm, XMM);
     assert_eq!(after.rax, EFLAGS_IF, "save_fl's result arrives in rax");
@@ -164,7 +164,7 @@ fn save_fl_thunk_preserves_all_but_rax() {
 fn restore_fl_thunk_passes_its_argument_in_rdi_and_keeps_it() {
     FLAGS.set(0);
     let after = call_from_asm(
-        guest_restore_fl_callee_save as *const () as usize,
+        Guest::restore_fl_callee_save as *const () as usize,
         EFLAGS_IF,
     );
     assert_eq!(FLAGS.get(), EFLAGS_IF, "the op saw rdi");
@@ -175,10 +175,10 @@ fn restore_fl_thunk_passes_its_argument_in_rdi_and_keeps_it() {
 #[test]
 fn irq_disable_and_enable_thunks_preserve_registers() {
     FLAGS.set(EFLAGS_IF);
-    let after = call_from_asm(guest_irq_disable_callee_save as *const () as usize, 3);
+    let after = call_from_asm(Guest::irq_disable_callee_save as *const () as usize, 3);
     assert_eq!(FLAGS.get(), 0);
     assert_eq!(after.gprs, sentinels(3));
-    let after = call_from_asm(guest_irq_enable_callee_save as *const () as usize, 4);
+    let after = call_from_asm(Guest::irq_enable_callee_save as *const () as usize, 4);
     assert_eq!(FLAGS.get(), EFLAGS_IF);
     assert_eq!(after.gprs, sentinels(4));
     assert_eq!(after.xmm, XMM);
@@ -189,7 +189,7 @@ fn plain_extern_c_call_loses_the_registers() {
     // The thunk's callee on its own: the op's body scrambles the caller-saved registers,
     // so this is what a call site would see without the thunk.
     FLAGS.set(EFLAGS_IF);
-    let after = call_from_asm(guest_save_fl_extern_c as *const () as usize, 7);
+    let after = call_from_asm(Guest::save_fl_extern_c as *const () as usize, 7);
     assert_eq!(after.rax, EFLAGS_IF);
     for (i, (got, sent)) in after.gprs.iter().zip(sentinels(7)).enumerate() {
         assert_ne!(
@@ -206,11 +206,11 @@ fn plain_extern_c_call_loses_the_registers() {
 fn unsafe_op_thunk_takes_two_arguments_and_keeps_registers() {
     let mut deadline = 5u64;
     // SAFETY: `deadline` is valid for reads and writes.
-    let old = unsafe { unsafe_op::clock_arm_callee_save(&mut deadline, 9) };
+    let old = unsafe { unsafe_op::Clock::arm_callee_save(&mut deadline, 9) };
     assert_eq!((old, deadline), (5, 9));
     // Through assembly: rdi = pointer, rsi = the new deadline (a sentinel that must
     // survive as well).
-    let f = unsafe_op::clock_arm_callee_save as *const () as usize;
+    let f = unsafe_op::Clock::arm_callee_save as *const () as usize;
     let after = call_from_asm(f, &raw mut deadline as u64);
     assert_eq!(after.rax, 9, "the old deadline");
     assert_eq!(
@@ -225,18 +225,81 @@ fn unsafe_op_thunk_takes_two_arguments_and_keeps_registers() {
 #[test]
 fn thunks_are_ordinary_extern_c_functions_from_rust() {
     FLAGS.set(0);
-    guest_restore_fl_callee_save(EFLAGS_IF);
-    assert_eq!(guest_save_fl_callee_save(), EFLAGS_IF);
-    guest_irq_disable_callee_save();
-    assert_eq!(guest_save_fl_callee_save(), 0);
+    Guest::restore_fl_callee_save(EFLAGS_IF);
+    assert_eq!(Guest::save_fl_callee_save(), EFLAGS_IF);
+    Guest::irq_disable_callee_save();
+    assert_eq!(Guest::save_fl_callee_save(), 0);
 }
 
 #[test]
 fn only_callee_save_ops_get_thunks_and_the_impl_is_kept() {
-    // safe_halt is not callee-save: no thunk (a `guest_safe_halt_callee_save` would not
+    // safe_halt is not callee-save: no thunk (a `Guest::safe_halt_callee_save` would not
     // compile), and the trait impl itself is still there for the ops table.
     let table = abi::pv_ops::IrqOpsTable::of::<Guest>();
     (table.safe_halt)();
     assert_eq!(HALTS.get(), 1);
     assert_eq!((table.save_fl)(), FLAGS.get());
+}
+
+/// A generic implementation, as a guest crate writes one over its global instance: each
+/// instantiation gets its own thunks.
+mod generic {
+    use super::{EFLAGS_IF, FLAGS, IrqOps, call_from_asm, scramble, sentinels};
+    use std::marker::PhantomData;
+
+    pub trait Scale {
+        const FACTOR: u64;
+    }
+    pub struct Twice;
+    impl Scale for Twice {
+        const FACTOR: u64 = 2;
+    }
+    pub struct Thrice;
+    impl Scale for Thrice {
+        const FACTOR: u64 = 3;
+    }
+
+    pub struct Ops<S>(PhantomData<S>);
+
+    #[pv_macros::pv_ops(spec = "../spec/lguest.toml")]
+    impl<S: Scale> IrqOps for Ops<S> {
+        fn save_fl() -> u64 {
+            scramble();
+            FLAGS.get() * S::FACTOR
+        }
+        fn restore_fl(flags: u64) {
+            FLAGS.set(flags);
+            scramble();
+        }
+        fn irq_disable() {
+            FLAGS.set(0);
+            scramble();
+        }
+        fn irq_enable() {
+            FLAGS.set(EFLAGS_IF);
+            scramble();
+        }
+        fn safe_halt() {}
+        fn init_irq() {}
+    }
+
+    #[test]
+    fn generic_impls_get_a_thunk_per_instantiation() {
+        FLAGS.set(5);
+        let two = call_from_asm(Ops::<Twice>::save_fl_callee_save as *const () as usize, 1);
+        let three = call_from_asm(Ops::<Thrice>::save_fl_callee_save as *const () as usize, 1);
+        assert_eq!((two.rax, three.rax), (10, 15));
+        assert_eq!(two.gprs, sentinels(1));
+        assert_eq!(three.gprs, sentinels(1));
+        let after = call_from_asm(
+            Ops::<Twice>::restore_fl_callee_save as *const () as usize,
+            9,
+        );
+        assert_eq!(
+            after.gprs,
+            sentinels(9),
+            "the argument arrives and rdi survives"
+        );
+        assert_eq!(FLAGS.get(), 9);
+    }
 }

@@ -22,7 +22,6 @@ trait WideOps {
 }
 
 struct Guest;
-struct Generic<T>(T);
 
 // Two ops missing: one error naming both, at the trait.
 #[pv_macros::pv_ops(spec = "specs/mini.toml")]
@@ -80,16 +79,6 @@ impl Guest {
     }
 }
 
-// Callee-save thunks need a concrete type.
-#[pv_macros::pv_ops(spec = "specs/mini.toml")]
-impl<T> IrqOps for Generic<T> {
-    fn save_fl() -> u64 {
-        0
-    }
-    fn restore_fl(_flags: u64) {}
-    fn irq_disable() {}
-}
-
 // Callee-save ops a thunk cannot carry: a stack argument, a result wider than rax.
 #[pv_macros::pv_ops(spec = "specs/mini.toml")]
 impl WideOps for Guest {
@@ -99,7 +88,7 @@ impl WideOps for Guest {
     }
 }
 
-// Thunks are named after the type: it must have a name.
+// Thunks are associated functions of the type: it must be a named type.
 #[pv_macros::pv_ops(spec = "specs/mini.toml")]
 impl TimeOps for (u8,) {
     fn now() -> u64 {
