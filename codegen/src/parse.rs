@@ -689,7 +689,10 @@ impl Parser<'_> {
             };
             o.check_keys(self.d, &["name", "value", "doc"]);
             let name = o.req_str(self.d, "name", "\"on\"");
-            let value = o.req_int(self.d, "value", "1");
+            let value = match o.required(self.d, "value", "1") {
+                Some(_) => self.opt_number(&o, "value"),
+                None => None,
+            };
             let doc = o.opt_str(self.d, "doc").map(|s| s.v);
             let (Some(name), Some(value)) = (name, value) else {
                 continue;
@@ -747,8 +750,10 @@ impl Parser<'_> {
         out
     }
 
-    /// A bound of `range`: an integer, or `"const"`, `"const - N"`, `"const + N"`.
-    fn bound(&mut self, v: &Val<'_>, what: &str) -> Option<u64> {
+    /// A number that may name a const: an integer, or `"const"`, `"const - N"`,
+    /// `"const + N"` (so a value the spec already has is written once). `key` names the
+    /// value in messages (`range` bound, `init`, `value`).
+    fn number(&mut self, v: &Val<'_>, key: &str, what: &str) -> Option<u64> {
         match v.get_ref() {
             DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
@@ -756,9 +761,9 @@ impl Parser<'_> {
                     self.d.push(
                         Diagnostic::new(
                             v.span(),
-                            format!("a `range` bound of {what} must be between 0 and 2^64-1"),
+                            format!("{key} of {what} must be between 0 and 2^64-1"),
                         )
-                        .help("bounds are unsigned 64-bit integers"),
+                        .help("values are unsigned 64-bit integers"),
                     );
                     None
                 }
@@ -777,11 +782,8 @@ impl Parser<'_> {
                 };
                 if delta.unsigned_abs() > u64::MAX as u128 {
                     self.d.push(
-                        Diagnostic::new(
-                            v.span(),
-                            format!("cannot read the `range` bound \"{s}\" of {what}"),
-                        )
-                        .help("write a const name, optionally followed by `- N` or `+ N`"),
+                        Diagnostic::new(v.span(), format!("cannot read {key} \"{s}\" of {what}"))
+                            .help("write a const name, optionally followed by `- N` or `+ N`"),
                     );
                     return None;
                 }
@@ -789,7 +791,7 @@ impl Parser<'_> {
                     let names: Vec<&str> = self.consts.keys().map(String::as_str).collect();
                     let mut diag = Diagnostic::new(
                         v.span(),
-                        format!("unknown const `{name}` in the `range` of {what}"),
+                        format!("unknown const `{name}` in {key} of {what}"),
                     );
                     diag = match did_you_mean(name, &names) {
                         Some(n) => diag.help(format!("did you mean `{n}`?")),
@@ -802,11 +804,13 @@ impl Parser<'_> {
                 match u64::try_from(value) {
                     Ok(n) => Some(n),
                     Err(_) => {
-                        self.d.push(Diagnostic::new(
-                            v.span(),
-                            format!(
-                                "the `range` bound \"{s}\" of {what} is {value}, outside 0..2^64"
-                            ),).help("adjust the offset so the bound stays within 0..2^64"));
+                        self.d.push(
+                            Diagnostic::new(
+                                v.span(),
+                                format!("{key} \"{s}\" of {what} is {value}, outside 0..2^64"),
+                            )
+                            .help("adjust the offset so the value stays within 0..2^64"),
+                        );
                         None
                     }
                 }
@@ -816,15 +820,22 @@ impl Parser<'_> {
                     Diagnostic::new(
                         v.span(),
                         format!(
-                            "a `range` bound of {what} must be an integer or a const name, not {}",
+                            "{key} of {what} must be an integer or a const name, not {}",
                             kind_name(other)
                         ),
                     )
-                    .help("write `range = [0, 31]` or `range = [0, \"gdt_entries - 1\"]`"),
+                    .help("write a number such as `31`, or a const such as `\"gdt_entries - 1\"`"),
                 );
                 None
             }
         }
+    }
+
+    /// An optional number that may name a const (see [`Parser::number`]).
+    fn opt_number(&mut self, o: &Obj<'_, '_>, key: &str) -> Option<Sp<u64>> {
+        let v = o.get(key)?;
+        let n = self.number(v, &format!("`{key}`"), &o.what)?;
+        Some(Sp::new(n, v.span()))
     }
 
     fn hypercall(&mut self, v: &Val<'_>, index: usize, types: &[TypeDef]) -> Option<Hypercall> {
@@ -967,8 +978,8 @@ impl Parser<'_> {
         if let Some(rv) = o.get("range") {
             match rv.get_ref() {
                 DeValue::Array(a) if a.len() == 2 => {
-                    let lo = self.bound(&a[0], &o.what);
-                    let hi = self.bound(&a[1], &o.what);
+                    let lo = self.number(&a[0], "the `range`", &o.what);
+                    let hi = self.number(&a[1], "the `range`", &o.what);
                     if let (Some(lo), Some(hi)) = (lo, hi) {
                         if lo > hi {
                             self.d.push(
@@ -1143,7 +1154,7 @@ impl Parser<'_> {
         o.check_keys(self.d, &["name", "type", "offset", "writer", "init", "doc"]);
         let ty_s = o.req_str(self.d, "type", "\"u32\"");
         let offset = o.opt_int(self.d, "offset");
-        let init = o.opt_int(self.d, "init");
+        let init = self.opt_number(&o, "init");
         let doc = o.opt_str(self.d, "doc").map(|s| s.v);
         let writer = o
             .req_str(self.d, "writer", "\"guest\"")

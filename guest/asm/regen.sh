@@ -19,8 +19,8 @@ cargo=${CARGO:-cargo}
 # Only the guest package itself is rebuilt each time (its dependencies stay built), so
 # that rustc runs and writes fresh listings.
 "$cargo" clean -q --release -p guest --manifest-path "$root/Cargo.toml" --target-dir "$target"
-"$cargo" rustc -q --release -p guest --lib --manifest-path "$root/Cargo.toml" \
-    --target-dir "$target" -- --emit asm
+"$cargo" rustc -q --release -p guest --lib --features zero-cost-listing \
+    --manifest-path "$root/Cargo.toml" --target-dir "$target" -- --emit asm
 "$cargo" rustc -q --release -p guest --example zero_cost_hand \
     --manifest-path "$root/Cargo.toml" --target-dir "$target" -- --emit asm
 lib_asm=$(ls "$target"/release/deps/guest-*.s)

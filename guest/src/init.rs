@@ -7,7 +7,7 @@
 //! generated pv_op traits implemented over one `'static` guest, from which
 //! `abi::pv_ops::PvOps::of::<Ops<I>>()` builds the function-pointer tables.
 
-use core::ffi::CStr;
+use core::ffi::{CStr, c_void};
 use core::marker::PhantomData;
 use core::ops::Range;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -20,7 +20,7 @@ use crate::abi::guest::{LguestHypercalls, Transport};
 use crate::abi::numbers::{EFLAGS_IF, SYSCALL_VECTOR};
 use crate::abi::pv_ops::{ApicOps, CpuOps, InitOps, IrqOps, MachineOps, MmuOps, PvOps, TimeOps};
 use crate::hw::{RawCpuid, Translate};
-use crate::lguest::{LazyMode, Lguest};
+use crate::lguest::Lguest;
 pub use crate::pic::IrqGates;
 
 /// `pv_info.name`.
@@ -234,10 +234,10 @@ impl<I: Instance> CpuOps for Ops<I> {
     fn wbinvd() {
         I::lguest().wbinvd()
     }
-    fn lazy_mode_enter() {
-        I::lguest().enter_lazy(LazyMode::Cpu)
+    fn start_context_switch(_prev: *const c_void) {
+        I::lguest().start_context_switch()
     }
-    fn lazy_mode_leave() {
+    fn end_context_switch(_next: *const c_void) {
         I::lguest().end_context_switch()
     }
 }

@@ -214,6 +214,12 @@ where
         self.lazy_flag(mode).store(false, Ordering::Relaxed);
     }
 
+    /// The start of a context switch (`paravirt_start_context_switch()`): the switch's
+    /// hypercalls (stack, TLS, TS) are queued until it ends.
+    pub fn start_context_switch(&self) {
+        self.enter_lazy(LazyMode::Cpu);
+    }
+
     /// The end of a context switch: the seed's `lguest_end_context_switch()`, which flushes
     /// the ring and leaves the CPU lazy mode.
     pub fn end_context_switch(&self) {

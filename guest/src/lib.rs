@@ -76,6 +76,7 @@ pub mod patch;
 pub mod pic;
 pub mod time;
 #[doc(hidden)]
+#[cfg(feature = "zero-cost-listing")]
 pub mod zero_cost;
 
 pub use hw::{DirectMap, NativeCpuid, RawCpuid, Translate};

@@ -116,9 +116,9 @@ fn the_tables_run_the_seeds_functions_on_the_static_guest() {
         0x0571,
         "family 5 through the table"
     );
-    (OPS.cpu.lazy_mode_enter)();
+    (OPS.cpu.start_context_switch)(core::ptr::null());
     (OPS.cpu.load_sp0)(0xffff_c900_0000_8000);
-    (OPS.cpu.lazy_mode_leave)();
+    (OPS.cpu.end_context_switch)(core::ptr::null());
     assert_eq!(
         take_log(),
         vec![

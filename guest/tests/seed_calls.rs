@@ -9,7 +9,6 @@ use common::{Call, HOST_PGDIR, HOST_TIME, HOST_TSC_KHZ, Recorded, Table, World, 
 use guest::abi::lazy::Sent;
 use guest::abi::numbers::*;
 use guest::abi::types::{FlushScope, ShutdownKind, TsState};
-use guest::lguest::LazyMode;
 use guest::pic::BadIrq;
 use guest::time::{ClockEventError, ClockEventMode};
 use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
@@ -147,7 +146,7 @@ fn load_tls_sends_the_arrays_physical_address_lazily() {
     let lg = w.guest();
     let tls = Box::new([Descriptor { lower: 1, upper: 2 }; 3]);
     assert_eq!(lg.load_tls(&tls, 0), Sent::Direct);
-    lg.enter_lazy(LazyMode::Cpu);
+    lg.start_context_switch();
     assert_eq!(lg.load_tls(&tls, 0), Sent::Queued(0));
     lg.end_context_switch();
     let at = pa(tls.as_ptr());
@@ -366,7 +365,7 @@ fn lazy_calls_queue_in_order_and_leaving_flushes_them() {
 fn nested_lazy_modes_keep_queueing_until_both_end() {
     let w = World::new();
     let lg = w.guest();
-    lg.enter_lazy(LazyMode::Cpu);
+    lg.start_context_switch();
     lg.enter_lazy_mmu();
     lg.flush_tlb_user();
     lg.leave_lazy_mmu();
