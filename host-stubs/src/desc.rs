@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn ignored_and_absent_gates() {
         let (lo, hi) = gate(0x1000, 0x10, TRAP_GATE, 0, 0);
-        for v in [2, 8, 15, 0x1f] {
+        for v in [NMI_VECTOR, DOUBLE_FAULT_VECTOR, RESERVED_VECTOR, TRAP_ENTRY] {
             assert_eq!(fix_gate(v, lo, hi), Ok(None));
         }
         assert_eq!(
