@@ -3,8 +3,6 @@
 //! guest memory. It runs the seed's boot path minus the CPU, then checks the host's state
 //! against what the guest did.
 
-#![allow(clippy::undocumented_unsafe_blocks)]
-
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 
@@ -14,7 +12,7 @@ use guest::misc::KERNEL_DS;
 use guest::{DirectMap, IrqGates, Lguest, NativeCpuid, Scratch};
 use host_stubs::abi::numbers::{
     ARG_REGS, CR0_TS, FIRST_EXTERNAL_VECTOR, GUEST_PL, Hypercall, IDT_ENTRIES, IRQS,
-    MAX_STACK_PAGES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, TLS_FIRST,
+    MAX_STACK_PAGES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, TLS_ENTRIES, TLS_FIRST,
 };
 use host_stubs::abi::types::{ShutdownKind, TsState};
 use host_stubs::clock::{Clock, ManualClock, WallTime};
@@ -163,6 +161,10 @@ impl World {
             let e = self.read(table + index * 8);
             table = if e & 1 == 0 {
                 let t = self.alloc();
+                // SAFETY: `entry` checked that the 8 bytes of entry `index` (< 512) of the
+                // table page `table` lie inside guest memory and are aligned for `PDEntry`;
+                // the mapping lives as long as `self.lb`, and the host only copies guest
+                // memory, so nothing else holds a reference to the entry the guest writes.
                 unsafe { g.set_pmd(self.entry::<PDEntry>(table, index), PDEntry(t | UPPER)) };
                 t
             } else {
@@ -170,6 +172,10 @@ impl World {
             };
         }
         let ptep = self.entry::<PTEntry>(table, (vaddr >> 12) & 511);
+        // SAFETY: `table` is the leaf table the walk above reached from `pgdir` for `vaddr`,
+        // so `ptep` is the live entry mapping `vaddr` under `pgdir`, as `set_pte_at` asks;
+        // `entry` and `ptr` checked both ranges (inside guest memory, aligned), the mapping
+        // outlives this call, and the host only copies guest memory.
         unsafe {
             g.set_pte_at(
                 self.ptr::<PML4Entry>(pgdir, PAGE_SIZE),
@@ -279,7 +285,12 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     // ----- GDT: the whole table, then one entry -----
     let gdt = w.ptr::<Descriptor>(GDT, 8 * 5);
     let entries = gdt_entries();
+    // SAFETY: `ptr` checked that the 5 descriptors at GDT lie inside guest memory and are
+    // aligned for `Descriptor`, which is also the array's alignment; no reference to that
+    // range exists, and the host does not touch it.
     unsafe { gdt.cast::<[Descriptor; 5]>().write(entries) };
+    // SAFETY: the limit describes exactly the 5 readable descriptors written above, and
+    // entry 4 is one of them, writable, in memory that outlives both calls.
     unsafe {
         g.load_gdt(&DescriptorTablePointer {
             limit: (5 * 8 - 1) as u16,
@@ -310,6 +321,10 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     // ----- IDT: interrupt gates for every line, then the whole table -----
     let idt = w.ptr::<u128>(IDT, 16 * IDT_ENTRIES);
     let handlers: [u64; IRQS as usize] = std::array::from_fn(|i| KERNEL + 0x2000 + 16 * i as u64);
+    // SAFETY: `ptr` checked that IDT_ENTRIES 16-byte gates at IDT lie inside guest memory
+    // and are aligned; that table is writable, outlives the `IrqGates` (a temporary of this
+    // statement) and the calls, and is the live IDT the next call loads, with a limit of
+    // exactly IDT_ENTRIES gates.
     unsafe {
         g.init_irq(&IrqGates::new(idt, 0x10, &handlers));
         g.load_idt(&DescriptorTablePointer {
@@ -355,6 +370,9 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     );
 
     // ----- Switch to it; page-table updates out of lazy mode go straight through -----
+    // SAFETY: `a` is the top-level table built above, mapping the kernel's first pages; in
+    // process no CPU walks it, so the write only stores the shared page's `pgdir` and sends
+    // NEW_PGTABLE.
     unsafe { g.write_cr3(a) };
     assert_eq!(w.host().pgdir(), a);
     let from = w.ncalls();
@@ -365,6 +383,8 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
         let pt = w.host().shadow().table(a).unwrap()[&0x40_7000].tables[3];
         w.entry::<PTEntry>(pt, 7)
     };
+    // SAFETY: `entry` checked the 8 bytes (inside guest memory, aligned), which are the live
+    // leaf entry of 0x40_7000 the record points at; the host only copies guest memory.
     unsafe { ptep.write_volatile(PTEntry(0)) };
     g.flush_tlb_single(0x40_7000);
     // A legacy set_pte (no address given): FLUSH_TLB(all) now that cr3 changed.
@@ -372,6 +392,7 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
         let pt = w.host().shadow().table(a).unwrap()[&0x40_6000].tables[3];
         w.entry::<PTEntry>(pt, 6)
     };
+    // SAFETY: as above: the checked, aligned, live leaf entry of 0x40_6000.
     assert!(unsafe { g.set_pte(ptep, PTEntry(0x2f_0000 | LEAF)) }.is_some());
     g.flush_tlb_user();
     assert_eq!(w.host().flushes(), [1, 1]);
@@ -379,10 +400,14 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     // ----- A second address space sharing the kernel half, switched to lazily -----
     let b = w.alloc();
     let kslot = (KERNEL >> 39) & 511;
+    // SAFETY: `b` is a fresh page-table page inside guest memory and `kslot` < 512, so
+    // `entry` gives a checked, aligned, live upper-level entry nobody else references.
     unsafe { g.set_pmd(w.entry::<PDEntry>(b, kslot), PDEntry(w.read(a + kslot * 8))) };
     let from = w.ncalls();
     g.enter_lazy(LazyMode::Cpu);
     w.map(g, b, 0x40_0000, 0x38_0000);
+    // SAFETY: `b` shares `a`'s kernel half (the entry just copied) and maps its own user
+    // page; in process no CPU walks it, so the write only records it and queues NEW_PGTABLE.
     unsafe { g.write_cr3(b) };
     g.load_sp0(KERNEL + 0x10_0000);
     g.end_context_switch();
@@ -436,7 +461,9 @@ fn the_whole_boot_path_runs_and_the_host_state_matches_the_guest() {
     }
 
     // ----- TLS, cr0 -----
-    let tls = w.ptr::<[Descriptor; 3]>(TLS, 24);
+    let tls = w.ptr::<[Descriptor; TLS_ENTRIES as usize]>(TLS, 8 * TLS_ENTRIES);
+    // SAFETY: `ptr` checked the TLS_ENTRIES descriptors at TLS (inside guest memory, aligned for the
+    // array); no reference to them exists and the host does not touch them.
     unsafe {
         tls.write([
             Descriptor {
@@ -450,6 +477,8 @@ fn the_whole_boot_path_runs_and_the_host_state_matches_the_guest() {
             },
         ])
     };
+    // SAFETY: `tls` points at the three descriptors just written, in memory that outlives
+    // the call; nothing writes them while the shared reference lives (the host only reads).
     g.load_tls(unsafe { &*tls }, 0);
     g.write_cr0(CR0_TS);
     assert_eq!(w.host().ts(), TsState::Set);

@@ -35,10 +35,7 @@ fn gdt_index_past_the_table_kills_and_writes_nothing() {
         (k.call(), k.arg()),
         (Some(Hypercall::LoadGdtEntry), Some("index"))
     );
-    assert!(
-        k.to_string().contains(&format!("{GDT_ENTRIES:#x}")),
-        "{k}"
-    );
+    assert!(k.to_string().contains(&format!("{GDT_ENTRIES:#x}")), "{k}");
     assert_eq!(h.gdt(), &before[..]);
     assert_eq!(h.gdt().len(), GDT_ENTRIES as usize);
 

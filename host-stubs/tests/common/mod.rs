@@ -1,7 +1,7 @@
 //! Shared test fixtures: a guest memory with a shared page laid out as a guest sets it up
 //! before LGUEST_INIT, and helpers to fill ring slots and page tables.
 
-#![allow(dead_code, clippy::undocumented_unsafe_blocks)]
+#![allow(dead_code)]
 
 use host_stubs::abi::numbers::{ARG_REGS, LGUEST_INIT, PAGE_SIZE, SYSCALL_VECTOR};
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_READY, RING_SIZE, RingSlot};
