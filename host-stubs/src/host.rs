@@ -10,20 +10,23 @@
 //! Every one returns [`Stop`] once the guest has shut down or been killed, and from then on
 //! the host refuses to run anything.
 
+use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 
-use crate::abi::host::{BadArgument, LguestHost, Violation, dispatch, dispatch_slot};
+use crate::abi::host::{DispatchError, LguestHost, Violation, dispatch, dispatch_slot};
 use crate::abi::numbers::{
     ARG_REGS, EFLAGS_IF, FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, GUEST_PL, Hypercall, IDT_ENTRIES,
-    IRQS, MAX_STACK_PAGES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, SHUTDOWN_REASON_MAX, SYSCALL_VECTOR,
-    TLS_ENTRIES, TLS_FIRST,
+    IRQS, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, SHUTDOWN_REASON_MAX, SYSCALL_VECTOR, TLS_ENTRIES,
+    TLS_FIRST,
 };
-use crate::abi::shared::{LguestData, RING_ARGS, RING_DONE, RING_READY, RING_SIZE, RingSlot};
+use crate::abi::shared::{
+    FieldInfo, LguestData, RING_ARGS, RING_DONE, RING_READY, RING_SIZE, RingSlot,
+};
 use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
 use crate::clock::Clock;
 use crate::desc::{Gate, INTERRUPT_GATE, Segment, fix_gate, fix_segment};
 use crate::irq::{Decision, View, decide, fire_timer};
-use crate::kill::{Kill, Killed, Origin, Shutdown, Stop};
+use crate::kill::{Arg, HostAccess, Kill, Killed, Origin, Shutdown, Stop, arg, field_at};
 use crate::memory::GuestMem;
 use crate::shadow::{self, Shadow, Walk};
 
@@ -32,6 +35,20 @@ const GDT_LEN: usize = GDT_ENTRIES as usize;
 const TLS_BYTES: usize = TLS_ENTRIES as usize * 8;
 const _: () = assert!(TLS_FIRST + TLS_ENTRIES <= GDT_ENTRIES);
 const _: () = assert!(FIRST_EXTERNAL_VECTOR + IRQS <= IDT_ENTRIES);
+
+// The shared-page fields the host reads or writes, named by the generated layout.
+const IRQ_ENABLED: FieldInfo = field_at(LguestData::IRQ_ENABLED_OFFSET);
+const BLOCKED_INTERRUPTS: FieldInfo = field_at(LguestData::BLOCKED_INTERRUPTS_OFFSET);
+const TIME_SEC: FieldInfo = field_at(LguestData::TIME_SEC_OFFSET);
+const TIME_NSEC: FieldInfo = field_at(LguestData::TIME_NSEC_OFFSET);
+const HCALL_STATUS: FieldInfo = field_at(LguestData::HCALL_STATUS_OFFSET);
+const HCALLS: FieldInfo = field_at(LguestData::HCALLS_OFFSET);
+const SYSCALL_VEC: FieldInfo = field_at(LguestData::SYSCALL_VEC_OFFSET);
+const NOIRQ_END: FieldInfo = field_at(LguestData::NOIRQ_END_OFFSET);
+const KERNEL_ADDRESS: FieldInfo = field_at(LguestData::KERNEL_ADDRESS_OFFSET);
+
+/// LGUEST_INIT's shared-page argument.
+const INIT_DATA: Arg = arg!(LguestInit, data);
 
 /// Settings the host (not the guest) chooses.
 #[derive(Clone, Debug)]
@@ -236,7 +253,7 @@ impl<C: Clock> Host<C> {
         self.pending_notify = None;
         for _ in 0..RING_SIZE {
             let slot = self.cursor;
-            let status = self.status(page, slot, Origin::Ring(slot))?;
+            let status = self.status(page, slot)?;
             if status == RING_DONE {
                 break;
             }
@@ -268,7 +285,7 @@ impl<C: Clock> Host<C> {
         // The walk stopped at a done slot (or went all the way round): every other slot
         // must be done too, since the guest fills them in order from the same cursor.
         for slot in 0..RING_SIZE {
-            match self.status(page, slot, Origin::Ring(slot))? {
+            match self.status(page, slot)? {
                 RING_DONE => {}
                 RING_READY => {
                     let cursor = self.cursor;
@@ -303,8 +320,8 @@ impl<C: Clock> Host<C> {
             // No shared page yet, so no way to know what the guest blocks.
             return Ok(Next::Run);
         };
-        let blocked = self.page_u64(page, LguestData::BLOCKED_INTERRUPTS_OFFSET)?;
-        let irq_enabled = self.page_u32(page, LguestData::IRQ_ENABLED_OFFSET)?;
+        let blocked = self.page_u64(page, BLOCKED_INTERRUPTS, HostAccess::InterruptState)?;
+        let irq_enabled = self.page_u32(page, IRQ_ENABLED, HostAccess::InterruptState)?;
         let mut handled = 0u64;
         for line in 0..IRQS {
             if self.gate(FIRST_EXTERNAL_VECTOR + line).present() {
@@ -335,7 +352,8 @@ impl<C: Clock> Host<C> {
                 self.write_time(page)?;
                 let gate = self.gate(u64::from(vector));
                 if gate.gate_type() == INTERRUPT_GATE {
-                    self.store_page_u32(page, LguestData::IRQ_ENABLED_OFFSET, 0)?;
+                    let during = HostAccess::DeliverInterrupt { line };
+                    self.store_page_u32(page, IRQ_ENABLED, 0, during)?;
                 }
                 Ok(Next::Deliver(Delivery { line, vector, gate }))
             }
@@ -490,11 +508,20 @@ impl<C: Clock> Host<C> {
         }
     }
 
-    /// The shared page for a call: refuses after a stop, and before LGUEST_INIT.
-    fn ready(&self, call: Hypercall) -> Result<Gpa, Kill> {
+    /// Where every handler starts: refuses after a stop, and re-runs the spec's checks on
+    /// the call's arguments (in register order). Through [`dispatch`] that repeats what it
+    /// checked; but the trait is public, and a caller that reaches a handler directly gets
+    /// the same kill, naming the same argument, as through [`dispatch`].
+    fn checked(&self, call: Hypercall, args: &[u64]) -> Result<(), Kill> {
         if self.stop.is_some() {
             return Err(Kill::AfterStop { nr: call.nr() });
         }
+        spec_check(call, args)
+    }
+
+    /// [`Host::checked`], then the shared page: refuses before LGUEST_INIT.
+    fn ready(&self, call: Hypercall, args: &[u64]) -> Result<Gpa, Kill> {
+        self.checked(call, args)?;
         self.shared.ok_or(Kill::BeforeInit { call })
     }
 
@@ -506,63 +533,89 @@ impl<C: Clock> Host<C> {
             .unwrap_or_default()
     }
 
-    fn outside(&self, call: Hypercall, arg: &'static str, value: Gpa, len: u64) -> Kill {
-        Kill::OutsideMemory {
-            call,
-            arg,
-            value,
-            len,
-            size: self.mem.size(),
-        }
+    fn outside(&self, arg: Arg, value: Gpa, len: u64) -> Kill {
+        Kill::outside(arg, value, len, self.mem.size())
     }
 
-    /// A shared-page access failed: cannot happen after INIT checked the page (memory never
-    /// shrinks), but if it did it is the page's address that is bad.
-    fn page_fault(&mut self, page: Gpa, origin: Origin) -> Stop {
-        let k = self.outside(Hypercall::LguestInit, "data", page, LguestData::SIZE as u64);
+    /// A shared-page access of the host's own failed. INIT checked the whole page, so only a
+    /// VMM that withdrew part of it gets here; the kill says what the host was doing and
+    /// which field it touched, not the INIT that once passed.
+    fn page_fault(
+        &mut self,
+        during: HostAccess,
+        field: FieldInfo,
+        at: crate::memory::OutOfRange,
+        origin: Origin,
+    ) -> Stop {
+        let k = Kill::SharedPage {
+            during,
+            field: field.name,
+            gpa: at.gpa,
+            len: at.len,
+            size: self.mem.size(),
+        };
         self.kill(k, origin)
     }
 
-    fn page_u64(&mut self, page: Gpa, off: usize) -> Result<u64, Stop> {
-        match self.mem.load_u64(page + off as u64, Ordering::Acquire) {
+    fn page_u64(&mut self, page: Gpa, f: FieldInfo, during: HostAccess) -> Result<u64, Stop> {
+        match self.mem.load_u64(page + f.offset as u64, Ordering::Acquire) {
             Ok(v) => Ok(v),
-            Err(_) => Err(self.page_fault(page, Origin::Direct)),
+            Err(e) => Err(self.page_fault(during, f, e, Origin::Entry)),
         }
     }
 
-    fn page_u32(&mut self, page: Gpa, off: usize) -> Result<u32, Stop> {
-        match self.mem.load_u32(page + off as u64, Ordering::Acquire) {
+    fn page_u32(&mut self, page: Gpa, f: FieldInfo, during: HostAccess) -> Result<u32, Stop> {
+        match self.mem.load_u32(page + f.offset as u64, Ordering::Acquire) {
             Ok(v) => Ok(v),
-            Err(_) => Err(self.page_fault(page, Origin::Direct)),
+            Err(e) => Err(self.page_fault(during, f, e, Origin::Entry)),
         }
     }
 
-    fn store_page_u32(&mut self, page: Gpa, off: usize, v: u32) -> Result<(), Stop> {
-        match self.mem.store_u32(page + off as u64, v, Ordering::Release) {
+    fn store_page_u32(
+        &mut self,
+        page: Gpa,
+        f: FieldInfo,
+        v: u32,
+        during: HostAccess,
+    ) -> Result<(), Stop> {
+        match self
+            .mem
+            .store_u32(page + f.offset as u64, v, Ordering::Release)
+        {
             Ok(()) => Ok(()),
-            Err(_) => Err(self.page_fault(page, Origin::Direct)),
+            Err(e) => Err(self.page_fault(during, f, e, Origin::Entry)),
         }
     }
 
-    fn status(&mut self, page: Gpa, slot: usize, origin: Origin) -> Result<u8, Stop> {
-        let at = page + (LguestData::HCALL_STATUS_OFFSET + slot) as u64;
+    fn status(&mut self, page: Gpa, slot: usize) -> Result<u8, Stop> {
+        let at = page + (HCALL_STATUS.offset + slot) as u64;
         match self.mem.load_u8(at, Ordering::Acquire) {
             Ok(v) => Ok(v),
-            Err(_) => Err(self.page_fault(page, origin)),
+            Err(e) => Err(self.page_fault(
+                HostAccess::RingDrain { slot },
+                HCALL_STATUS,
+                e,
+                Origin::Ring(slot),
+            )),
         }
     }
 
     fn set_status(&mut self, page: Gpa, slot: usize, v: u8) -> Result<(), Stop> {
-        let at = page + (LguestData::HCALL_STATUS_OFFSET + slot) as u64;
+        let at = page + (HCALL_STATUS.offset + slot) as u64;
         match self.mem.store_u8(at, v, Ordering::Release) {
             Ok(()) => Ok(()),
-            Err(_) => Err(self.page_fault(page, Origin::Ring(slot))),
+            Err(e) => Err(self.page_fault(
+                HostAccess::RingDrain { slot },
+                HCALL_STATUS,
+                e,
+                Origin::Ring(slot),
+            )),
         }
     }
 
     /// Copies slot `slot`'s call number and arguments once.
     fn read_slot(&mut self, page: Gpa, slot: usize) -> Result<(u64, [u64; RING_ARGS]), Stop> {
-        let base = page + (LguestData::HCALLS_OFFSET + slot * RingSlot::SIZE) as u64;
+        let base = page + (HCALLS.offset + slot * RingSlot::SIZE) as u64;
         let load = |off: usize| self.mem.load_u64(base + off as u64, Ordering::Relaxed);
         let mut args = [0u64; RING_ARGS];
         let mut read = || -> Result<u64, crate::memory::OutOfRange> {
@@ -573,33 +626,32 @@ impl<C: Clock> Host<C> {
         };
         match read() {
             Ok(nr) => Ok((nr, args)),
-            Err(_) => Err(self.page_fault(page, Origin::Ring(slot))),
+            Err(e) => Err(self.page_fault(
+                HostAccess::RingDrain { slot },
+                HCALLS,
+                e,
+                Origin::Ring(slot),
+            )),
         }
     }
 
     fn wake(&mut self, page: Gpa) -> Result<(), Stop> {
         self.halted = false;
-        self.store_page_u32(page, LguestData::IRQ_ENABLED_OFFSET, EFLAGS_IF as u32)
+        self.store_page_u32(page, IRQ_ENABLED, EFLAGS_IF as u32, HostAccess::Wake)
     }
 
     fn write_time(&mut self, page: Gpa) -> Result<(), Stop> {
         let t = self.clock.wall();
         // Nanoseconds first: a reader that sees the new seconds sees the new nanoseconds.
-        let ok = self
-            .mem
-            .store_u64(
-                page + LguestData::TIME_NSEC_OFFSET as u64,
-                t.nsec,
-                Ordering::Release,
-            )
-            .and_then(|()| {
-                self.mem.store_u64(
-                    page + LguestData::TIME_SEC_OFFSET as u64,
-                    t.sec,
-                    Ordering::Release,
-                )
-            });
-        ok.map_err(|_| self.page_fault(page, Origin::Direct))
+        for (f, v) in [(TIME_NSEC, t.nsec), (TIME_SEC, t.sec)] {
+            if let Err(e) = self
+                .mem
+                .store_u64(page + f.offset as u64, v, Ordering::Release)
+            {
+                return Err(self.page_fault(HostAccess::WriteTime, f, e, Origin::Entry));
+            }
+        }
+        Ok(())
     }
 
     /// Walks `pgdir`'s tables for `page` and checks the leaf it finds. `Ok(None)`: nothing
@@ -697,14 +749,7 @@ impl<C: Clock> Host<C> {
                 match self.record_for(pgdir, page) {
                     Ok(e) => updates.push((pgdir, page, e)),
                     Err(b) if pgdir == self.pgdir => {
-                        return Err(Kill::BadTableEntry {
-                            call: Hypercall::FlushTlb,
-                            arg: "scope",
-                            pgdir,
-                            table: b.table,
-                            index: b.index,
-                            entry: b.entry,
-                        });
+                        return Err(Kill::bad_table(arg!(FlushTlb, scope), pgdir, b));
                     }
                     Err(_) => {
                         stale.push(pgdir);
@@ -751,34 +796,101 @@ fn c_text(buf: &[u8], max: usize) -> String {
     String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).into_owned()
 }
 
+/// Runs the generated dispatch's checks on `args` (the call's arguments in register order)
+/// without running anything: the spec's ranges, alignments and enums, named as the
+/// generated code names them, with no copy of them here.
+fn spec_check(call: Hypercall, args: &[u64]) -> Result<(), Kill> {
+    let mut regs = [0u64; ARG_REGS];
+    for (r, a) in regs.iter_mut().zip(args) {
+        *r = *a;
+    }
+    match dispatch(&mut SpecOnly, call.nr(), regs) {
+        Ok(_) => Ok(()),
+        Err(DispatchError::BadArgument(b)) => Err(Kill::BadArgument(b)),
+        Err(DispatchError::UnknownHypercall { nr }) => Err(Kill::UnknownHypercall { nr }),
+        Err(DispatchError::Host(never)) => match never {},
+    }
+}
+
+/// A handler that accepts everything: behind [`dispatch`], it leaves only the spec's checks.
+struct SpecOnly;
+
+impl LguestHost for SpecOnly {
+    type Error = Infallible;
+
+    fn flush_async(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn lguest_init(&mut self, _: Gpa) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn shutdown(&mut self, _: Gpa, _: ShutdownKind) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn new_pgtable(&mut self, _: Gpa) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn flush_tlb(&mut self, _: FlushScope) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn load_idt_entry(&mut self, _: u64, _: u64, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn set_stack(&mut self, _: u64, _: Gva, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn ts(&mut self, _: TsState) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn set_clockevent(&mut self, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn halt(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn set_pte(&mut self, _: Gpa, _: Gva, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn set_pmd(&mut self, _: Gpa, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn load_tls(&mut self, _: Gpa, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn notify(&mut self, _: Gpa) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn load_gdt_entry(&mut self, _: u64, _: u64, _: u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+// Every handler starts with `ready` (or `checked`), which re-runs the spec's checks: the
+// trait is public, so a caller may reach a handler without the generated dispatch.
 impl<C: Clock> LguestHost for Host<C> {
     type Error = Kill;
 
     fn flush_async(&mut self) -> Result<(), Kill> {
         // The exit itself drained the ring.
-        self.ready(Hypercall::FlushAsync).map(|_| ())
+        self.ready(Hypercall::FlushAsync, &[]).map(|_| ())
     }
 
     fn lguest_init(&mut self, data: Gpa) -> Result<(), Kill> {
-        if self.stop.is_some() {
-            return Err(Kill::AfterStop {
-                nr: Hypercall::LguestInit.nr(),
-            });
-        }
+        self.checked(Hypercall::LguestInit, &[data])?;
         if let Some(first) = self.shared {
             return Err(Kill::SecondInit { data, first });
         }
         let size = LguestData::SIZE as u64;
         if self.mem.check(data, size).is_err() {
-            return Err(self.outside(Hypercall::LguestInit, "data", data, size));
+            return Err(self.outside(INIT_DATA, data, size));
         }
         // Read what the guest set up, once each, and check all of it before changing
         // anything: the original carried on after a bad address and half-initialised.
         let at = |off: usize| data + off as u64;
-        let page_err = |_| self.outside(Hypercall::LguestInit, "data", data, size);
+        let page_err = |_| self.outside(INIT_DATA, data, size);
         let syscall_vec = self
             .mem
-            .load_u32(at(LguestData::SYSCALL_VEC_OFFSET), Ordering::Acquire)
+            .load_u32(at(SYSCALL_VEC.offset), Ordering::Acquire)
             .map_err(page_err)?;
         let noirq_start = self
             .mem
@@ -786,29 +898,29 @@ impl<C: Clock> LguestHost for Host<C> {
             .map_err(page_err)?;
         let noirq_end = self
             .mem
-            .load_u64(at(LguestData::NOIRQ_END_OFFSET), Ordering::Acquire)
+            .load_u64(at(NOIRQ_END.offset), Ordering::Acquire)
             .map_err(page_err)?;
         let kernel_address = self
             .mem
-            .load_u64(at(LguestData::KERNEL_ADDRESS_OFFSET), Ordering::Acquire)
+            .load_u64(at(KERNEL_ADDRESS.offset), Ordering::Acquire)
             .map_err(page_err)?;
         if u64::from(syscall_vec) != SYSCALL_VECTOR {
             return Err(Kill::BadSharedPage {
-                field: "syscall_vec",
+                field: SYSCALL_VEC.name,
                 value: u64::from(syscall_vec),
                 why: "is not SYSCALL_VECTOR",
             });
         }
         if noirq_start > noirq_end {
             return Err(Kill::BadSharedPage {
-                field: "noirq_end",
+                field: NOIRQ_END.name,
                 value: noirq_end,
                 why: "is below noirq_start",
             });
         }
         if let Err(why) = check_vaddr(kernel_address) {
             return Err(Kill::BadSharedPage {
-                field: "kernel_address",
+                field: KERNEL_ADDRESS.name,
                 value: kernel_address,
                 why,
             });
@@ -832,10 +944,10 @@ impl<C: Clock> LguestHost for Host<C> {
             .map_err(page_err)?;
         let t = self.clock.wall();
         self.mem
-            .store_u64(at(LguestData::TIME_NSEC_OFFSET), t.nsec, Ordering::Release)
+            .store_u64(at(TIME_NSEC.offset), t.nsec, Ordering::Release)
             .and_then(|()| {
                 self.mem
-                    .store_u64(at(LguestData::TIME_SEC_OFFSET), t.sec, Ordering::Release)
+                    .store_u64(at(TIME_SEC.offset), t.sec, Ordering::Release)
             })
             .map_err(page_err)?;
         self.shared = Some(data);
@@ -848,16 +960,16 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), Kill> {
-        self.ready(Hypercall::Shutdown)?;
+        self.ready(Hypercall::Shutdown, &[reason, kind.raw()])?;
         // At most SHUTDOWN_REASON_MAX bytes and never past the end of memory: the original
         // always read 128 bytes, so a reason near the top of memory killed the guest.
         let len = SHUTDOWN_REASON_MAX.min(self.mem.available(reason));
         if len == 0 {
-            return Err(self.outside(Hypercall::Shutdown, "reason", reason, 1));
+            return Err(self.outside(arg!(Shutdown, reason), reason, 1));
         }
         let mut buf = vec![0u8; len as usize];
         if self.mem.read(reason, &mut buf).is_err() {
-            return Err(self.outside(Hypercall::Shutdown, "reason", reason, len));
+            return Err(self.outside(arg!(Shutdown, reason), reason, len));
         }
         // The original forces a NUL at the last byte it reads.
         let reason = c_text(&buf, SHUTDOWN_REASON_MAX as usize - 1);
@@ -866,9 +978,10 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn new_pgtable(&mut self, pgdir: Gpa) -> Result<(), Kill> {
-        self.ready(Hypercall::NewPgtable)?;
+        self.ready(Hypercall::NewPgtable, &[pgdir])?;
+        // Checked now, not when the tables are first walked: the kill names this call.
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
-            return Err(self.outside(Hypercall::NewPgtable, "pgdir", pgdir, PAGE_SIZE));
+            return Err(self.outside(arg!(NewPgtable, pgdir), pgdir, PAGE_SIZE));
         }
         self.pgdir = pgdir;
         self.follow(pgdir);
@@ -876,7 +989,7 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
-        self.ready(Hypercall::FlushTlb)?;
+        self.ready(Hypercall::FlushTlb, &[scope.raw()])?;
         self.resync(scope)?;
         let i = match scope {
             FlushScope::User => 0,
@@ -887,21 +1000,18 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn load_idt_entry(&mut self, vector: u64, lo: u64, hi: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadIdtEntry)?;
+        self.ready(Hypercall::LoadIdtEntry, &[vector, lo, hi])?;
+        // The spec's range is checked above; the table's own bound is checked too, so a
+        // spec whose range outgrew IDT_ENTRIES still cannot write past the table.
         let Some(slot) = usize::try_from(vector)
             .ok()
             .and_then(|v| self.idt.get_mut(v))
         else {
-            return Err(Kill::BadArgument(BadArgument {
-                call: Hypercall::LoadIdtEntry,
-                arg: "vector",
-                index: 0,
-                value: vector,
-                violation: Violation::Range {
-                    lo: 0,
-                    hi: IDT_ENTRIES - 1,
-                },
-            }));
+            let range = Violation::Range {
+                lo: 0,
+                hi: IDT_ENTRIES - 1,
+            };
+            return Err(arg!(LoadIdtEntry, vector).bad(vector, range).into());
         };
         // A bad gate kills before anything is stored (the original stored it anyway).
         if let Some(gate) = fix_gate(vector, lo, hi)? {
@@ -911,33 +1021,17 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn set_stack(&mut self, ss: u64, sp: Gva, pages: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetStack)?;
-        // Every check before the store: the original stored a bad ss or page count even
-        // after killing the guest for it.
+        // The spec's checks (the page count among them) come first, and every check comes
+        // before the store: the original stored a bad ss or page count even after killing
+        // the guest for it.
+        self.ready(Hypercall::SetStack, &[ss, sp, pages])?;
         if ss & 3 != GUEST_PL {
             return Err(Kill::BadStackSegment { ss });
         }
-        if pages == 0 || pages > MAX_STACK_PAGES {
-            return Err(Kill::BadArgument(BadArgument {
-                call: Hypercall::SetStack,
-                arg: "pages",
-                index: 2,
-                value: pages,
-                violation: Violation::Range {
-                    lo: 1,
-                    hi: MAX_STACK_PAGES,
-                },
-            }));
-        }
         if let Err(why) = check_vaddr(sp) {
-            return Err(Kill::BadVirtualAddress {
-                call: Hypercall::SetStack,
-                arg: "sp",
-                value: sp,
-                why,
-            });
+            return Err(Kill::bad_vaddr(arg!(SetStack, sp), sp, why));
         }
-        if sp < pages * PAGE_SIZE {
+        if pages.checked_mul(PAGE_SIZE).is_none_or(|bytes| sp < bytes) {
             return Err(Kill::BadStackPointer { sp, pages });
         }
         self.stack = Some(Stack { ss, sp, pages });
@@ -945,13 +1039,13 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn ts(&mut self, state: TsState) -> Result<(), Kill> {
-        self.ready(Hypercall::Ts)?;
+        self.ready(Hypercall::Ts, &[state.raw()])?;
         self.ts = state;
         Ok(())
     }
 
     fn set_clockevent(&mut self, delta: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetClockevent)?;
+        self.ready(Hypercall::SetClockevent, &[delta])?;
         // Only the one argument is read: the ABI loads 0 into every unused register, so a
         // "stop the clock" call really is delta 0 (the original read a stale %ebx here and
         // armed a timer instead of stopping it).
@@ -963,23 +1057,18 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn halt(&mut self) -> Result<(), Kill> {
-        self.ready(Hypercall::Halt)?;
+        self.ready(Hypercall::Halt, &[])?;
         self.halted = true;
         Ok(())
     }
 
     fn set_pte(&mut self, pgdir: Gpa, vaddr: Gva, pte: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetPte)?;
+        self.ready(Hypercall::SetPte, &[pgdir, vaddr, pte])?;
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
-            return Err(self.outside(Hypercall::SetPte, "pgdir", pgdir, PAGE_SIZE));
+            return Err(self.outside(arg!(SetPte, pgdir), pgdir, PAGE_SIZE));
         }
         if let Err(why) = check_vaddr(vaddr) {
-            return Err(Kill::BadVirtualAddress {
-                call: Hypercall::SetPte,
-                arg: "vaddr",
-                value: vaddr,
-                why,
-            });
+            return Err(Kill::bad_vaddr(arg!(SetPte, vaddr), vaddr, why));
         }
         if shadow::pte_present(pte) && self.mem.check(shadow::pte_frame(pte), PAGE_SIZE).is_err() {
             return Err(Kill::BadPte { vaddr, pte });
@@ -997,14 +1086,7 @@ impl<C: Clock> LguestHost for Host<C> {
             match self.record_for(t, page) {
                 Ok(e) => updates.push((t, Some(e))),
                 Err(b) if t == pgdir => {
-                    return Err(Kill::BadTableEntry {
-                        call: Hypercall::SetPte,
-                        arg: "pgdir",
-                        pgdir,
-                        table: b.table,
-                        index: b.index,
-                        entry: b.entry,
-                    });
+                    return Err(Kill::bad_table(arg!(SetPte, pgdir), pgdir, b));
                 }
                 // Another table the guest may have reused: stop following it.
                 Err(_) => updates.push((t, None)),
@@ -1025,20 +1107,20 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn set_pmd(&mut self, table: Gpa, index: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetPmd)?;
+        self.ready(Hypercall::SetPmd, &[table, index])?;
         if self.mem.check(table, PAGE_SIZE).is_err() {
-            return Err(self.outside(Hypercall::SetPmd, "table", table, PAGE_SIZE));
+            return Err(self.outside(arg!(SetPmd, table), table, PAGE_SIZE));
         }
         self.shadow.drop_below(table, index);
         Ok(())
     }
 
-    fn load_tls(&mut self, tls: Gpa, _cpu: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadTls)?;
+    fn load_tls(&mut self, tls: Gpa, cpu: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::LoadTls, &[tls, cpu])?;
         let mut buf = [0u8; TLS_BYTES];
         // One copy; on failure nothing changes (the original zero-filled the TLS entries).
         if self.mem.read(tls, &mut buf).is_err() {
-            return Err(self.outside(Hypercall::LoadTls, "tls", tls, TLS_BYTES as u64));
+            return Err(self.outside(arg!(LoadTls, tls), tls, TLS_BYTES as u64));
         }
         let first = TLS_FIRST as usize;
         for (i, d) in buf.chunks_exact(8).enumerate() {
@@ -1052,7 +1134,7 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn notify(&mut self, addr: Gpa) -> Result<(), Kill> {
-        self.ready(Hypercall::Notify)?;
+        self.ready(Hypercall::Notify, &[addr])?;
         if addr == 0 {
             // 0 notifies nothing, as in the original.
             return Ok(());
@@ -1060,11 +1142,11 @@ impl<C: Clock> LguestHost for Host<C> {
         // A bounded read: at most NOTIFY_MAX bytes, never past the end of memory.
         let len = NOTIFY_MAX.min(self.mem.available(addr));
         if len == 0 {
-            return Err(self.outside(Hypercall::Notify, "addr", addr, 1));
+            return Err(self.outside(arg!(Notify, addr), addr, 1));
         }
         let mut buf = vec![0u8; len as usize];
         if self.mem.read(addr, &mut buf).is_err() {
-            return Err(self.outside(Hypercall::Notify, "addr", addr, len));
+            return Err(self.outside(arg!(Notify, addr), addr, len));
         }
         let text = c_text(&buf, NOTIFY_MAX as usize - 1);
         let room = self.cfg.console_limit.saturating_sub(self.console.len());
@@ -1081,25 +1163,25 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn load_gdt_entry(&mut self, index: u64, lo: u64, hi: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadGdtEntry)?;
-        let bad = |arg, i, value, hi| {
-            Kill::BadArgument(BadArgument {
-                call: Hypercall::LoadGdtEntry,
-                arg,
-                index: i,
-                value,
-                violation: Violation::Range { lo: 0, hi },
-            })
+        self.ready(Hypercall::LoadGdtEntry, &[index, lo, hi])?;
+        // The spec's checks above bound the halves and the index; the host's own types and
+        // table are checked too, so a spec that widened them could not make the host
+        // truncate a half or write past the table (the original killed the guest for
+        // index >= GDT_ENTRIES, then wrote the entry anyway).
+        let half = |a: Arg, v: u64| {
+            u32::try_from(v).map_err(|_| a.bad(v, Violation::Width { bits: u32::BITS }))
         };
-        let lo32 = u32::try_from(lo).map_err(|_| bad("lo", 1, lo, u64::from(u32::MAX)))?;
-        let hi32 = u32::try_from(hi).map_err(|_| bad("hi", 2, hi, u64::from(u32::MAX)))?;
-        // The bound is checked here too, against the table itself: the original killed
-        // the guest for index >= GDT_ENTRIES and then wrote past the table anyway.
+        let lo32 = half(arg!(LoadGdtEntry, lo), lo)?;
+        let hi32 = half(arg!(LoadGdtEntry, hi), hi)?;
         let Some(slot) = usize::try_from(index)
             .ok()
             .and_then(|i| self.gdt.get_mut(i))
         else {
-            return Err(bad("index", 0, index, GDT_ENTRIES - 1));
+            let range = Violation::Range {
+                lo: 0,
+                hi: GDT_ENTRIES - 1,
+            };
+            return Err(arg!(LoadGdtEntry, index).bad(index, range).into());
         };
         *slot = fix_segment(lo32, hi32);
         Ok(())

@@ -5,9 +5,148 @@
 //! the argument and the value, and the first one wins: the host refuses everything after
 //! it (the original kept going in places and stored bad values after the kill).
 
-use crate::abi::host::{BadArgument, DispatchError};
+use crate::abi::host::{BadArgument, DispatchError, Violation};
 use crate::abi::numbers::Hypercall;
+use crate::abi::shared::{FieldInfo, LguestData};
 use crate::abi::types::{Gpa, Gva, ShutdownKind};
+
+/// One argument of one hypercall, found by name in the generated metadata
+/// ([`Hypercall::arg_names`]), so its name and register position are the spec's.
+///
+/// Build it with [`Arg::of`] in a `const` (the crate's `arg!` macro does): a name the spec
+/// does not have then fails the build instead of naming a wrong argument at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg {
+    call: Hypercall,
+    index: usize,
+}
+
+impl Arg {
+    /// Argument `name` of `call`.
+    ///
+    /// # Panics
+    ///
+    /// If `call` has no argument of that name: evaluated in a `const`, that is a build error.
+    pub const fn of(call: Hypercall, name: &str) -> Arg {
+        let names = call.arg_names();
+        let mut index = 0;
+        while index < names.len() {
+            if str_eq(names[index], name) {
+                return Arg { call, index };
+            }
+            index += 1;
+        }
+        panic!("the spec gives this hypercall no argument of that name")
+    }
+
+    /// The call.
+    pub const fn call(self) -> Hypercall {
+        self.call
+    }
+
+    /// The argument's register position (0 = first argument register).
+    pub const fn index(self) -> usize {
+        self.index
+    }
+
+    /// The spec's name of the argument.
+    pub const fn name(self) -> &'static str {
+        self.call.arg_names()[self.index]
+    }
+
+    /// `value` in this argument broke `violation`.
+    pub const fn bad(self, value: u64, violation: Violation) -> BadArgument {
+        BadArgument {
+            call: self.call,
+            arg: self.name(),
+            index: self.index,
+            value,
+            violation,
+        }
+    }
+}
+
+/// The shared-page field at byte offset `offset` (one of the generated `*_OFFSET` consts).
+///
+/// # Panics
+///
+/// If no field starts there: evaluated in a `const`, that is a build error.
+pub const fn field_at(offset: usize) -> FieldInfo {
+    let mut i = 0;
+    while i < LguestData::FIELDS.len() {
+        if LguestData::FIELDS[i].offset == offset {
+            return LguestData::FIELDS[i];
+        }
+        i += 1;
+    }
+    panic!("no shared-page field starts at this offset")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `arg!(SetPte, pgdir)`: argument `pgdir` of [`Hypercall::SetPte`] as an [`Arg`], looked up
+/// in the generated metadata when the crate compiles.
+macro_rules! arg {
+    ($call:ident, $name:ident) => {{
+        const ARG: $crate::kill::Arg =
+            $crate::kill::Arg::of($crate::abi::numbers::Hypercall::$call, stringify!($name));
+        ARG
+    }};
+}
+pub(crate) use arg;
+
+/// The shared-page argument of LGUEST_INIT.
+const INIT_DATA: Arg = arg!(LguestInit, data);
+/// LOAD_IDT_ENTRY's low half, which holds the gate type.
+const IDT_LO: Arg = arg!(LoadIdtEntry, lo);
+/// SET_STACK's stack segment.
+const STACK_SS: Arg = arg!(SetStack, ss);
+/// SET_STACK's stack top.
+const STACK_SP: Arg = arg!(SetStack, sp);
+/// SET_PTE's entry.
+const SET_PTE_PTE: Arg = arg!(SetPte, pte);
+
+/// What the host was doing on its own, for no hypercall's argument, when an access to the
+/// shared page failed. (INIT checked the page, and memory never grows back into a hole, so
+/// this happens only if the VMM withdrew part of the page: see
+/// [`crate::memory::GuestMem::withdraw`].)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostAccess {
+    /// Draining the async ring: reading a slot's status byte or call, or marking it done.
+    #[error("draining async ring slot {slot}")]
+    RingDrain {
+        /// The slot.
+        slot: usize,
+    },
+    /// Reading the guest's interrupt state to decide what to deliver.
+    #[error("reading the guest's interrupt state")]
+    InterruptState,
+    /// Enabling interrupts to wake the halted guest.
+    #[error("waking the halted guest")]
+    Wake,
+    /// Writing the wall-clock time, as the host does before delivering an interrupt.
+    #[error("writing the time")]
+    WriteTime,
+    /// Disabling interrupts on delivery through an interrupt gate.
+    #[error("delivering interrupt line {line}")]
+    DeliverInterrupt {
+        /// The line.
+        line: u32,
+    },
+}
 
 /// Why the host killed the guest.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,8 +168,9 @@ pub enum Kill {
     },
     /// LGUEST_INIT came a second time.
     #[error(
-        "hypercall {}: argument `data` = {data:#x}: the shared page is already at {first:#x}",
-        Hypercall::LguestInit
+        "hypercall {}: argument `{}` = {data:#x}: the shared page is already at {first:#x}",
+        INIT_DATA.call(),
+        INIT_DATA.name()
     )]
     SecondInit {
         /// The address of the second call.
@@ -69,8 +209,9 @@ pub enum Kill {
     },
     /// A shared-page field the host checks at LGUEST_INIT is wrong.
     #[error(
-        "hypercall {}: argument `data`: shared-page field `{field}` = {value:#x} {why}",
-        Hypercall::LguestInit
+        "hypercall {}: argument `{}`: shared-page field `{field}` = {value:#x} {why}",
+        INIT_DATA.call(),
+        INIT_DATA.name()
     )]
     BadSharedPage {
         /// The field's name.
@@ -82,8 +223,9 @@ pub enum Kill {
     },
     /// LOAD_IDT_ENTRY with a present gate that is neither an interrupt nor a trap gate.
     #[error(
-        "hypercall {}: argument `lo` = {lo:#x}: vector {vector} is a present gate of type {gate_type:#x}, neither an interrupt (0xe) nor a trap (0xf) gate",
-        Hypercall::LoadIdtEntry
+        "hypercall {}: argument `{}` = {lo:#x}: vector {vector} is a present gate of type {gate_type:#x}, neither an interrupt (0xe) nor a trap (0xf) gate",
+        IDT_LO.call(),
+        IDT_LO.name()
     )]
     BadGate {
         /// The vector.
@@ -95,8 +237,9 @@ pub enum Kill {
     },
     /// SET_STACK with a stack segment whose RPL is not `GUEST_PL`.
     #[error(
-        "hypercall {}: argument `ss` = {ss:#x}: its privilege level is not the guest kernel's",
-        Hypercall::SetStack
+        "hypercall {}: argument `{}` = {ss:#x}: its privilege level is not the guest kernel's",
+        STACK_SS.call(),
+        STACK_SS.name()
     )]
     BadStackSegment {
         /// The selector.
@@ -104,8 +247,9 @@ pub enum Kill {
     },
     /// SET_STACK with stack pages that would wrap below address 0.
     #[error(
-        "hypercall {}: argument `sp` = {sp:#x}: {pages} stack pages below it wrap below 0",
-        Hypercall::SetStack
+        "hypercall {}: argument `{}` = {sp:#x}: {pages} stack pages below it wrap below 0",
+        STACK_SP.call(),
+        STACK_SP.name()
     )]
     BadStackPointer {
         /// The stack top.
@@ -115,8 +259,9 @@ pub enum Kill {
     },
     /// SET_PTE with a present entry whose frame is outside guest memory.
     #[error(
-        "hypercall {}: argument `pte` = {pte:#x} (for {vaddr:#x}) maps a frame outside guest memory",
-        Hypercall::SetPte
+        "hypercall {}: argument `{}` = {pte:#x} (for {vaddr:#x}) maps a frame outside guest memory",
+        SET_PTE_PTE.call(),
+        SET_PTE_PTE.name()
     )]
     BadPte {
         /// The virtual address.
@@ -162,6 +307,23 @@ pub enum Kill {
         /// The stranded ready slot.
         slot: usize,
     },
+    /// An access the host made to the shared page on its own (not for a call's argument)
+    /// failed: the page is no longer wholly guest memory.
+    #[error(
+        "{during}: shared-page field `{field}`: {len} bytes at {gpa:#x} are outside guest memory (size {size:#x})"
+    )]
+    SharedPage {
+        /// What the host was doing.
+        during: HostAccess,
+        /// The field it accessed.
+        field: &'static str,
+        /// The guest-physical address of the access.
+        gpa: Gpa,
+        /// Its length in bytes.
+        len: u64,
+        /// Size of guest memory.
+        size: u64,
+    },
     /// A handler ran after the guest had already stopped (through [`crate::abi::host::dispatch`]
     /// directly; the host's own entry points refuse earlier).
     #[error("hypercall {nr:#x} after the guest stopped")]
@@ -178,18 +340,18 @@ impl Kill {
             Kill::UnknownHypercall { .. }
             | Kill::RingStatus { .. }
             | Kill::RingOutOfStep { .. }
+            | Kill::SharedPage { .. }
             | Kill::AfterStop { .. } => None,
             Kill::BadArgument(b) => Some(b.call),
             Kill::BeforeInit { call }
             | Kill::OutsideMemory { call, .. }
             | Kill::BadVirtualAddress { call, .. }
             | Kill::BadTableEntry { call, .. } => Some(*call),
-            Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(Hypercall::LguestInit),
-            Kill::BadGate { .. } => Some(Hypercall::LoadIdtEntry),
-            Kill::BadStackSegment { .. } | Kill::BadStackPointer { .. } => {
-                Some(Hypercall::SetStack)
-            }
-            Kill::BadPte { .. } => Some(Hypercall::SetPte),
+            Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.call()),
+            Kill::BadGate { .. } => Some(IDT_LO.call()),
+            Kill::BadStackSegment { .. } => Some(STACK_SS.call()),
+            Kill::BadStackPointer { .. } => Some(STACK_SP.call()),
+            Kill::BadPte { .. } => Some(SET_PTE_PTE.call()),
         }
     }
 
@@ -200,17 +362,61 @@ impl Kill {
             Kill::OutsideMemory { arg, .. }
             | Kill::BadVirtualAddress { arg, .. }
             | Kill::BadTableEntry { arg, .. } => Some(arg),
-            Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some("data"),
-            Kill::BadGate { .. } => Some("lo"),
-            Kill::BadStackSegment { .. } => Some("ss"),
-            Kill::BadStackPointer { .. } => Some("sp"),
-            Kill::BadPte { .. } => Some("pte"),
+            Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.name()),
+            Kill::BadGate { .. } => Some(IDT_LO.name()),
+            Kill::BadStackSegment { .. } => Some(STACK_SS.name()),
+            Kill::BadStackPointer { .. } => Some(STACK_SP.name()),
+            Kill::BadPte { .. } => Some(SET_PTE_PTE.name()),
             Kill::UnknownHypercall { .. }
             | Kill::BeforeInit { .. }
             | Kill::RingStatus { .. }
             | Kill::RingOutOfStep { .. }
+            | Kill::SharedPage { .. }
             | Kill::AfterStop { .. } => None,
         }
+    }
+}
+
+impl Kill {
+    /// `len` bytes at `value`, which argument `arg` named, are not inside guest memory of
+    /// `size` bytes.
+    pub fn outside(arg: Arg, value: Gpa, len: u64, size: u64) -> Kill {
+        Kill::OutsideMemory {
+            call: arg.call(),
+            arg: arg.name(),
+            value,
+            len,
+            size,
+        }
+    }
+
+    /// Walking the tables at `pgdir`, which argument `arg` led to, found entry `bad`
+    /// pointing outside guest memory.
+    pub fn bad_table(arg: Arg, pgdir: Gpa, bad: crate::shadow::BadEntry) -> Kill {
+        Kill::BadTableEntry {
+            call: arg.call(),
+            arg: arg.name(),
+            pgdir,
+            table: bad.table,
+            index: bad.index,
+            entry: bad.entry,
+        }
+    }
+
+    /// Virtual address `value`, which argument `arg` named, is `why`.
+    pub fn bad_vaddr(arg: Arg, value: Gva, why: &'static str) -> Kill {
+        Kill::BadVirtualAddress {
+            call: arg.call(),
+            arg: arg.name(),
+            value,
+            why,
+        }
+    }
+}
+
+impl From<BadArgument> for Kill {
+    fn from(b: BadArgument) -> Self {
+        Kill::BadArgument(b)
     }
 }
 
@@ -231,11 +437,14 @@ pub enum Origin {
     Direct,
     /// A slot of the async ring.
     Ring(usize),
+    /// No call: the host's own work before entering the guest (deciding on and delivering
+    /// interrupts).
+    Entry,
 }
 
 /// A kill with where it happened.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("guest killed: {reason}{}", match origin { Origin::Ring(s) => format!(" (async ring slot {s})"), Origin::Direct => String::new() })]
+#[error("guest killed: {reason}{}", match origin { Origin::Ring(s) => format!(" (async ring slot {s})"), Origin::Direct => String::new(), Origin::Entry => " (before a guest entry)".into() })]
 pub struct Killed {
     /// Why.
     pub reason: Kill,
@@ -270,5 +479,32 @@ impl Stop {
             Stop::Killed(k) => Some(k),
             Stop::Shutdown(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_and_fields_are_found_in_the_generated_metadata() {
+        for call in Hypercall::ALL {
+            for (i, name) in call.arg_names().iter().enumerate() {
+                let a = Arg::of(call, name);
+                assert_eq!((a.call(), a.index(), a.name()), (call, i, *name));
+            }
+        }
+        for f in LguestData::FIELDS {
+            assert_eq!(field_at(f.offset), f);
+        }
+        let k = Kill::outside(STACK_SP, 0x10, 8, 0x1000);
+        assert_eq!((k.call(), k.arg()), (Some(Hypercall::SetStack), Some("sp")));
+    }
+
+    #[test]
+    #[should_panic(expected = "no argument of that name")]
+    fn an_argument_the_spec_does_not_have_is_refused() {
+        // In a `const`, as `arg!` builds it, this is a build error.
+        let _ = Arg::of(Hypercall::Halt, "delta");
     }
 }
