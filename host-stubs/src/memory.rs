@@ -13,6 +13,7 @@
 //! once into a local and act on the local (see the ring drain in [`crate::host`]).
 
 use std::ptr::NonNull;
+use std::sync::RwLock;
 use std::sync::atomic::Ordering;
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -45,11 +46,13 @@ pub enum MemoryError {
     Map(#[from] vm_memory::mmap::FromRangesError),
 }
 
-/// Guest-physical memory `[0, size)`.
+/// Guest-physical memory `[0, size)`, less any ranges withdrawn since.
 #[derive(Debug)]
 pub struct GuestMem {
     mem: GuestMemoryMmap,
     size: u64,
+    /// Ranges `[start, end)` taken back with [`GuestMem::withdraw`].
+    withdrawn: RwLock<Vec<(Gpa, Gpa)>>,
 }
 
 impl GuestMem {
@@ -60,7 +63,11 @@ impl GuestMem {
         }
         let len = usize::try_from(size).map_err(|_| MemoryError::TooLarge(size))?;
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)])?;
-        Ok(GuestMem { mem, size })
+        Ok(GuestMem {
+            mem,
+            size,
+            withdrawn: RwLock::new(Vec::new()),
+        })
     }
 
     /// Size of guest memory in bytes.
@@ -73,19 +80,42 @@ impl GuestMem {
         &self.mem
     }
 
-    /// Checks that `[gpa, gpa + len)` lies inside guest memory.
+    /// Checks that `[gpa, gpa + len)` lies inside guest memory (and touches no withdrawn
+    /// range).
     ///
     /// Unlike the original's `lguest_address_ok`, a range that ends exactly at the end of
     /// memory is fine (the original's strict `<` refused the last byte).
     pub fn check(&self, gpa: Gpa, len: u64) -> Result<(), OutOfRange> {
         match gpa.checked_add(len) {
-            Some(end) if end <= self.size => Ok(()),
-            _ => Err(OutOfRange {
-                gpa,
-                len,
-                size: self.size,
-            }),
+            Some(end) if end <= self.size && !self.touches_withdrawn(gpa, end) => Ok(()),
+            _ => Err(self.out_of_range(gpa, len)),
         }
+    }
+
+    /// Takes `[gpa, gpa + len)` away from the guest, as memory hot-unplug or a balloon
+    /// does: from now on every access touching it fails like one outside guest memory, so
+    /// the host refuses (and names) a guest that still uses it instead of reading memory the
+    /// VMM has reclaimed. The VMM unmaps the range from the VM itself; [`GuestMem::mmap`]
+    /// still covers it.
+    pub fn withdraw(&self, gpa: Gpa, len: u64) -> Result<(), OutOfRange> {
+        let end = match gpa.checked_add(len) {
+            Some(end) if end <= self.size => end,
+            _ => return Err(self.out_of_range(gpa, len)),
+        };
+        self.withdrawn
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((gpa, end));
+        Ok(())
+    }
+
+    /// Whether `[start, end)` overlaps a withdrawn range.
+    fn touches_withdrawn(&self, start: Gpa, end: Gpa) -> bool {
+        self.withdrawn
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|&(s, e)| start < e && s < end.max(start.saturating_add(1)))
     }
 
     /// How many bytes from `gpa` to the end of memory (0 if `gpa` is outside).
@@ -246,6 +276,24 @@ mod tests {
         let mut b = [0u8; 4];
         m.read(0x20, &mut b).unwrap();
         assert_eq!(u32::from_le_bytes(b), 0x200);
+    }
+
+    #[test]
+    fn withdrawn_ranges_refuse_every_access_touching_them() {
+        let m = GuestMem::new(0x3000).unwrap();
+        m.write_u64(0x1ff8, 7).unwrap();
+        m.withdraw(0x2000, 0x10).unwrap();
+        // Neighbours still work; anything overlapping, even by one byte or empty, does not.
+        assert_eq!(m.read_u64(0x1ff8), Ok(7));
+        m.write_u64(0x2010, 1).unwrap();
+        assert!(m.check(0x1ff9, 8).is_err());
+        assert!(m.check(0x200f, 1).is_err());
+        assert!(m.check(0x2008, 0).is_err());
+        assert!(m.store_u8(0x2000, 1, Ordering::Relaxed).is_err());
+        assert!(m.load_u64(0x2008, Ordering::Relaxed).is_err());
+        assert!(m.host_ptr(0x1000, 0x2000).is_err());
+        // Only memory the guest has can be withdrawn.
+        assert!(m.withdraw(0x2ff0, 0x20).is_err());
     }
 
     #[test]

@@ -6,11 +6,11 @@ mod common;
 use common::*;
 use host_stubs::abi::host::{BadArgument, Violation};
 use host_stubs::abi::numbers::*;
-use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
+use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE, RingSlot};
 use host_stubs::abi::types::{ShutdownKind, TsState};
 use host_stubs::desc::Gate;
 use host_stubs::host::{Delivery, Next, Stack};
-use host_stubs::kill::{Kill, Origin, Shutdown, Stop};
+use host_stubs::kill::{HostAccess, Kill, Origin, Shutdown, Stop};
 
 /// A present 64-bit gate of type `ty` for handler `offset`.
 fn gate(offset: u64, ty: u64) -> [u64; 2] {
@@ -543,4 +543,110 @@ fn a_long_reason_is_cut_at_the_forced_nul() {
     };
     assert_eq!(s.kind, ShutdownKind::Restart);
     assert_eq!(s.reason.len(), SHUTDOWN_REASON_MAX as usize - 1);
+}
+
+/// The kill for a shared-page access the host made on its own, and where it happened.
+fn page_kill(r: Result<impl std::fmt::Debug, Stop>) -> (Kill, Origin) {
+    match r {
+        Err(Stop::Killed(k)) => {
+            assert_eq!((k.reason.call(), k.reason.arg()), (None, None), "{k}");
+            assert!(!k.to_string().contains("lguest_init"), "{k}");
+            (k.reason, k.origin)
+        }
+        other => panic!("expected a kill, got {other:?}"),
+    }
+}
+
+/// Once INIT has checked the page only a VMM that withdraws part of it can make a shared-page
+/// access fail; the kill then says what the host was doing and which field it touched, not
+/// the INIT that passed long ago. Draining the ring: a slot's call, then a status byte.
+#[test]
+fn a_failed_ring_drain_is_named_as_the_drain_of_its_slot() {
+    let slot_at = |slot: usize| PAGE + (LguestData::HCALLS_OFFSET + slot * RingSlot::SIZE) as u64;
+    let (mut h, _) = booted();
+    queue(h.mem(), 0, TS, [TsState::Set.raw(), 0, 0]);
+    queue(h.mem(), 1, TS, [TsState::Set.raw(), 0, 0]);
+    h.mem().withdraw(slot_at(1), RingSlot::SIZE as u64).unwrap();
+    let (k, origin) = page_kill(h.hypercall(HALT, [0; 4]));
+    assert_eq!(
+        k,
+        Kill::SharedPage {
+            during: HostAccess::RingDrain { slot: 1 },
+            field: "hcalls",
+            gpa: slot_at(1) + RingSlot::ARGS_OFFSET as u64,
+            len: 8,
+            size: MEM,
+        }
+    );
+    assert_eq!(origin, Origin::Ring(1));
+    assert!(k.to_string().contains("draining async ring slot 1"), "{k}");
+    // Slot 0 ran; the synchronous call after the ring did not.
+    assert_eq!((h.ts(), h.halted()), (TsState::Set, false));
+
+    let status_at = PAGE + (LguestData::HCALL_STATUS_OFFSET + 2) as u64;
+    let (mut h, _) = booted();
+    for slot in 0..2 {
+        queue(h.mem(), slot, TS, [TsState::Set.raw(), 0, 0]);
+    }
+    h.hypercall(FLUSH_ASYNC, [0; 4]).unwrap();
+    h.mem().withdraw(status_at, 1).unwrap();
+    let (k, origin) = page_kill(h.drain_ring());
+    assert_eq!(
+        k,
+        Kill::SharedPage {
+            during: HostAccess::RingDrain { slot: 2 },
+            field: "hcall_status",
+            gpa: status_at,
+            len: 1,
+            size: MEM,
+        }
+    );
+    assert_eq!(origin, Origin::Ring(2));
+}
+
+/// Before a guest entry: writing the time for a delivery, and reading the guest's interrupt
+/// state, are each named as such. (Waking and delivering write `irq_enabled`, which the
+/// host has just read, so a withdrawn `irq_enabled` is always reported as the read.)
+#[test]
+fn failed_accesses_before_a_guest_entry_name_what_the_host_was_doing() {
+    let field = |off: usize| PAGE + off as u64;
+    // The time, written before the timer interrupt is delivered.
+    let (mut h, clock) = booted();
+    ready_for_timer(&mut h, 0xe);
+    h.hypercall(SET_CLOCKEVENT, [5000, 0, 0, 0]).unwrap();
+    clock.set(5000);
+    h.mem()
+        .withdraw(field(LguestData::TIME_SEC_OFFSET), 8)
+        .unwrap();
+    let (k, origin) = page_kill(h.next(0));
+    assert_eq!(
+        k,
+        Kill::SharedPage {
+            during: HostAccess::WriteTime,
+            field: "time_sec",
+            gpa: field(LguestData::TIME_SEC_OFFSET),
+            len: 8,
+            size: MEM,
+        }
+    );
+    assert_eq!(origin, Origin::Entry);
+    assert!(k.to_string().contains("writing the time"), "{k}");
+
+    // Deciding: the guest's mask can no longer be read.
+    let (mut h, _) = booted();
+    h.mem()
+        .withdraw(field(LguestData::BLOCKED_INTERRUPTS_OFFSET), 8)
+        .unwrap();
+    let (k, _) = page_kill(h.next(0));
+    assert!(
+        matches!(
+            k,
+            Kill::SharedPage {
+                during: HostAccess::InterruptState,
+                field: "blocked_interrupts",
+                ..
+            }
+        ),
+        "{k}"
+    );
 }
