@@ -349,3 +349,62 @@ fn the_reserved_top_of_the_address_space_is_refused() {
         Kill::BadVirtualAddress { call: Hypercall::SetPte, arg: "vaddr", value, .. } if value == vaddr
     ));
 }
+
+/// SHUTDOWN's `kind` was never checked: anything but a restart (2) powered the guest off,
+/// so a garbled call still stopped it "cleanly". Here a kind that is neither power-off nor
+/// restart kills, naming the call, the argument and the value, and is no shutdown.
+#[test]
+fn a_shutdown_kind_that_is_neither_poweroff_nor_restart_kills() {
+    for kind in [0, 3, 0x102, u64::MAX] {
+        assert_eq!(
+            ShutdownKind::from_raw(kind),
+            None,
+            "{kind:#x} is a real kind"
+        );
+        let (mut h, _) = booted();
+        h.mem().write(0x3000, b"Power down\0").unwrap();
+        let stop = h.hypercall(SHUTDOWN, [0x3000, kind, 0, 0]).unwrap_err();
+        let k = stop.killed().expect("a kill, not a shutdown");
+        let Kill::BadArgument(b) = &k.reason else {
+            panic!("{k}")
+        };
+        assert_eq!(
+            (b.call, b.arg, b.value),
+            (Hypercall::Shutdown, "kind", kind)
+        );
+        assert_eq!(b.arg, Hypercall::Shutdown.arg_names()[b.index]);
+        let text = k.to_string();
+        for part in ["shutdown", "`kind`", &format!("{kind:#x}")] {
+            assert!(text.contains(part), "{part:?} missing from {text}");
+        }
+        assert_eq!(h.stopped(), Some(&stop));
+    }
+}
+
+/// NEW_PGTABLE's address was taken on trust: the original switched to whatever the guest
+/// named and only found out when it built a shadow from it. Here the table is checked when
+/// the call comes, so the kill names `new_pgtable` and `pgdir`, and the host never switches.
+#[test]
+fn a_new_page_table_outside_guest_memory_kills_naming_it() {
+    for pgdir in [MEM, MEM + PAGE_SIZE, u64::MAX & !(PAGE_SIZE - 1)] {
+        let (mut h, _) = booted();
+        h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap_err();
+        assert_eq!(
+            reason(&h),
+            Kill::OutsideMemory {
+                call: Hypercall::NewPgtable,
+                arg: "pgdir",
+                value: pgdir,
+                len: PAGE_SIZE,
+                size: MEM
+            }
+        );
+        assert_eq!(h.pgdir(), BOOT_PGDIR);
+        assert!(h.shadow().pgdirs().all(|p| p != pgdir));
+    }
+    // The last page of memory is a fine table.
+    let (mut h, _) = booted();
+    h.hypercall(NEW_PGTABLE, [MEM - PAGE_SIZE, 0, 0, 0])
+        .unwrap();
+    assert_eq!(h.pgdir(), MEM - PAGE_SIZE);
+}
