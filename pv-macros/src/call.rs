@@ -144,11 +144,8 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         })?;
     let full = format!("{table_name}.{op_name}");
 
-    // PvOpId::id(): the op's index in spec order of tables, then ops.
-    let id = spec
-        .op_id(&table_name, &op_name)
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| syn::Error::new(call.op.span(), format!("op `{full}` has no 16-bit id")))?;
+    let id =
+        record_id(spec, &table_name, &op_name).map_err(|e| syn::Error::new(call.op.span(), e))?;
 
     if op.args.len() > ARG_REGS.len() {
         return Err(syn::Error::new(
@@ -180,12 +177,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
     // Room for the call, and for every form of the op's template.
     let site_len = spec.site_len(op);
     let len = site_len.max(pv_sites::CALL_LEN);
-    let len_byte = u8::try_from(len).map_err(|_| {
-        syn::Error::new(
-            call.op.span(),
-            format!("op `{full}` needs a {len}-byte site; a record holds at most 255"),
-        )
-    })?;
+    let len_byte = record_len(&full, len).map_err(|e| syn::Error::new(call.op.span(), e))?;
     let clobbers = if op.callee_save {
         clobber::CALLEE_SAVE
     } else {
@@ -257,4 +249,80 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
             #ret_val
         }
     })
+}
+
+/// The op's `PvOpId::id()` (its index in spec order of tables, then ops) as a site record
+/// holds it: 16 bits.
+fn record_id(spec: &codegen::Spec, table: &str, op: &str) -> Result<u16, String> {
+    let i = spec
+        .op_id(table, op)
+        .ok_or_else(|| format!("the spec has no op `{table}.{op}`"))?;
+    u16::try_from(i).map_err(|_| {
+        format!(
+            "op `{table}.{op}` is op number {i} of the spec; a site record holds a 16-bit op \
+             id (at most {})",
+            u16::MAX
+        )
+    })
+}
+
+/// A site's length as its record holds it: one byte.
+fn record_len(full: &str, len: usize) -> Result<u8, String> {
+    u8::try_from(len).map_err(|_| {
+        format!(
+            "op `{full}` needs a {len}-byte site; a site record holds at most {}",
+            u8::MAX
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compile-fail tests' spec, with table `irq` grown to `ops` ops.
+    fn spec_with_irq_ops(ops: usize) -> codegen::Spec {
+        let src = include_str!("../tests/ui/specs/mini.toml");
+        let mut spec = codegen::load("mini.toml", src).expect("mini.toml is a good spec");
+        let irq = &mut spec.pv_tables[0];
+        assert_eq!(irq.name.v, "irq");
+        let model = irq.ops[0].clone();
+        while irq.ops.len() < ops {
+            let mut op = model.clone();
+            op.name.v = format!("op_{}", irq.ops.len());
+            irq.ops.push(op);
+        }
+        spec
+    }
+
+    // No spec file: tens of thousands of ops would make the spec and its checks the
+    // test's whole cost, and the limit is this function's.
+    #[test]
+    fn an_op_past_65535_has_no_record_id() {
+        let spec = spec_with_irq_ops(usize::from(u16::MAX) + 2);
+        assert_eq!(record_id(&spec, "irq", "save_fl"), Ok(0));
+        assert_eq!(record_id(&spec, "irq", "op_65535"), Ok(u16::MAX));
+        assert_eq!(
+            record_id(&spec, "irq", "op_65536"),
+            Err(
+                "op `irq.op_65536` is op number 65536 of the spec; a site record holds a \
+                 16-bit op id (at most 65535)"
+                    .to_string()
+            )
+        );
+        // Ops after the overflowing table are past the limit too.
+        assert!(record_id(&spec, "time", "now").is_err());
+    }
+
+    #[test]
+    fn a_site_past_255_bytes_has_no_record_length() {
+        assert_eq!(record_len("irq.save_fl", 255), Ok(255));
+        assert_eq!(
+            record_len("irq.save_fl", 256),
+            Err(
+                "op `irq.save_fl` needs a 256-byte site; a site record holds at most 255"
+                    .to_string()
+            )
+        );
+    }
 }

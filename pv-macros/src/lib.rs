@@ -127,7 +127,9 @@ pub fn pv_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// guarantees the slot holds an `extern "C"` function with the op's signature that changes
 /// no register outside the site's clobbers (the op's callee-save thunk, for callee-save
 /// ops). Errors: unknown option, repeated option, missing `spec`/`slot`, unknown table or
-/// op, wrong argument count, more than 6 arguments, and every spec error.
+/// op, wrong argument count, more than 6 arguments, a site longer than a record's length
+/// byte allows (255), an op whose number does not fit a record's 16-bit id, and every spec
+/// error.
 #[proc_macro]
 pub fn pv_call(input: TokenStream) -> TokenStream {
     let call = syn::parse_macro_input!(input as call::PvCall);

@@ -1,4 +1,5 @@
-// pv_call!: unknown table or op, wrong arguments, bad options, bad spec.
+// pv_call!: unknown table or op, wrong arguments, bad options, bad spec, a site too long
+// for its record.
 
 static SLOT: pv_sites::Slot = pv_sites::Slot::new(core::ptr::null());
 
@@ -17,5 +18,6 @@ fn main() {
         pv_macros::pv_call!(spec = "specs/gone.toml", slot = SLOT, irq.save_fl());
         pv_macros::pv_call!(spec = "specs/mini.toml", slot = SLOT, 42);
         pv_macros::pv_call!(spec = "specs/mini.toml", slot = SLOT, wide.seven(1, 2, 3, 4, 5, 6, 7));
+        pv_macros::pv_call!(spec = "specs/long_site.toml", slot = SLOT, irq.irq_disable());
     }
 }
