@@ -87,6 +87,10 @@ fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
 ///   their registers, restores them and returns. Linux's `PV_CALLEE_SAVE_REGS_THUNK`. Put
 ///   it in the op's slot: its call sites only expect `rax` to change.
 ///
+/// For an `unsafe` op both are `unsafe fn`s whose `# Safety` section is the op's contract
+/// from the spec: they pass their arguments to the op unchanged, so the guarantees their
+/// caller gives are the ones the op relies on.
+///
 /// Builds with AVX-512 enabled are refused (the thunks would not save `zmm16`-`zmm31`
 /// and the mask registers).
 #[proc_macro_attribute]

@@ -253,22 +253,49 @@ fn thunk(
         .collect();
     let ret = op.ret.as_ref().map(|t| quote!(-> #t));
     let unsafety = op.is_unsafe.then(|| quote!(unsafe));
+    let trait_name = quote!(#trait_path).to_string().replace(' ', "");
+    let op_path = format!("<{ty_name} as {trait_name}>::{}", op.name.v);
+    // An unsafe op's shim and thunk are `unsafe fn`s with the op's own contract: they
+    // hand their arguments to the op unchanged, so what their caller guarantees is exactly
+    // what the op needs. The spec requires `safety` on every unsafe op (codegen reports
+    // its absence), so the fallback below only keeps the doc well-formed.
     let safety_doc = op.is_unsafe.then(|| {
-        let s = format!(
-            " # Safety\n\n As `{full}`'s: {}",
-            op.safety
-                .as_deref()
-                .unwrap_or("see the op's documentation.")
-        );
-        quote! { #[doc = ""] #[doc = #s] }
+        let contract = op
+            .safety
+            .as_deref()
+            .unwrap_or("the contract in the op's documentation.");
+        let lines = [
+            String::new(),
+            " # Safety".to_string(),
+            String::new(),
+            format!(" {contract}"),
+            String::new(),
+            format!(
+                " This is the contract of `{full}` (`{op_path}`): the arguments reach it \
+                 unchanged, so the caller's guarantees are the ones the op relies on."
+            ),
+        ];
+        quote! { #(#[doc = #lines])* }
     });
     let call = if op.is_unsafe {
+        // SAFETY (of the generated block; comments do not survive into the expansion, so
+        // the shim's `# Safety` doc says it to readers): the shim is an `unsafe fn` whose
+        // `# Safety` is the op's, and it passes its arguments through untouched, so the
+        // shim's caller has given every guarantee the op requires.
         quote! { unsafe { <Self as #trait_path>::#method(#(#names),*) } }
     } else {
         quote! { <Self as #trait_path>::#method(#(#names),*) }
     };
-    let shim_doc =
-        format!(" `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls.");
+    let shim_doc = format!(
+        " `{full}` of `{ty_name}` as an `extern \"C\"` function: what `{thunk}` calls. It \
+         calls `{op_path}` with its arguments and returns the result.{}",
+        if op.is_unsafe {
+            " The op is unsafe: the call relies on the guarantees this function's caller \
+             gives under # Safety, which it forwards unchanged."
+        } else {
+            ""
+        }
+    );
     let thunk_doc = format!(
         " Callee-save thunk of `{full}` for `{ty_name}`: an `extern \"C\"` function that \
          changes no register but `rax`. It saves every other caller-saved register around \
@@ -339,4 +366,196 @@ fn thunk(
         #sse
         #avx
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mini() -> codegen::Spec {
+        let src = include_str!("../tests/ui/specs/mini.toml");
+        codegen::load("mini.toml", src).expect("mini.toml is a good spec")
+    }
+
+    /// What `#[pv_ops]` adds after the impl `src` of table `table` of the mini spec.
+    fn thunks_of(spec: &codegen::Spec, table: &str, src: &str) -> TokenStream {
+        let item: ItemImpl = syn::parse_str(src).expect("the impl parses");
+        let (_, trait_path, _) = item.trait_.as_ref().expect("a trait impl");
+        let table = spec
+            .pv_tables
+            .iter()
+            .find(|t| t.name.v == table)
+            .expect("the table is in the spec");
+        thunks(&item, trait_path, table).expect("thunks for the impl")
+    }
+
+    const IRQ_IMPL: &str = "impl abi::pv_ops::IrqOps for Guest {
+        fn save_fl() -> u64 { 0 }
+        fn restore_fl(_: u64) {}
+        fn irq_disable() {}
+    }";
+
+    const TIME_IMPL: &str = "impl abi::pv_ops::TimeOps for Guest {
+        fn now() -> u64 { 0 }
+        unsafe fn arm(deadline: *mut u64, at: u64) -> u64 {
+            // SAFETY: the caller passes a valid pointer (the op's contract).
+            unsafe { deadline.replace(at) }
+        }
+    }";
+
+    fn docs(attrs: &[syn::Attribute]) -> String {
+        attrs
+            .iter()
+            .filter_map(|a| match &a.meta {
+                syn::Meta::NameValue(nv) if nv.path.is_ident("doc") => match &nv.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => Some(s.value()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The functions of the inherent impl the thunks are emitted in.
+    fn fns(tokens: TokenStream) -> Vec<syn::ImplItemFn> {
+        let file: syn::File = syn::parse2(tokens).expect("the thunks parse");
+        file.items
+            .into_iter()
+            .filter_map(|i| match i {
+                syn::Item::Impl(imp) => Some(imp.items),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|i| match i {
+                ImplItem::Fn(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unsafe_ops_shim_and_thunks_state_and_forward_its_contract() {
+        let spec = mini();
+        let contract = spec.pv_tables[1].ops[1]
+            .safety
+            .clone()
+            .expect("arm's safety");
+        let fns = fns(thunks_of(&spec, "time", TIME_IMPL));
+        let arm: Vec<&syn::ImplItemFn> = fns
+            .iter()
+            .filter(|f| f.sig.ident.to_string().starts_with("arm_"))
+            .collect();
+        // The shim and one thunk per vector-register width.
+        assert_eq!(
+            arm.len(),
+            4,
+            "{:?}",
+            fns.iter().map(|f| &f.sig.ident).collect::<Vec<_>>()
+        );
+        for f in &arm {
+            let d = docs(&f.attrs);
+            assert!(f.sig.unsafety.is_some(), "{} is an unsafe fn", f.sig.ident);
+            let safety = d.find("# Safety").expect("a # Safety section");
+            let section = &d[safety..];
+            assert!(
+                section.contains(&contract),
+                "{} states the op's contract: {d}",
+                f.sig.ident
+            );
+            assert!(
+                section.contains("`time.arm` (`<Guest as abi::pv_ops::TimeOps>::arm`)")
+                    && section.contains("unchanged"),
+                "and says it is the op's, passed through: {d}"
+            );
+        }
+        let shim = arm
+            .iter()
+            .find(|f| f.sig.ident == "arm_extern_c")
+            .expect("the shim");
+        assert!(
+            docs(&shim.attrs).contains("relies on the guarantees this function's caller gives"),
+            "the shim says its unsafe call rests on its caller"
+        );
+        // The body is the one unsafe call of the op, arguments as they came.
+        let body = quote!(#shim).to_string();
+        assert!(
+            body.contains("unsafe { < Self as abi :: pv_ops :: TimeOps > :: arm (deadline , at) }"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn safe_ops_have_no_safety_section() {
+        for f in fns(thunks_of(&mini(), "irq", IRQ_IMPL)) {
+            assert!(f.sig.unsafety.is_none(), "{} is safe", f.sig.ident);
+            assert!(!docs(&f.attrs).contains("# Safety"), "{}", f.sig.ident);
+        }
+    }
+
+    /// Compiles `src` as a library with `rustc` and target features `features`: its
+    /// success, and its diagnostics.
+    fn rustc(src: &str, features: &str) -> (bool, String) {
+        let dir = std::env::temp_dir().join(format!(
+            "pv-macros-thunks-{}-{}",
+            std::process::id(),
+            features.replace(['+', ','], "_")
+        ));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let file = dir.join("thunks.rs");
+        std::fs::write(&file, src).expect("the source is written");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let mut cmd = std::process::Command::new(rustc);
+        cmd.args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "thunks",
+        ])
+        .arg("--emit=obj")
+        .arg("--out-dir")
+        .arg(&dir)
+        .arg(&file);
+        if !features.is_empty() {
+            cmd.arg(format!("-Ctarget-feature={features}"));
+        }
+        let out = cmd.output().expect("rustc runs");
+        let _ = std::fs::remove_dir_all(&dir);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    // trybuild compiles everything, the proc macro included, with one set of flags, and
+    // cannot turn on a target feature for the tested crate alone. So the test compiles
+    // the expansion itself: the generated ABI, an impl, and the thunks `#[pv_ops]` adds.
+    #[test]
+    fn thunks_compile_for_sse_and_avx_and_avx512_builds_are_refused() {
+        let spec = mini();
+        let abi = codegen::tokens(&spec);
+        let thunks = thunks_of(&spec, "irq", IRQ_IMPL);
+        let src = format!(
+            "#![allow(dead_code, missing_docs)]\npub mod abi {{ {abi} }}\npub struct Guest;\n\
+             {IRQ_IMPL}\n{thunks}\n"
+        );
+        for features in ["", "+avx"] {
+            let (ok, stderr) = rustc(&src, features);
+            assert!(ok, "the thunks build with `{features}`:\n{stderr}");
+        }
+        let (ok, stderr) = rustc(&src, "+avx512f");
+        assert!(!ok, "an AVX-512 build is refused");
+        assert!(
+            stderr.contains(
+                "error: the callee-save thunks of table `irq` do not save AVX-512 registers: \
+                 build without target feature avx512f"
+            ),
+            "{stderr}"
+        );
+    }
 }
