@@ -1,13 +1,96 @@
 //! Property tests: arbitrary calls, ring contents and memory sizes never panic the host,
-//! never touch memory outside the guest's, and every kill names the right call.
+//! never write guest memory outside the shared-page fields the spec gives the host, and
+//! every kill names the right call.
 
 mod common;
 
 use common::*;
 use host_stubs::abi::numbers::{ARG_REGS, Hypercall, LGUEST_INIT, PAGE_SIZE};
-use host_stubs::abi::shared::{LguestData, RING_DONE, RING_READY, RING_SIZE};
+use host_stubs::abi::shared::{LguestData, RING_DONE, RING_READY, RING_SIZE, Writer};
+use host_stubs::abi::types::Gpa;
 use host_stubs::kill::{Kill, Origin, Stop};
+use host_stubs::memory::GuestMem;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+/// Guest memory before the host runs: zeroes (as a fresh VM has), or a pattern from a
+/// seed, so that a stray write of almost any value shows.
+fn fill() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![Just(None), any::<u64>().prop_map(Some)]
+}
+
+/// Writes the pattern of `seed` over all of `mem`.
+fn write_pattern(mem: &GuestMem, seed: Option<u64>) {
+    let Some(seed) = seed else { return };
+    // A block of prime length, repeated: every page sees different bytes.
+    let block: Vec<u8> = (0..4093u64)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let mut at = 0;
+    while at < mem.size() {
+        let n = (mem.size() - at).min(block.len() as u64);
+        mem.write(at, &block[..n as usize]).unwrap();
+        at += n;
+    }
+}
+
+/// All of guest memory.
+fn snapshot(mem: &GuestMem) -> Vec<u8> {
+    let mut b = vec![0u8; mem.size() as usize];
+    mem.read(0, &mut b).unwrap();
+    b
+}
+
+/// Every byte of guest memory equals `before`, except in the fields the spec lets the host
+/// write (host or both) of the shared page at `page`, if there is one.
+fn host_wrote_only_its_fields(
+    mem: &GuestMem,
+    before: &[u8],
+    page: Option<Gpa>,
+) -> Result<(), TestCaseError> {
+    let after = snapshot(mem);
+    let host_may_write = |gpa: u64| {
+        page.is_some_and(|p| {
+            LguestData::FIELDS.iter().any(|f| {
+                let start = p + f.offset as u64;
+                f.writer != Writer::Guest && start <= gpa && gpa < start + f.size as u64
+            })
+        })
+    };
+    // Compare page by page, and byte by byte only where a page differs.
+    let chunk = PAGE_SIZE as usize;
+    for (n, (b, a)) in before.chunks(chunk).zip(after.chunks(chunk)).enumerate() {
+        if b == a {
+            continue;
+        }
+        for (i, (x, y)) in b.iter().zip(a).enumerate() {
+            let gpa = (n * chunk + i) as u64;
+            prop_assert!(
+                x == y || host_may_write(gpa),
+                "the host wrote {:#x} ({:#04x} -> {:#04x}), outside its shared-page fields (page {:#x?})",
+                gpa,
+                x,
+                y,
+                page
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A memory size and a shared-page address: memory smaller than the page, the page flush
+/// against the end of memory or a few words below it, the page running past the end, or
+/// the fixtures' low placement.
+fn placement() -> impl Strategy<Value = (u64, Gpa)> {
+    let len = LguestData::SIZE as u64;
+    prop_oneof![
+        (1u64..len, 0u64..8).prop_map(|(size, p)| (size, p * 8)),
+        (len..=MEM, 0u64..4)
+            .prop_map(move |(size, k)| (size, ((size - len) & !7).saturating_sub(8 * k))),
+        (len..=MEM, 1u64..64).prop_map(move |(size, k)| (size, ((size - len) & !7) + 8 * k)),
+        (PAGE + len..=MEM).prop_map(|size| (size, PAGE)),
+    ]
+}
 
 /// Call numbers: mostly real ones, some near misses, some anything.
 fn nr() -> impl Strategy<Value = u64> {
@@ -72,10 +155,12 @@ proptest! {
     #[test]
     fn any_call_sequence_on_any_memory(
         size in prop_oneof![1u64..0x3000, 0x3000u64..MEM],
+        seed in fill(),
         init in any::<bool>(),
         calls in proptest::collection::vec((nr(), args()), 0..24),
     ) {
-        let (mut h, _) = host_with(size);
+        let (mut h, _) = host_at(size, |m| write_pattern(m, seed), PAGE);
+        let before = snapshot(h.mem());
         if init {
             let _ = h.hypercall(LGUEST_INIT, [PAGE, 0, 0, 0]);
         }
@@ -97,6 +182,7 @@ proptest! {
             }
             let _ = h.next(0);
         }
+        host_wrote_only_its_fields(h.mem(), &before, h.shared_page())?;
     }
 
     /// LGUEST_INIT at any address in any memory: it succeeds exactly when the page fits.
@@ -111,18 +197,41 @@ proptest! {
         prop_assert_eq!(r.is_ok(), data + LguestData::SIZE as u64 <= size, "{:?}", r);
     }
 
-    /// Any ring contents: the drain runs slots in order from the cursor, or kills naming
-    /// the slot, and a kill from a slot names the slot's own call.
+    /// Any ring contents, on any memory size with the shared page anywhere: the drain runs
+    /// slots in order from the cursor, or kills naming the slot, and a kill from a slot
+    /// names the slot's own call. A page that does not fit kills INIT, naming it, and then
+    /// nothing runs. Either way the host writes nothing but its own shared-page fields.
     #[test]
-    fn any_ring_contents(
+    fn any_ring_contents_on_any_memory(
+        (size, page) in placement(),
+        seed in fill(),
         slots in proptest::collection::vec(
             (prop_oneof![4 => Just(RING_READY), 4 => Just(RING_DONE), 1 => any::<u8>()], nr(), proptest::array::uniform3(arg())),
             RING_SIZE,
         ),
     ) {
-        let (mut h, _) = booted();
-        for (i, (status, nr, args)) in slots.iter().enumerate() {
-            put_slot(h.mem(), i, *nr, *args, *status);
+        let (mut h, _) = host_at(size, |m| write_pattern(m, seed), page);
+        let fits = h.mem().check(page, LguestData::SIZE as u64).is_ok();
+        if fits {
+            for (i, (status, nr, args)) in slots.iter().enumerate() {
+                put_slot_at(h.mem(), page, i, *nr, *args, *status);
+            }
+        }
+        let before = snapshot(h.mem());
+        let init = h.hypercall(LGUEST_INIT, [page, 0, 0, 0]);
+        prop_assert_eq!(init.is_ok(), fits, "{:?}", init);
+        if let Err(stop) = init {
+            let k = stop.killed().cloned().unwrap();
+            prop_assert_eq!(&k.reason, &Kill::OutsideMemory {
+                call: Hypercall::LguestInit,
+                arg: "data",
+                value: page,
+                len: LguestData::SIZE as u64,
+                size,
+            });
+            prop_assert_eq!(h.hypercall(Hypercall::FlushAsync.nr(), [0; 4]), Err(stop));
+            prop_assert!(h.calls().iter().all(|c| c.origin == Origin::Direct), "the ring never ran");
+            return host_wrote_only_its_fields(h.mem(), &before, None);
         }
         let r = h.hypercall(Hypercall::FlushAsync.nr(), [0; 4]);
         let ring_calls: Vec<_> = h.calls().iter().filter(|c| c.origin != Origin::Direct).collect();
@@ -136,7 +245,7 @@ proptest! {
             Ok(_) => {
                 // Everything done, cursor right after the last slot run.
                 for i in 0..RING_SIZE {
-                    prop_assert_eq!(status(h.mem(), i), RING_DONE);
+                    prop_assert_eq!(status_at(h.mem(), page, i), RING_DONE);
                 }
                 prop_assert_eq!(h.ring_cursor(), ring_calls.len() % RING_SIZE);
             }
@@ -149,7 +258,7 @@ proptest! {
                 }
                 (Origin::Ring(s), Kill::RingOutOfStep { slot, .. }) => {
                     prop_assert_eq!(s, *slot);
-                    prop_assert_eq!(status(h.mem(), s), RING_READY);
+                    prop_assert_eq!(status_at(h.mem(), page, s), RING_READY);
                 }
                 (Origin::Ring(s), reason) => {
                     let (_, nr, a) = slots[s];
@@ -158,5 +267,7 @@ proptest! {
                 (Origin::Direct | Origin::Entry, reason) => prop_assert!(false, "the flush itself cannot fail: {}", reason),
             },
         }
+        let _ = h.next(0);
+        host_wrote_only_its_fields(h.mem(), &before, Some(page))?;
     }
 }

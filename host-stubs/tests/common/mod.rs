@@ -51,9 +51,20 @@ pub fn setup_page(mem: &GuestMem, page: Gpa) {
 /// A host over `size` bytes with the shared page set up at `PAGE` (if it fits), not yet
 /// initialised, and the clock that drives it.
 pub fn host_with(size: u64) -> (Host<ManualClock>, ManualClock) {
+    host_at(size, |_| {}, PAGE)
+}
+
+/// A host over `size` bytes, first filled by `fill`, then with the shared page set up at
+/// `page` (if it fits), not yet initialised, and the clock that drives it.
+pub fn host_at(
+    size: u64,
+    fill: impl FnOnce(&GuestMem),
+    page: Gpa,
+) -> (Host<ManualClock>, ManualClock) {
     let mem = GuestMem::new(size).unwrap();
-    if size >= PAGE + LguestData::SIZE as u64 {
-        setup_page(&mem, PAGE);
+    fill(&mem);
+    if mem.check(page, LguestData::SIZE as u64).is_ok() {
+        setup_page(&mem, page);
     }
     let clock = ManualClock::new(WALL, TSC_KHZ);
     let cfg = HostConfig {
@@ -89,7 +100,12 @@ pub fn set_field_u32(h: &Host<ManualClock>, off: usize, v: u32) {
 
 /// Fills ring slot `slot` with `nr` and `args` and sets its status byte.
 pub fn put_slot(mem: &GuestMem, slot: usize, nr: u64, args: [u64; 3], status: u8) {
-    let base = PAGE + (LguestData::HCALLS_OFFSET + slot * RingSlot::SIZE) as u64;
+    put_slot_at(mem, PAGE, slot, nr, args, status);
+}
+
+/// [`put_slot`] for the shared page at `page`.
+pub fn put_slot_at(mem: &GuestMem, page: Gpa, slot: usize, nr: u64, args: [u64; 3], status: u8) {
+    let base = page + (LguestData::HCALLS_OFFSET + slot * RingSlot::SIZE) as u64;
     mem.write_u64(base + RingSlot::NR_OFFSET as u64, nr)
         .unwrap();
     for (i, a) in args.iter().enumerate() {
@@ -97,7 +113,7 @@ pub fn put_slot(mem: &GuestMem, slot: usize, nr: u64, args: [u64; 3], status: u8
             .unwrap();
     }
     mem.write(
-        PAGE + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
+        page + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
         &[status],
     )
     .unwrap();
@@ -110,9 +126,14 @@ pub fn queue(mem: &GuestMem, slot: usize, nr: u64, args: [u64; 3]) {
 
 /// The status byte of ring slot `slot`.
 pub fn status(mem: &GuestMem, slot: usize) -> u8 {
+    status_at(mem, PAGE, slot)
+}
+
+/// [`status`] for the shared page at `page`.
+pub fn status_at(mem: &GuestMem, page: Gpa, slot: usize) -> u8 {
     let mut b = [0u8];
     mem.read(
-        PAGE + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
+        page + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
         &mut b,
     )
     .unwrap();
