@@ -120,9 +120,8 @@ const STACK_SP: Arg = arg!(SetStack, sp);
 const SET_PTE_PTE: Arg = arg!(SetPte, pte);
 
 /// What the host was doing on its own, for no hypercall's argument, when an access to the
-/// shared page failed. (INIT checked the page, and memory never grows back into a hole, so
-/// this happens only if the VMM withdrew part of the page: see
-/// [`crate::memory::GuestMem::withdraw`].)
+/// shared page failed. (INIT checked the whole page, so this happens only if the VMM has
+/// since withdrawn part of it: see [`crate::memory::GuestMem::withdraw`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostAccess {
     /// Draining the async ring: reading a slot's status byte or call, or marking it done.
