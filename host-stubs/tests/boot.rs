@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::ffi::CStr;
 
 use guest::abi::shared::LguestData;
-use guest::lguest::LazyMode;
 use guest::misc::KERNEL_DS;
 use guest::{DirectMap, IrqGates, Lguest, NativeCpuid, Scratch};
 use host_stubs::abi::numbers::{
@@ -404,7 +403,8 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     // `entry` gives a checked, aligned, live upper-level entry nobody else references.
     unsafe { g.set_pmd(w.entry::<PDEntry>(b, kslot), PDEntry(w.read(a + kslot * 8))) };
     let from = w.ncalls();
-    g.enter_lazy(LazyMode::Cpu);
+    // A task switch, as the seed's switch_to brackets it.
+    g.start_context_switch();
     w.map(g, b, 0x40_0000, 0x38_0000);
     // SAFETY: `b` shares `a`'s kernel half (the entry just copied) and maps its own user
     // page; in process no CPU walks it, so the write only records it and queues NEW_PGTABLE.
