@@ -327,22 +327,21 @@ pub const fn template_for(op: super::pv_ops::PvOpId) -> Option<&'static Template
 }
 
 #[test]
-fn host_dispatch() {
+fn host_decode_checks_and_types_every_argument() {
     assert_text(
-        &item("host", "dispatch"),
+        &item("host", "decode"),
         r###"
-/// Runs hypercall `nr` with argument registers `args` on `host`, after checking
-/// every argument against the spec. Returns the value for the result register (0
-/// for calls that return nothing). Never panics, whatever `nr` and `args` are.
-pub fn dispatch<H: TinyHost + ?Sized>(
-    host: &mut H,
+/// Checks hypercall `nr` with argument registers `args` against the spec (every
+/// range, alignment, enum and width) and types its arguments. Never panics,
+/// whatever `nr` and `args` are.
+pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
-) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+) -> ::core::result::Result<Call, DecodeError> {
     let call = match super::numbers::Hypercall::try_from(nr) {
         Ok(call) => call,
         Err(_) => {
-            return Err(DispatchError::UnknownHypercall {
+            return Err(DecodeError::UnknownHypercall {
                 nr,
             });
         }
@@ -368,9 +367,47 @@ pub fn dispatch<H: TinyHost + ?Sized>(
                     );
                 }
             };
-            host.poke(arg0, arg1).map_err(DispatchError::Host)
+            Ok(Call::Poke {
+                port: arg0,
+                mode: arg1,
+            })
         }
     }
+}
+"###,
+    );
+}
+
+#[test]
+fn host_run_and_dispatch_hand_the_decoded_call_to_its_handler() {
+    assert_text(
+        &item("host", "run"),
+        r###"
+/// Hands a decoded call to its handler on `host`. Returns the value for the result
+/// register (0 for calls that return nothing).
+pub fn run<H: TinyHost + ?Sized>(
+    host: &mut H,
+    call: Call,
+) -> ::core::result::Result<u64, H::Error> {
+    match call {
+        Call::Poke { port: arg0, mode: arg1 } => host.poke(arg0, arg1),
+    }
+}
+"###,
+    );
+    assert_text(
+        &item("host", "dispatch"),
+        r###"
+/// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
+/// [`run`]. The handler runs only when every argument meets the spec. Never
+/// panics, whatever `nr` and `args` are.
+pub fn dispatch<H: TinyHost + ?Sized>(
+    host: &mut H,
+    nr: u64,
+    args: [u64; super::numbers::ARG_REGS],
+) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+    let call = decode(nr, args)?;
+    run(host, call).map_err(DispatchError::Host)
 }
 "###,
     );

@@ -10,10 +10,9 @@
 //! Every one returns [`Stop`] once the guest has shut down or been killed, and from then on
 //! the host refuses to run anything.
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 
-use crate::abi::host::{DispatchError, LguestHost, Violation, dispatch, dispatch_slot};
+use crate::abi::host::{DecodeError, LguestHost, Violation, decode, dispatch, dispatch_slot};
 use crate::abi::numbers::{
     ARG_REGS, EFLAGS_IF, FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, GUEST_PL, Hypercall, IDT_ENTRIES,
     IRQS, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, SHUTDOWN_REASON_MAX, SYSCALL_VECTOR, TLS_ENTRIES,
@@ -796,72 +795,18 @@ fn c_text(buf: &[u8], max: usize) -> String {
     String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).into_owned()
 }
 
-/// Runs the generated dispatch's checks on `args` (the call's arguments in register order)
-/// without running anything: the spec's ranges, alignments and enums, named as the
-/// generated code names them, with no copy of them here.
+/// Runs the generated checks on `args` (the call's arguments in register order) without
+/// running anything: the spec's ranges, alignments and enums, named as the generated code
+/// names them, with no copy of them here.
 fn spec_check(call: Hypercall, args: &[u64]) -> Result<(), Kill> {
     let mut regs = [0u64; ARG_REGS];
     for (r, a) in regs.iter_mut().zip(args) {
         *r = *a;
     }
-    match dispatch(&mut SpecOnly, call.nr(), regs) {
+    match decode(call.nr(), regs) {
         Ok(_) => Ok(()),
-        Err(DispatchError::BadArgument(b)) => Err(Kill::BadArgument(b)),
-        Err(DispatchError::UnknownHypercall { nr }) => Err(Kill::UnknownHypercall { nr }),
-        Err(DispatchError::Host(never)) => match never {},
-    }
-}
-
-/// A handler that accepts everything: behind [`dispatch`], it leaves only the spec's checks.
-struct SpecOnly;
-
-impl LguestHost for SpecOnly {
-    type Error = Infallible;
-
-    fn flush_async(&mut self) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn lguest_init(&mut self, _: Gpa) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn shutdown(&mut self, _: Gpa, _: ShutdownKind) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn new_pgtable(&mut self, _: Gpa) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn flush_tlb(&mut self, _: FlushScope) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn load_idt_entry(&mut self, _: u64, _: u64, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn set_stack(&mut self, _: u64, _: Gva, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn ts(&mut self, _: TsState) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn set_clockevent(&mut self, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn halt(&mut self) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn set_pte(&mut self, _: Gpa, _: Gva, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn set_pmd(&mut self, _: Gpa, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn load_tls(&mut self, _: Gpa, _: u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn notify(&mut self, _: Gpa) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn load_gdt_entry(&mut self, _: u64, _: u64, _: u64) -> Result<(), Infallible> {
-        Ok(())
+        Err(DecodeError::BadArgument(b)) => Err(Kill::BadArgument(b)),
+        Err(DecodeError::UnknownHypercall { nr }) => Err(Kill::UnknownHypercall { nr }),
     }
 }
 

@@ -204,3 +204,28 @@ fn numbers_round_trip() {
     assert_eq!(numbers::SEND_IPI, 10);
     assert_eq!(numbers::ENOSYS, 1000);
 }
+
+#[test]
+fn decode_types_a_call_without_running_it() {
+    use pv_tests::kvm::host::{Call, DecodeError, decode, run};
+    let call = decode(numbers::CLOCK_PAIRING, [0x2000, 0, 0, 0]).expect("valid");
+    assert_eq!(
+        call,
+        Call::ClockPairing {
+            paddr: 0x2000,
+            clock_type: ClockType::Wallclock
+        }
+    );
+    assert_eq!(call.hypercall(), Hypercall::ClockPairing);
+    assert_eq!(
+        decode(99, [0; 4]),
+        Err(DecodeError::UnknownHypercall { nr: 99 })
+    );
+    // The decoded call runs later, on any host.
+    let mut h = Recorder {
+        vcpus: 1,
+        ..Default::default()
+    };
+    assert_eq!(run(&mut h, call), Ok(0));
+    assert_eq!(h.calls, ["clock_pairing(0x2000, wallclock)"]);
+}

@@ -46,21 +46,73 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
     });
 
-    let arms = spec.hypercalls.iter().map(|h| {
+    // decode(): check and type each call's arguments.
+    let decode_arms = spec.hypercalls.iter().map(|h| {
         let v = variant(&h.name.v);
-        let name = format_ident!("{}", h.name.v);
         let checks = h
             .args
             .iter()
             .enumerate()
             .map(|(i, a)| arg_check(spec, a, i));
-        let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
-        let call = quote! { host.#name(#(#locals),*).map_err(DispatchError::Host) };
-        if h.ret.is_some() {
-            quote! { super::numbers::Hypercall::#v => { #(#checks)* #call } }
+        let fields = h.args.iter().enumerate().map(|(i, a)| {
+            let f = format_ident!("{}", a.name.v);
+            let l = format_ident!("arg{i}");
+            quote! { #f: #l }
+        });
+        let value = if h.args.is_empty() {
+            quote! { Call::#v }
         } else {
-            quote! { super::numbers::Hypercall::#v => { #(#checks)* #call?; Ok(0) } }
+            quote! { Call::#v { #(#fields),* } }
+        };
+        quote! { super::numbers::Hypercall::#v => { #(#checks)* Ok(#value) } }
+    });
+    // run(): hand a decoded call to its handler. Fields bind to `argN`, never to their own
+    // names, so an argument called `host` cannot shadow the handler.
+    let run_arms = spec.hypercalls.iter().map(|h| {
+        let v = variant(&h.name.v);
+        let name = format_ident!("{}", h.name.v);
+        let fields = h.args.iter().enumerate().map(|(i, a)| {
+            let f = format_ident!("{}", a.name.v);
+            let l = format_ident!("arg{i}");
+            quote! { #f: #l }
+        });
+        let pat = if h.args.is_empty() {
+            quote! { Call::#v }
+        } else {
+            quote! { Call::#v { #(#fields),* } }
+        };
+        let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
+        if h.ret.is_some() {
+            quote! { #pat => host.#name(#(#locals),*), }
+        } else {
+            quote! { #pat => { host.#name(#(#locals),*)?; Ok(0) } }
         }
+    });
+    let call_variants = spec.hypercalls.iter().map(|h| {
+        let v = variant(&h.name.v);
+        let d = doc(&format!("`{}` (number {}).", h.name.v, h.nr.v));
+        if h.args.is_empty() {
+            return quote! { #d #v };
+        }
+        let fields = h.args.iter().map(|a| {
+            let f = format_ident!("{}", a.name.v);
+            let ty = arg_type(spec, &a.ty);
+            let fd = doc(a
+                .doc
+                .as_deref()
+                .unwrap_or(&format!("Argument `{}`.", a.name.v)));
+            quote! { #fd #f: #ty }
+        });
+        quote! { #d #v { #(#fields),* } }
+    });
+    let call_hc = spec.hypercalls.iter().map(|h| {
+        let v = variant(&h.name.v);
+        let pat = if h.args.is_empty() {
+            quote! { Call::#v }
+        } else {
+            quote! { Call::#v { .. } }
+        };
+        quote! { #pat => super::numbers::Hypercall::#v, }
     });
     let host_doc = format!(
         "The host side of the `{}` ABI: one method per hypercall, with typed arguments that [`dispatch`] has validated against the spec.\n\nA handler's error stops the dispatch and comes back as [`DispatchError::Host`]: that is how a host kills a guest for what only it can check (an address outside guest memory, a call before INIT).",
@@ -222,22 +274,96 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             Ok(value)
         }
 
-        /// Runs hypercall `nr` with argument registers `args` on `host`, after checking
-        /// every argument against the spec. Returns the value for the result register (0
-        /// for calls that return nothing). Never panics, whatever `nr` and `args` are.
+        /// A hypercall with its arguments checked against the spec and typed: what
+        /// [`decode`] makes of a trap, and what [`run`] hands to a handler.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Call {
+            #(#call_variants,)*
+        }
+
+        impl Call {
+            /// Which hypercall this is.
+            pub const fn hypercall(&self) -> super::numbers::Hypercall {
+                match self { #(#call_hc)* }
+            }
+        }
+
+        /// Why [`decode`] refused a trap.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DecodeError {
+            /// No hypercall has this number.
+            UnknownHypercall {
+                /// The number the guest passed.
+                nr: u64,
+            },
+            /// An argument broke the spec.
+            BadArgument(BadArgument),
+        }
+
+        impl ::core::convert::From<BadArgument> for DecodeError {
+            fn from(b: BadArgument) -> Self {
+                DecodeError::BadArgument(b)
+            }
+        }
+
+        impl<E> ::core::convert::From<DecodeError> for DispatchError<E> {
+            fn from(e: DecodeError) -> Self {
+                match e {
+                    DecodeError::UnknownHypercall { nr } => DispatchError::UnknownHypercall { nr },
+                    DecodeError::BadArgument(b) => DispatchError::BadArgument(b),
+                }
+            }
+        }
+
+        impl ::core::fmt::Display for DecodeError {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    DecodeError::UnknownHypercall { nr } => write!(f, "unknown hypercall number {nr:#x}"),
+                    DecodeError::BadArgument(b) => b.fmt(f),
+                }
+            }
+        }
+
+        impl ::core::error::Error for DecodeError {}
+
+        /// Checks hypercall `nr` with argument registers `args` against the spec (every
+        /// range, alignment, enum and width) and types its arguments. Never panics,
+        /// whatever `nr` and `args` are.
+        pub fn decode(
+            nr: u64,
+            args: [u64; super::numbers::ARG_REGS],
+        ) -> ::core::result::Result<Call, DecodeError> {
+            #unused_args
+            let call = match super::numbers::Hypercall::try_from(nr) {
+                Ok(call) => call,
+                Err(_) => return Err(DecodeError::UnknownHypercall { nr }),
+            };
+            match call {
+                #(#decode_arms)*
+            }
+        }
+
+        /// Hands a decoded call to its handler on `host`. Returns the value for the result
+        /// register (0 for calls that return nothing).
+        pub fn run<H: #host_trait + ?Sized>(
+            host: &mut H,
+            call: Call,
+        ) -> ::core::result::Result<u64, H::Error> {
+            match call {
+                #(#run_arms)*
+            }
+        }
+
+        /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
+        /// [`run`]. The handler runs only when every argument meets the spec. Never
+        /// panics, whatever `nr` and `args` are.
         pub fn dispatch<H: #host_trait + ?Sized>(
             host: &mut H,
             nr: u64,
             args: [u64; super::numbers::ARG_REGS],
         ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
-            #unused_args
-            let call = match super::numbers::Hypercall::try_from(nr) {
-                Ok(call) => call,
-                Err(_) => return Err(DispatchError::UnknownHypercall { nr }),
-            };
-            match call {
-                #(#arms)*
-            }
+            let call = decode(nr, args)?;
+            run(host, call).map_err(DispatchError::Host)
         }
 
         #ring_items

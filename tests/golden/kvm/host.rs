@@ -213,30 +213,134 @@ fn check_align(
     Ok(value)
 }
 
-/// Runs hypercall `nr` with argument registers `args` on `host`, after checking
-/// every argument against the spec. Returns the value for the result register (0
-/// for calls that return nothing). Never panics, whatever `nr` and `args` are.
-pub fn dispatch<H: KvmHost + ?Sized>(
-    host: &mut H,
+/// A hypercall with its arguments checked against the spec and typed: what
+/// [`decode`] makes of a trap, and what [`run`] hands to a handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `vapic_poll_irq` (number 1).
+    VapicPollIrq,
+    /// `kick_cpu` (number 5).
+    KickCpu {
+        /// Reserved: must be 0.
+        flags: u64,
+        /// The APIC id of the vCPU to wake.
+        apicid: super::types::ApicId,
+    },
+    /// `clock_pairing` (number 9).
+    ClockPairing {
+        /// Where to write a `struct kvm_clock_pairing`.
+        paddr: super::types::Gpa,
+        /// Which host clock.
+        clock_type: super::types::ClockType,
+    },
+    /// `send_ipi` (number 10).
+    SendIpi {
+        /// vCPUs min..min+63.
+        bitmap_low: u64,
+        /// vCPUs min+64..min+127.
+        bitmap_high: u64,
+        /// APIC id of bit 0 of `bitmap_low`.
+        min: super::types::ApicId,
+        /// The interrupt command (vector and delivery mode).
+        icr: u64,
+    },
+    /// `sched_yield` (number 11).
+    SchedYield {
+        /// APIC id of the vCPU to yield to.
+        dest_apicid: super::types::ApicId,
+    },
+    /// `map_gpa_range` (number 12).
+    MapGpaRange {
+        /// First page.
+        gpa: super::types::Gpa,
+        /// Pages to change.
+        npages: u64,
+        /// KVM_MAP_GPA_RANGE_* flags: page size and (de)crypted.
+        attrs: u64,
+    },
+}
+
+impl Call {
+    /// Which hypercall this is.
+    pub const fn hypercall(&self) -> super::numbers::Hypercall {
+        match self {
+            Call::VapicPollIrq => super::numbers::Hypercall::VapicPollIrq,
+            Call::KickCpu { .. } => super::numbers::Hypercall::KickCpu,
+            Call::ClockPairing { .. } => super::numbers::Hypercall::ClockPairing,
+            Call::SendIpi { .. } => super::numbers::Hypercall::SendIpi,
+            Call::SchedYield { .. } => super::numbers::Hypercall::SchedYield,
+            Call::MapGpaRange { .. } => super::numbers::Hypercall::MapGpaRange,
+        }
+    }
+}
+
+/// Why [`decode`] refused a trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// No hypercall has this number.
+    UnknownHypercall {
+        /// The number the guest passed.
+        nr: u64,
+    },
+    /// An argument broke the spec.
+    BadArgument(BadArgument),
+}
+
+impl ::core::convert::From<BadArgument> for DecodeError {
+    fn from(b: BadArgument) -> Self {
+        DecodeError::BadArgument(b)
+    }
+}
+
+impl<E> ::core::convert::From<DecodeError> for DispatchError<E> {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownHypercall { nr } => {
+                DispatchError::UnknownHypercall {
+                    nr,
+                }
+            }
+            DecodeError::BadArgument(b) => DispatchError::BadArgument(b),
+        }
+    }
+}
+
+impl ::core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        match self {
+            DecodeError::UnknownHypercall { nr } => {
+                write!(f, "unknown hypercall number {nr:#x}")
+            }
+            DecodeError::BadArgument(b) => b.fmt(f),
+        }
+    }
+}
+
+impl ::core::error::Error for DecodeError {}
+/// Checks hypercall `nr` with argument registers `args` against the spec (every
+/// range, alignment, enum and width) and types its arguments. Never panics,
+/// whatever `nr` and `args` are.
+pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
-) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+) -> ::core::result::Result<Call, DecodeError> {
     let call = match super::numbers::Hypercall::try_from(nr) {
         Ok(call) => call,
         Err(_) => {
-            return Err(DispatchError::UnknownHypercall {
+            return Err(DecodeError::UnknownHypercall {
                 nr,
             });
         }
     };
     match call {
-        super::numbers::Hypercall::VapicPollIrq => {
-            host.vapic_poll_irq().map_err(DispatchError::Host)
-        }
+        super::numbers::Hypercall::VapicPollIrq => Ok(Call::VapicPollIrq),
         super::numbers::Hypercall::KickCpu => {
             let arg0 = check_range(call, 0, args[0], 0u64, 0u64)?;
             let arg1 = check_range(call, 1, args[1], 0u64, 4294967295u64)?;
-            host.kick_cpu(arg0, arg1).map_err(DispatchError::Host)
+            Ok(Call::KickCpu {
+                flags: arg0,
+                apicid: arg1,
+            })
         }
         super::numbers::Hypercall::ClockPairing => {
             let arg0 = check_align(call, 0, args[0], 8u64)?;
@@ -256,24 +360,72 @@ pub fn dispatch<H: KvmHost + ?Sized>(
                     );
                 }
             };
-            host.clock_pairing(arg0, arg1).map_err(DispatchError::Host)
+            Ok(Call::ClockPairing {
+                paddr: arg0,
+                clock_type: arg1,
+            })
         }
         super::numbers::Hypercall::SendIpi => {
             let arg0 = args[0];
             let arg1 = args[1];
             let arg2 = check_range(call, 2, args[2], 0u64, 4294967295u64)?;
             let arg3 = args[3];
-            host.send_ipi(arg0, arg1, arg2, arg3).map_err(DispatchError::Host)
+            Ok(Call::SendIpi {
+                bitmap_low: arg0,
+                bitmap_high: arg1,
+                min: arg2,
+                icr: arg3,
+            })
         }
         super::numbers::Hypercall::SchedYield => {
             let arg0 = check_range(call, 0, args[0], 0u64, 4294967295u64)?;
-            host.sched_yield(arg0).map_err(DispatchError::Host)
+            Ok(Call::SchedYield {
+                dest_apicid: arg0,
+            })
         }
         super::numbers::Hypercall::MapGpaRange => {
             let arg0 = check_align(call, 0, args[0], 4096u64)?;
             let arg1 = check_range(call, 1, args[1], 1u64, 4503599627370495u64)?;
             let arg2 = check_range(call, 2, args[2], 0u64, 19u64)?;
-            host.map_gpa_range(arg0, arg1, arg2).map_err(DispatchError::Host)
+            Ok(Call::MapGpaRange {
+                gpa: arg0,
+                npages: arg1,
+                attrs: arg2,
+            })
         }
     }
+}
+
+/// Hands a decoded call to its handler on `host`. Returns the value for the result
+/// register (0 for calls that return nothing).
+pub fn run<H: KvmHost + ?Sized>(
+    host: &mut H,
+    call: Call,
+) -> ::core::result::Result<u64, H::Error> {
+    match call {
+        Call::VapicPollIrq => host.vapic_poll_irq(),
+        Call::KickCpu { flags: arg0, apicid: arg1 } => host.kick_cpu(arg0, arg1),
+        Call::ClockPairing { paddr: arg0, clock_type: arg1 } => {
+            host.clock_pairing(arg0, arg1)
+        }
+        Call::SendIpi { bitmap_low: arg0, bitmap_high: arg1, min: arg2, icr: arg3 } => {
+            host.send_ipi(arg0, arg1, arg2, arg3)
+        }
+        Call::SchedYield { dest_apicid: arg0 } => host.sched_yield(arg0),
+        Call::MapGpaRange { gpa: arg0, npages: arg1, attrs: arg2 } => {
+            host.map_gpa_range(arg0, arg1, arg2)
+        }
+    }
+}
+
+/// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
+/// [`run`]. The handler runs only when every argument meets the spec. Never
+/// panics, whatever `nr` and `args` are.
+pub fn dispatch<H: KvmHost + ?Sized>(
+    host: &mut H,
+    nr: u64,
+    args: [u64; super::numbers::ARG_REGS],
+) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+    let call = decode(nr, args)?;
+    run(host, call).map_err(DispatchError::Host)
 }

@@ -298,31 +298,189 @@ fn check_align(
     Ok(value)
 }
 
-/// Runs hypercall `nr` with argument registers `args` on `host`, after checking
-/// every argument against the spec. Returns the value for the result register (0
-/// for calls that return nothing). Never panics, whatever `nr` and `args` are.
-pub fn dispatch<H: LguestHost + ?Sized>(
-    host: &mut H,
+/// A hypercall with its arguments checked against the spec and typed: what
+/// [`decode`] makes of a trap, and what [`run`] hands to a handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `flush_async` (number 0).
+    FlushAsync,
+    /// `lguest_init` (number 1).
+    LguestInit {
+        /// Guest-physical address of the shared page.
+        data: super::types::Gpa,
+    },
+    /// `shutdown` (number 2).
+    Shutdown {
+        /// Guest-physical address of a NUL-terminated reason string.
+        reason: super::types::Gpa,
+        /// Power off or restart.
+        kind: super::types::ShutdownKind,
+    },
+    /// `new_pgtable` (number 4).
+    NewPgtable {
+        /// Guest-physical address of the new top-level table.
+        pgdir: super::types::Gpa,
+    },
+    /// `flush_tlb` (number 5).
+    FlushTlb {
+        /// User mappings of the current table only, or everything.
+        scope: super::types::FlushScope,
+    },
+    /// `load_idt_entry` (number 6).
+    LoadIdtEntry {
+        /// The IDT vector.
+        vector: u64,
+        /// Low 64 bits of the 16-byte gate descriptor.
+        lo: u64,
+        /// High 64 bits of the gate descriptor.
+        hi: u64,
+    },
+    /// `set_stack` (number 7).
+    SetStack {
+        /// Stack segment selector; its RPL must be `GUEST_PL`.
+        ss: u64,
+        /// Virtual address of the top of the kernel stack.
+        sp: super::types::Gva,
+        /// Pages in the stack, which the host keeps mapped.
+        pages: u64,
+    },
+    /// `ts` (number 8).
+    Ts {
+        /// The new TS bit.
+        state: super::types::TsState,
+    },
+    /// `set_clockevent` (number 9).
+    SetClockevent {
+        /// Nanoseconds from now, or 0 to stop the timer.
+        delta: u64,
+    },
+    /// `halt` (number 10).
+    Halt,
+    /// `set_pte` (number 14).
+    SetPte {
+        /// Guest-physical address of the top-level table the entry belongs to.
+        pgdir: super::types::Gpa,
+        /// The virtual address the entry maps.
+        vaddr: super::types::Gva,
+        /// The new entry.
+        pte: u64,
+    },
+    /// `set_pmd` (number 15).
+    SetPmd {
+        /// Guest-physical address of the table holding the entry.
+        table: super::types::Gpa,
+        /// Index of the entry in that table.
+        index: u64,
+    },
+    /// `load_tls` (number 16).
+    LoadTls {
+        /// Guest-physical address of `TLS_ENTRIES` 8-byte descriptors.
+        tls: super::types::Gpa,
+        /// The CPU (the host ignores it: lguest guests are uniprocessor).
+        cpu: u64,
+    },
+    /// `notify` (number 17).
+    Notify {
+        /// The address being notified (a NUL-terminated string for the early console).
+        addr: super::types::Gpa,
+    },
+    /// `load_gdt_entry` (number 18).
+    LoadGdtEntry {
+        /// The GDT index.
+        index: u64,
+        /// Low 32 bits of the descriptor.
+        lo: u64,
+        /// High 32 bits of the descriptor.
+        hi: u64,
+    },
+}
+
+impl Call {
+    /// Which hypercall this is.
+    pub const fn hypercall(&self) -> super::numbers::Hypercall {
+        match self {
+            Call::FlushAsync => super::numbers::Hypercall::FlushAsync,
+            Call::LguestInit { .. } => super::numbers::Hypercall::LguestInit,
+            Call::Shutdown { .. } => super::numbers::Hypercall::Shutdown,
+            Call::NewPgtable { .. } => super::numbers::Hypercall::NewPgtable,
+            Call::FlushTlb { .. } => super::numbers::Hypercall::FlushTlb,
+            Call::LoadIdtEntry { .. } => super::numbers::Hypercall::LoadIdtEntry,
+            Call::SetStack { .. } => super::numbers::Hypercall::SetStack,
+            Call::Ts { .. } => super::numbers::Hypercall::Ts,
+            Call::SetClockevent { .. } => super::numbers::Hypercall::SetClockevent,
+            Call::Halt => super::numbers::Hypercall::Halt,
+            Call::SetPte { .. } => super::numbers::Hypercall::SetPte,
+            Call::SetPmd { .. } => super::numbers::Hypercall::SetPmd,
+            Call::LoadTls { .. } => super::numbers::Hypercall::LoadTls,
+            Call::Notify { .. } => super::numbers::Hypercall::Notify,
+            Call::LoadGdtEntry { .. } => super::numbers::Hypercall::LoadGdtEntry,
+        }
+    }
+}
+
+/// Why [`decode`] refused a trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// No hypercall has this number.
+    UnknownHypercall {
+        /// The number the guest passed.
+        nr: u64,
+    },
+    /// An argument broke the spec.
+    BadArgument(BadArgument),
+}
+
+impl ::core::convert::From<BadArgument> for DecodeError {
+    fn from(b: BadArgument) -> Self {
+        DecodeError::BadArgument(b)
+    }
+}
+
+impl<E> ::core::convert::From<DecodeError> for DispatchError<E> {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownHypercall { nr } => {
+                DispatchError::UnknownHypercall {
+                    nr,
+                }
+            }
+            DecodeError::BadArgument(b) => DispatchError::BadArgument(b),
+        }
+    }
+}
+
+impl ::core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        match self {
+            DecodeError::UnknownHypercall { nr } => {
+                write!(f, "unknown hypercall number {nr:#x}")
+            }
+            DecodeError::BadArgument(b) => b.fmt(f),
+        }
+    }
+}
+
+impl ::core::error::Error for DecodeError {}
+/// Checks hypercall `nr` with argument registers `args` against the spec (every
+/// range, alignment, enum and width) and types its arguments. Never panics,
+/// whatever `nr` and `args` are.
+pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
-) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+) -> ::core::result::Result<Call, DecodeError> {
     let call = match super::numbers::Hypercall::try_from(nr) {
         Ok(call) => call,
         Err(_) => {
-            return Err(DispatchError::UnknownHypercall {
+            return Err(DecodeError::UnknownHypercall {
                 nr,
             });
         }
     };
     match call {
-        super::numbers::Hypercall::FlushAsync => {
-            host.flush_async().map_err(DispatchError::Host)?;
-            Ok(0)
-        }
+        super::numbers::Hypercall::FlushAsync => Ok(Call::FlushAsync),
         super::numbers::Hypercall::LguestInit => {
             let arg0 = check_align(call, 0, args[0], 8u64)?;
-            host.lguest_init(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::LguestInit { data: arg0 })
         }
         super::numbers::Hypercall::Shutdown => {
             let arg0 = args[0];
@@ -343,13 +501,14 @@ pub fn dispatch<H: LguestHost + ?Sized>(
                     );
                 }
             };
-            host.shutdown(arg0, arg1).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::Shutdown {
+                reason: arg0,
+                kind: arg1,
+            })
         }
         super::numbers::Hypercall::NewPgtable => {
             let arg0 = check_align(call, 0, args[0], 4096u64)?;
-            host.new_pgtable(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::NewPgtable { pgdir: arg0 })
         }
         super::numbers::Hypercall::FlushTlb => {
             let arg0 = match Some(args[0]).and_then(super::types::FlushScope::from_raw) {
@@ -368,22 +527,27 @@ pub fn dispatch<H: LguestHost + ?Sized>(
                     );
                 }
             };
-            host.flush_tlb(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::FlushTlb { scope: arg0 })
         }
         super::numbers::Hypercall::LoadIdtEntry => {
             let arg0 = check_range(call, 0, args[0], 0u64, 255u64)?;
             let arg1 = args[1];
             let arg2 = args[2];
-            host.load_idt_entry(arg0, arg1, arg2).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::LoadIdtEntry {
+                vector: arg0,
+                lo: arg1,
+                hi: arg2,
+            })
         }
         super::numbers::Hypercall::SetStack => {
             let arg0 = check_range(call, 0, args[0], 0u64, 65535u64)?;
             let arg1 = check_align(call, 1, args[1], 16u64)?;
             let arg2 = check_range(call, 2, args[2], 1u64, 2u64)?;
-            host.set_stack(arg0, arg1, arg2).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::SetStack {
+                ss: arg0,
+                sp: arg1,
+                pages: arg2,
+            })
         }
         super::numbers::Hypercall::Ts => {
             let arg0 = match Some(args[0]).and_then(super::types::TsState::from_raw) {
@@ -394,50 +558,136 @@ pub fn dispatch<H: LguestHost + ?Sized>(
                     );
                 }
             };
-            host.ts(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::Ts { state: arg0 })
         }
         super::numbers::Hypercall::SetClockevent => {
             let arg0 = args[0];
-            host.set_clockevent(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::SetClockevent { delta: arg0 })
         }
-        super::numbers::Hypercall::Halt => {
-            host.halt().map_err(DispatchError::Host)?;
-            Ok(0)
-        }
+        super::numbers::Hypercall::Halt => Ok(Call::Halt),
         super::numbers::Hypercall::SetPte => {
             let arg0 = check_align(call, 0, args[0], 4096u64)?;
             let arg1 = args[1];
             let arg2 = args[2];
-            host.set_pte(arg0, arg1, arg2).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::SetPte {
+                pgdir: arg0,
+                vaddr: arg1,
+                pte: arg2,
+            })
         }
         super::numbers::Hypercall::SetPmd => {
             let arg0 = check_align(call, 0, args[0], 4096u64)?;
             let arg1 = check_range(call, 1, args[1], 0u64, 511u64)?;
-            host.set_pmd(arg0, arg1).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::SetPmd {
+                table: arg0,
+                index: arg1,
+            })
         }
         super::numbers::Hypercall::LoadTls => {
             let arg0 = check_align(call, 0, args[0], 8u64)?;
             let arg1 = args[1];
-            host.load_tls(arg0, arg1).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::LoadTls {
+                tls: arg0,
+                cpu: arg1,
+            })
         }
         super::numbers::Hypercall::Notify => {
             let arg0 = args[0];
-            host.notify(arg0).map_err(DispatchError::Host)?;
-            Ok(0)
+            Ok(Call::Notify { addr: arg0 })
         }
         super::numbers::Hypercall::LoadGdtEntry => {
             let arg0 = check_range(call, 0, args[0], 0u64, 15u64)?;
             let arg1 = check_range(call, 1, args[1], 0u64, 4294967295u64)?;
             let arg2 = check_range(call, 2, args[2], 0u64, 4294967295u64)?;
-            host.load_gdt_entry(arg0, arg1, arg2).map_err(DispatchError::Host)?;
+            Ok(Call::LoadGdtEntry {
+                index: arg0,
+                lo: arg1,
+                hi: arg2,
+            })
+        }
+    }
+}
+
+/// Hands a decoded call to its handler on `host`. Returns the value for the result
+/// register (0 for calls that return nothing).
+pub fn run<H: LguestHost + ?Sized>(
+    host: &mut H,
+    call: Call,
+) -> ::core::result::Result<u64, H::Error> {
+    match call {
+        Call::FlushAsync => {
+            host.flush_async()?;
+            Ok(0)
+        }
+        Call::LguestInit { data: arg0 } => {
+            host.lguest_init(arg0)?;
+            Ok(0)
+        }
+        Call::Shutdown { reason: arg0, kind: arg1 } => {
+            host.shutdown(arg0, arg1)?;
+            Ok(0)
+        }
+        Call::NewPgtable { pgdir: arg0 } => {
+            host.new_pgtable(arg0)?;
+            Ok(0)
+        }
+        Call::FlushTlb { scope: arg0 } => {
+            host.flush_tlb(arg0)?;
+            Ok(0)
+        }
+        Call::LoadIdtEntry { vector: arg0, lo: arg1, hi: arg2 } => {
+            host.load_idt_entry(arg0, arg1, arg2)?;
+            Ok(0)
+        }
+        Call::SetStack { ss: arg0, sp: arg1, pages: arg2 } => {
+            host.set_stack(arg0, arg1, arg2)?;
+            Ok(0)
+        }
+        Call::Ts { state: arg0 } => {
+            host.ts(arg0)?;
+            Ok(0)
+        }
+        Call::SetClockevent { delta: arg0 } => {
+            host.set_clockevent(arg0)?;
+            Ok(0)
+        }
+        Call::Halt => {
+            host.halt()?;
+            Ok(0)
+        }
+        Call::SetPte { pgdir: arg0, vaddr: arg1, pte: arg2 } => {
+            host.set_pte(arg0, arg1, arg2)?;
+            Ok(0)
+        }
+        Call::SetPmd { table: arg0, index: arg1 } => {
+            host.set_pmd(arg0, arg1)?;
+            Ok(0)
+        }
+        Call::LoadTls { tls: arg0, cpu: arg1 } => {
+            host.load_tls(arg0, arg1)?;
+            Ok(0)
+        }
+        Call::Notify { addr: arg0 } => {
+            host.notify(arg0)?;
+            Ok(0)
+        }
+        Call::LoadGdtEntry { index: arg0, lo: arg1, hi: arg2 } => {
+            host.load_gdt_entry(arg0, arg1, arg2)?;
             Ok(0)
         }
     }
+}
+
+/// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
+/// [`run`]. The handler runs only when every argument meets the spec. Never
+/// panics, whatever `nr` and `args` are.
+pub fn dispatch<H: LguestHost + ?Sized>(
+    host: &mut H,
+    nr: u64,
+    args: [u64; super::numbers::ARG_REGS],
+) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+    let call = decode(nr, args)?;
+    run(host, call).map_err(DispatchError::Host)
 }
 
 /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in

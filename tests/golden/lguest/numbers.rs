@@ -290,6 +290,12 @@ impl Hypercall {
         }
     }
 
+    /// The position of argument `name` (0 = first argument register), if the call
+    /// has one called that.
+    pub fn arg_index(self, name: &str) -> Option<usize> {
+        self.arg_names().iter().position(|n| *n == name)
+    }
+
     /// Whether the guest may queue the call in the async ring while in lazy mode.
     pub const fn is_lazy(self) -> bool {
         match self {
