@@ -54,16 +54,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             .iter()
             .enumerate()
             .map(|(i, a)| arg_check(spec, a, i));
-        let fields = h.args.iter().enumerate().map(|(i, a)| {
-            let f = format_ident!("{}", a.name.v);
-            let l = format_ident!("arg{i}");
-            quote! { #f: #l }
-        });
-        let value = if h.args.is_empty() {
-            quote! { Call::#v }
-        } else {
-            quote! { Call::#v { #(#fields),* } }
-        };
+        let value = call_with_locals(h);
         quote! { super::numbers::Hypercall::#v => { #(#checks)* Ok(#value) } }
     });
     // run(): hand a decoded call to its handler. Fields bind to `argN`, never to their own
@@ -71,16 +62,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let run_arms = spec.hypercalls.iter().map(|h| {
         let v = variant(&h.name.v);
         let name = format_ident!("{}", h.name.v);
-        let fields = h.args.iter().enumerate().map(|(i, a)| {
-            let f = format_ident!("{}", a.name.v);
-            let l = format_ident!("arg{i}");
-            quote! { #f: #l }
-        });
-        let pat = if h.args.is_empty() {
-            quote! { Call::#v }
-        } else {
-            quote! { Call::#v { #(#fields),* } }
-        };
+        let pat = call_with_locals(h);
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
         if h.ret.is_some() {
             quote! { #pat => host.#name(#(#locals),*), }
@@ -391,6 +373,21 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         ),
         items,
     }
+}
+
+/// `Call::SetPte { pgdir: arg0, vaddr: arg1, pte: arg2 }`: the decoded call with its
+/// fields bound to (or built from) the locals `argN`, both as a value and as a pattern.
+fn call_with_locals(h: &crate::spec::Hypercall) -> TokenStream {
+    let v = variant(&h.name.v);
+    if h.args.is_empty() {
+        return quote! { Call::#v };
+    }
+    let fields = h.args.iter().enumerate().map(|(i, a)| {
+        let f = format_ident!("{}", a.name.v);
+        let l = format_ident!("arg{i}");
+        quote! { #f: #l }
+    });
+    quote! { Call::#v { #(#fields),* } }
 }
 
 /// Drops the private helpers a spec never calls, so the module stays warning-free.
