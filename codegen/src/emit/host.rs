@@ -60,7 +60,6 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     // run(): hand a decoded call to its handler. Fields bind to `argN`, never to their own
     // names, so an argument called `host` cannot shadow the handler.
     let run_arms = spec.hypercalls.iter().map(|h| {
-        let v = variant(&h.name.v);
         let name = format_ident!("{}", h.name.v);
         let pat = call_with_locals(h);
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
