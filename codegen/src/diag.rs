@@ -134,11 +134,6 @@ impl Diagnostics {
         self.list.push(d);
     }
 
-    /// Records a problem at `span`.
-    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.push(Diagnostic::new(span, message));
-    }
-
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
@@ -152,14 +147,6 @@ impl Diagnostics {
     pub(crate) fn sort(&mut self) {
         self.list.sort_by_key(|d| (d.span.start, d.span.end));
         self.list.dedup();
-    }
-
-    /// `file:line:col: message` of the first problem, for one-line reports.
-    pub fn first_location(&self) -> Option<String> {
-        self.list.first().map(|d| {
-            let LineCol { line, col } = d.line_col(&self.source);
-            format!("{}:{line}:{col}: {}", self.file, d.message)
-        })
     }
 }
 

@@ -537,14 +537,6 @@ impl Spec {
             .flat_map(|t| t.ops.iter().map(move |o| (t, o)))
     }
 
-    /// The name a type has in Rust, for argument types.
-    pub fn arg_type_name(&self, ty: &ArgType) -> String {
-        match ty {
-            ArgType::Prim(p) => p.name().to_string(),
-            ArgType::Named(i) => crate::names::camel(&self.types[*i].name.v),
-        }
-    }
-
     /// The primitive an argument travels as.
     pub fn arg_prim(&self, ty: &ArgType) -> Prim {
         match ty {
