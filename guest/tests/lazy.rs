@@ -10,6 +10,7 @@ use guest::abi::lazy::Sent;
 use guest::abi::numbers::*;
 use guest::abi::shared::{RING_DONE, RING_SIZE};
 use guest::lguest::LazyMode;
+use guest::misc::KERNEL_DS;
 use proptest::prelude::*;
 use x86::bits64::paging::{PML4Entry, PTEntry};
 
@@ -128,7 +129,7 @@ proptest! {
                         1 => (lg.flush_tlb_user(), (FLUSH_TLB, [0, 0, 0, 0])),
                         2 => (lg.flush_tlb_kernel(), (FLUSH_TLB, [1, 0, 0, 0])),
                         3 => (lg.write_cr0(v), (TS, [v & CR0_TS, 0, 0, 0])),
-                        4 => (lg.load_sp0(v << 4), (SET_STACK, [0x19, v << 4, MAX_STACK_PAGES, 0])),
+                        4 => (lg.load_sp0(v << 4), (SET_STACK, [KERNEL_DS | GUEST_PL, v << 4, MAX_STACK_PAGES, 0])),
                         _ => {
                             // SAFETY: nothing runs on these page tables.
                             let sent = unsafe { lg.write_cr3(v << 12) };

@@ -124,7 +124,15 @@ fn the_tables_run_the_seeds_functions_on_the_static_guest() {
         vec![
             Call::sync(TS, [TsState::Set.raw(), 0, 0, 0]),
             Call::sync(TS, [TsState::Clear.raw(), 0, 0, 0]),
-            Call::queued(SET_STACK, [0x19, 0xffff_c900_0000_8000, MAX_STACK_PAGES, 0]),
+            Call::queued(
+                SET_STACK,
+                [
+                    guest::misc::KERNEL_DS | GUEST_PL,
+                    0xffff_c900_0000_8000,
+                    MAX_STACK_PAGES,
+                    0
+                ]
+            ),
             Call::sync(FLUSH_ASYNC, [0; 4]),
         ]
     );

@@ -348,7 +348,15 @@ fn lazy_calls_queue_in_order_and_leaving_flushes_them() {
         w.host.log(),
         vec![
             queued(SET_PTE, [0x40_0000, 0x1000, 0, 0]),
-            queued(SET_STACK, [0x19, 0xffff_c900_0000_4000, 2, 0]),
+            queued(
+                SET_STACK,
+                [
+                    guest::misc::KERNEL_DS | GUEST_PL,
+                    0xffff_c900_0000_4000,
+                    2,
+                    0
+                ]
+            ),
             queued(FLUSH_TLB, [0, 0, 0, 0]),
             sync(SET_CLOCKEVENT, [1_000, 0, 0, 0]),
             queued(FLUSH_TLB, [1, 0, 0, 0]),

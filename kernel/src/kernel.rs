@@ -1,0 +1,338 @@
+//! The freestanding half: everything that only exists in the kernel binary.
+
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use guest::abi::guest::Pio;
+use guest::abi::numbers::{IRQS, PAGE_SIZE};
+use guest::abi::shared::LguestData;
+use guest::{DirectMap, Instance, IrqGates, Lguest, NativeCpuid, Scratch};
+use lguest_kernel::console::CBuf;
+use lguest_kernel::params::{BootParams, MARK_PORT};
+use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
+
+/// Bytes of the kernel stack.
+const STACK_SIZE: usize = 64 * 1024;
+/// Pages for page tables.
+const POOL_PAGES: usize = 512;
+
+#[repr(C, align(4096))]
+struct Page([u8; PAGE_SIZE as usize]);
+
+#[repr(C, align(4096))]
+struct Pages<const N: usize>(core::cell::UnsafeCell<[Page; N]>);
+// SAFETY: single CPU; the kernel hands each page out once (POOL_NEXT) and the host only
+// reads guest memory while the guest is stopped.
+unsafe impl<const N: usize> Sync for Pages<N> {}
+
+static STACK: Pages<{ STACK_SIZE / PAGE_SIZE as usize }> = Pages(core::cell::UnsafeCell::new(
+    [const { Page([0; PAGE_SIZE as usize]) }; STACK_SIZE / PAGE_SIZE as usize],
+));
+static POOL: Pages<POOL_PAGES> = Pages(core::cell::UnsafeCell::new(
+    [const { Page([0; PAGE_SIZE as usize]) }; POOL_PAGES],
+));
+static FRAME: Pages<1> = Pages(core::cell::UnsafeCell::new(
+    [const { Page([0; PAGE_SIZE as usize]) }; 1],
+));
+static POOL_NEXT: AtomicU64 = AtomicU64::new(0);
+
+// The shared page and the scratch buffers: the seed's `lguest_data` and friends.
+static DATA: LguestData = LguestData::new();
+static SCRATCH: Scratch = Scratch::new();
+static LG: Lguest<'static, Pio, NativeCpuid, DirectMap> = Lguest::new(
+    &DATA,
+    &SCRATCH,
+    // SAFETY: this program only runs as a guest of lguest-run, whose host implements the
+    // ABI over `out`.
+    unsafe { Pio::new() },
+    NativeCpuid,
+    DirectMap::new(0, 0),
+);
+
+/// The one guest.
+struct K;
+
+unsafe extern "C" {
+    /// Entry points of exception vectors 0..32 (below, in assembly).
+    static exc_table: [u64; EXCEPTIONS];
+    /// Entry points of interrupt lines 0..IRQS.
+    static irq_table: [u64; IRQS as usize];
+    static __kernel_end: u8;
+}
+
+impl Instance for K {
+    type Transport = Pio;
+    type Cpuid = NativeCpuid;
+    type Translate = DirectMap;
+
+    fn lguest() -> &'static Lguest<'static, Pio, NativeCpuid, DirectMap> {
+        &LG
+    }
+
+    fn irq_gates() -> IrqGates<'static> {
+        // SAFETY: the IDT is the kernel's live, writable table of IDT_ENTRIES gates, and
+        // `irq_table` is a static array the assembly below fills with entry points.
+        unsafe { IrqGates::new(workload::idt(), KERNEL_CS, &irq_table) }
+    }
+}
+
+/// The real CPU at ring 3.
+struct Native;
+
+impl Platform for Native {
+    fn identity(&self) -> core::ops::Range<u64> {
+        // Page 0 stays unmapped; the boot block sits below the image.
+        PAGE_SIZE..(&raw const __kernel_end) as u64
+    }
+
+    fn alloc_page(&self) -> Option<u64> {
+        let i = POOL_NEXT.fetch_add(1, Ordering::Relaxed) as usize;
+        (i < POOL_PAGES).then(|| POOL.0.get() as u64 + (i as u64) * PAGE_SIZE)
+    }
+
+    fn va(&self, pa: u64) -> *mut u64 {
+        pa as *mut u64
+    }
+
+    fn frame(&self) -> u64 {
+        FRAME.0.get() as u64
+    }
+
+    fn mappings_live(&self) -> bool {
+        true
+    }
+
+    fn code_writable(&self) -> bool {
+        true
+    }
+
+    fn now_ns(&self) -> u64 {
+        let khz = LG.tsc_khz();
+        if khz == 0 {
+            panic!("the host gave no TSC frequency to time a busy wait with");
+        }
+        // SAFETY: rdtsc reads the time-stamp counter; it runs at ring 3 (CR4.TSD clear).
+        let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+        (u128::from(tsc) * 1_000_000 / u128::from(khz)) as u64
+    }
+
+    fn mark(&self, phase: Phase) {
+        // SAFETY: the host's TSS allows this port; the write exits to the host, which
+        // snapshots its counters and changes no register.
+        unsafe {
+            core::arch::asm!("out dx, al", in("dx") MARK_PORT, in("al") phase as u8,
+                options(nomem, nostack, preserves_flags))
+        }
+    }
+
+    fn exception_handlers(&self) -> Option<&'static [u64; EXCEPTIONS]> {
+        // SAFETY: a static array of addresses, filled by the assembler.
+        Some(unsafe { &exc_table })
+    }
+
+    fn stack_top(&self) -> u64 {
+        STACK.0.get() as u64 + STACK_SIZE as u64
+    }
+}
+
+/// Rust's entry, from `_start`.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(params: u64) -> ! {
+    // SAFETY: the host put the boot block at `params`, identity-mapped, before entry.
+    let raw: BootParams = unsafe { core::ptr::read_volatile(params as *const BootParams) };
+    let checked = match raw.check() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    match workload::run::<K, Native>(&Native, &checked) {
+        Ok(()) => panic!("the kernel ran past its end"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The timer line's handler, called from `irq0_entry`.
+extern "C" fn timer_irq() {
+    workload::timer_irq::<K>();
+}
+
+/// An exception the host reflected to us: the kernel has no way to recover, so it says
+/// what happened and panics. `frame` points at the error code, then rip, cs, rflags.
+extern "C" fn exception(vector: u64, frame: *const u64) -> ! {
+    // SAFETY: the entry code passes the frame the host pushed: error code, rip, cs,
+    // rflags, rsp, ss.
+    let (err, rip) = unsafe { (frame.read(), frame.add(1).read()) };
+    panic!(
+        "exception {vector} (error {err:#x}) at rip {rip:#x}, cr2 {:#x}",
+        DATA.cr2.load(Ordering::Relaxed)
+    );
+}
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if !PANICKING.swap(true, Ordering::Relaxed) {
+        let mut msg = CBuf::<128>::new();
+        let _ = write!(msg, "{}", info.message());
+        // Straight to the guest, not the pv_ops: they may not be installed yet.
+        LG.panic(msg.as_cstr());
+    }
+    // The host never returns from SHUTDOWN; if it did, its watchdog ends us.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// The prebuilt core is compiled with unwinding and names this symbol; nothing here unwinds
+/// (panic = "abort"), so it is never called.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+// The C memory functions the compiler calls: the linux-gnu target expects libc to have
+// them, and there is no libc here. `rep movsb`/`rep stosb` keep the compiler from turning
+// them back into calls to themselves.
+
+/// `memcpy`.
+///
+/// # Safety
+///
+/// As C's: `n` bytes at `src` readable, at `dst` writable, not overlapping.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller's contract; rep movsb copies forwards with the direction flag
+    // clear, which the ABI guarantees.
+    unsafe {
+        core::arch::asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _,
+            inout("rcx") n => _, options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// `memmove`.
+///
+/// # Safety
+///
+/// As C's: `n` bytes at `src` readable and at `dst` writable.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize).wrapping_add(n) {
+        // SAFETY: forwards is safe when dst is below src or past its end.
+        return unsafe { memcpy(dst, src, n) };
+    }
+    // SAFETY: the caller's contract; with the direction flag set rep movsb copies
+    // backwards from the last byte, then the flag is cleared again as the ABI requires.
+    unsafe {
+        core::arch::asm!("std", "rep movsb", "cld",
+            inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+            inout("rcx") n => _, options(nostack));
+    }
+    dst
+}
+
+/// `memset`.
+///
+/// # Safety
+///
+/// As C's: `n` bytes at `dst` writable.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("rep stosb", inout("rdi") dst => _, in("al") c as u8,
+            inout("rcx") n => _, options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// `memcmp`.
+///
+/// # Safety
+///
+/// As C's: `n` bytes readable at both.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        // SAFETY: the caller's contract; i < n.
+        let (x, y) = unsafe { (a.add(i).read(), b.add(i).read()) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+    }
+    0
+}
+
+/// `bcmp`.
+///
+/// # Safety
+///
+/// As C's: `n` bytes readable at both.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: the same contract.
+    unsafe { memcmp(a, b, n) }
+}
+
+core::arch::global_asm!(
+    // _start: our stack, then Rust. rdi (the boot block) passes through.
+    ".pushsection .text._start, \"ax\"",
+    ".globl _start",
+    "_start:",
+    "lea rsp, [rip + {stack} + {stack_size}]",
+    "call {main}",
+    "ud2",
+    ".popsection",
+    // Interrupt line 0. The host pushed ss, rsp, rflags, cs, rip 16-aligned, so rsp is 8
+    // off alignment here; nine pushes fix that. The handler may use SSE, so save it too.
+    ".globl irq0_entry",
+    "irq0_entry:",
+    "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
+    "push r8", "push r9", "push r10", "push r11",
+    "sub rsp, 512",
+    "fxsave64 [rsp]",
+    "call {timer}",
+    "fxrstor64 [rsp]",
+    "add rsp, 512",
+    "pop r11", "pop r10", "pop r9", "pop r8",
+    "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+    "jmp {iret}",
+    // Any other line: nothing to do but return (restoring the interrupt flag).
+    "spurious_entry:",
+    "jmp {iret}",
+    // Exceptions: push a zero error code where the CPU pushes none, then the vector.
+    ".irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31",
+    "exc_\\v: push 0",
+    "push \\v",
+    "jmp exc_common",
+    ".endr",
+    ".irp v, 8,10,11,12,13,14,17,21,29,30",
+    "exc_\\v: push \\v",
+    "jmp exc_common",
+    ".endr",
+    "exc_common:",
+    "pop rdi",
+    "mov rsi, rsp",
+    "and rsp, -16",
+    "call {exception}",
+    "ud2",
+    ".pushsection .rodata",
+    ".balign 8",
+    ".globl exc_table",
+    "exc_table:",
+    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    ".quad exc_\\v",
+    ".endr",
+    ".globl irq_table",
+    "irq_table:",
+    ".quad irq0_entry",
+    ".rept {irqs} - 1",
+    ".quad spurious_entry",
+    ".endr",
+    ".popsection",
+    stack = sym STACK,
+    stack_size = const STACK_SIZE,
+    main = sym kernel_main,
+    timer = sym timer_irq,
+    iret = sym guest::init::lguest_iret,
+    exception = sym exception,
+    irqs = const IRQS,
+);

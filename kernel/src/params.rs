@@ -1,0 +1,229 @@
+//! What the host tells the kernel at entry: a [`BootParams`] block in guest memory, whose
+//! physical address arrives in `rdi` (the place of Linux's `boot_params`).
+//!
+//! The block is not part of the lguest ABI (the spec knows nothing of it): it is the
+//! contract between this kernel and `lguest-run`, which both compile from this file.
+
+/// The port the kernel writes a [`crate::workload::Phase`] to, so the host can count
+/// between phases. Not part of the lguest ABI: a benchmark hook, like a debug port.
+pub const MARK_PORT: u16 = 0xf6;
+
+/// `BootParams::magic`: "lguestk1".
+pub const MAGIC: u64 = u64::from_le_bytes(*b"lguestk1");
+
+/// The boot block, written by the host before the first instruction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootParams {
+    /// [`MAGIC`].
+    pub magic: u64,
+    /// Bytes of guest RAM, from guest-physical 0.
+    pub mem_size: u64,
+    /// How the run ends: a [`Mode`].
+    pub mode: u32,
+    /// What the kernel does between boot and the end: a [`Workload`].
+    pub workload: u32,
+    /// Pages the mmu workload maps and unmaps.
+    pub pages: u64,
+    /// Nonzero: the mmu workload runs with lazy mode off (one exit per page-table update).
+    pub eager: u32,
+    /// Timer interrupts the idle loop waits for.
+    pub ticks: u32,
+    /// Nanoseconds between ticks.
+    pub tick_ns: u64,
+    /// A deliberate ABI violation to commit: a [`Fault`].
+    pub fault: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// How the run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Mode {
+    /// Power off cleanly (the machine's `power_off` op).
+    PowerOff = 0,
+    /// Panic on purpose (the machine's `panic` op, with the message).
+    Panic = 1,
+    /// Ask for a restart (the machine's `restart` op).
+    Restart = 2,
+}
+
+/// What the kernel runs after booting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Workload {
+    /// The whole boot path: the seed's guest from `lguest_init` to idle and power off.
+    Boot = 0,
+    /// Boot, then map and unmap `pages` pages through pv_mmu_ops between two marks.
+    Mmu = 1,
+}
+
+/// A deliberate violation, for testing that the host kills cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Fault {
+    /// Behave.
+    None = 0,
+    /// Make a hypercall before LGUEST_INIT.
+    BeforeInit = 1,
+    /// Load an IDT entry for a vector past the table.
+    IdtVector = 2,
+    /// Fill the async ring's status bytes with garbage, then exit.
+    RingGarbage = 3,
+    /// Point NOTIFY past the end of guest memory.
+    OutsideMemory = 4,
+}
+
+impl Mode {
+    /// From the block's field.
+    pub fn from_raw(v: u32) -> Option<Mode> {
+        [Mode::PowerOff, Mode::Panic, Mode::Restart]
+            .into_iter()
+            .find(|m| *m as u32 == v)
+    }
+}
+
+impl Workload {
+    /// From the block's field.
+    pub fn from_raw(v: u32) -> Option<Workload> {
+        [Workload::Boot, Workload::Mmu]
+            .into_iter()
+            .find(|m| *m as u32 == v)
+    }
+}
+
+impl Fault {
+    /// Every fault, for a host's command line.
+    pub const ALL: [Fault; 5] = [
+        Fault::None,
+        Fault::BeforeInit,
+        Fault::IdtVector,
+        Fault::RingGarbage,
+        Fault::OutsideMemory,
+    ];
+
+    /// From the block's field.
+    pub fn from_raw(v: u32) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|m| *m as u32 == v)
+    }
+
+    /// Its name on a command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::BeforeInit => "before-init",
+            Fault::IdtVector => "idt-vector",
+            Fault::RingGarbage => "ring-garbage",
+            Fault::OutsideMemory => "outside-memory",
+        }
+    }
+}
+
+/// The block, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The raw block.
+    pub raw: BootParams,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its workload.
+    pub workload: Workload,
+    /// Its fault.
+    pub fault: Fault,
+}
+
+impl BootParams {
+    /// A block with these choices.
+    pub fn new(mem_size: u64, mode: Mode, workload: Workload) -> BootParams {
+        BootParams {
+            magic: MAGIC,
+            mem_size,
+            mode: mode as u32,
+            workload: workload as u32,
+            pages: 1000,
+            eager: 0,
+            ticks: 10,
+            tick_ns: 1_000_000,
+            fault: Fault::None as u32,
+            reserved: 0,
+        }
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn check(&self) -> Result<Checked, &'static str> {
+        if self.magic != MAGIC {
+            return Err("boot block: bad magic");
+        }
+        let mode = Mode::from_raw(self.mode).ok_or("boot block: bad mode")?;
+        let workload = Workload::from_raw(self.workload).ok_or("boot block: bad workload")?;
+        let fault = Fault::from_raw(self.fault).ok_or("boot block: bad fault")?;
+        if self.tick_ns < guest::abi::numbers::CLOCK_MIN_DELTA {
+            return Err("boot block: tick_ns below CLOCK_MIN_DELTA");
+        }
+        Ok(Checked {
+            raw: *self,
+            mode,
+            workload,
+            fault,
+        })
+    }
+
+    /// The block as the bytes the host writes.
+    pub fn to_bytes(&self) -> [u8; size_of::<BootParams>()] {
+        let mut out = [0u8; size_of::<BootParams>()];
+        let mut at = 0;
+        let mut put = |b: &[u8]| {
+            out[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        put(&self.magic.to_le_bytes());
+        put(&self.mem_size.to_le_bytes());
+        put(&self.mode.to_le_bytes());
+        put(&self.workload.to_le_bytes());
+        put(&self.pages.to_le_bytes());
+        put(&self.eager.to_le_bytes());
+        put(&self.ticks.to_le_bytes());
+        put(&self.tick_ns.to_le_bytes());
+        put(&self.fault.to_le_bytes());
+        put(&self.reserved.to_le_bytes());
+        out
+    }
+}
+
+const _: () = assert!(size_of::<BootParams>() == 56);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_the_repr_c_layout() {
+        let p = BootParams {
+            pages: 77,
+            ..BootParams::new(1 << 24, Mode::Panic, Workload::Mmu)
+        };
+        let bytes = p.to_bytes();
+        // SAFETY: BootParams is repr(C), all integers, and `bytes` has its size.
+        let back: BootParams = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        assert_eq!(back, p);
+        assert_eq!(back.check().unwrap().mode, Mode::Panic);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let good = BootParams::new(1 << 24, Mode::PowerOff, Workload::Boot);
+        assert_eq!(
+            BootParams { magic: 1, ..good }.check(),
+            Err("boot block: bad magic")
+        );
+        assert_eq!(
+            BootParams { mode: 9, ..good }.check(),
+            Err("boot block: bad mode")
+        );
+        assert_eq!(
+            BootParams { fault: 9, ..good }.check(),
+            Err("boot block: bad fault")
+        );
+    }
+}

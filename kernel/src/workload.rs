@@ -1,0 +1,559 @@
+//! The kernel's life, in the order the seed's guest lives it: `lguest_init()` (the
+//! handshake and the pv_ops), patching, descriptor tables, its own page tables, the clock,
+//! then idle, and the end the host asked for.
+//!
+//! Everything privileged goes through the installed pv_ops tables or the `pv_call!` sites,
+//! as in a kernel; what the two backends do differently (where pages come from, whether code
+//! can be patched in place, how a phase is marked) is [`Platform`].
+
+use core::fmt::Write as _;
+use core::ops::Range;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use guest::abi::guest::{LguestHypercalls, Transport};
+use guest::abi::numbers::{IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE};
+use guest::abi::pv_ops::PvOps;
+use guest::abi::shared::RING_SIZE;
+use guest::{Instance, Ops};
+use pv_sites::Slot;
+use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
+use x86::dtables::DescriptorTablePointer;
+use x86::segmentation::Descriptor;
+
+use crate::console::CBuf;
+use crate::params::{Checked, Fault, Mode, Workload};
+
+/// Where the kernel's half of the address space starts (x86_64 Linux's PAGE_OFFSET).
+pub const KERNEL_ADDRESS: u64 = 0xffff_8000_0000_0000;
+/// Where the mmu workload maps its pages: 1 GiB into the kernel's half.
+pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
+/// The kernel code segment selector (`__KERNEL_CS`, GDT entry 2).
+pub const KERNEL_CS: u16 = 2 * 8;
+/// Exceptions the kernel installs handlers for (vectors 0..EXCEPTIONS).
+pub const EXCEPTIONS: usize = 32;
+
+/// Present, writable, user: upper-level entries (the kernel runs at ring 3, so every level
+/// needs the user bit).
+const UPPER: u64 = 0x7;
+/// Present, writable, user, accessed, dirty: leaves.
+const LEAF: u64 = 0x67;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Boundaries the host counts between (its exits, calls and time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// The mmu workload starts.
+    MmuStart = 1,
+    /// The mmu workload is done (its last queued calls flushed).
+    MmuEnd = 2,
+}
+
+impl Phase {
+    /// From the byte the kernel sends.
+    pub fn from_raw(v: u8) -> Option<Phase> {
+        [Phase::MmuStart, Phase::MmuEnd]
+            .into_iter()
+            .find(|p| *p as u8 == v)
+    }
+}
+
+/// What differs between the freestanding kernel and the in-process run.
+pub trait Platform {
+    /// The guest-physical range the kernel must keep mapped at the same virtual address in
+    /// its own page tables (its image, stack and boot block).
+    fn identity(&self) -> Range<u64>;
+    /// A zeroed page, by guest-physical address.
+    fn alloc_page(&self) -> Option<u64>;
+    /// Where the kernel reaches guest-physical `pa`.
+    fn va(&self, pa: u64) -> *mut u64;
+    /// The guest-physical page the mmu workload maps over and over.
+    fn frame(&self) -> u64;
+    /// Whether addresses the kernel maps can be dereferenced (only on a real CPU).
+    fn mappings_live(&self) -> bool;
+    /// Whether call sites can be patched in place (only where code is writable).
+    fn code_writable(&self) -> bool;
+    /// A monotonic time in ns, for busy waits.
+    fn now_ns(&self) -> u64;
+    /// Tells the host a phase boundary was reached.
+    fn mark(&self, phase: Phase);
+    /// Entry points for exception vectors 0..EXCEPTIONS, if the platform takes exceptions.
+    fn exception_handlers(&self) -> Option<&'static [u64; EXCEPTIONS]>;
+    /// The stack the host switches to (SET_STACK): its top.
+    fn stack_top(&self) -> u64;
+}
+
+// ----- The installed pv_ops and the patchable sites -----
+
+static PV: AtomicPtr<PvOps> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The installed pv_ops (the seed's `pv_*_ops` after `lguest_init()` filled them in).
+///
+/// # Panics
+///
+/// Before [`run`] installs them.
+pub fn pv() -> &'static PvOps {
+    let p = PV.load(Ordering::Acquire);
+    assert!(!p.is_null(), "pv_ops used before they were installed");
+    // SAFETY: only `install` stores here, a pointer to a `'static` table.
+    unsafe { &*p }
+}
+
+// The hot irq ops are called through patchable sites, as the kernel's `arch_local_*`.
+static SAVE_FL: Slot = Slot::new(core::ptr::null());
+static RESTORE_FL: Slot = Slot::new(core::ptr::null());
+static IRQ_DISABLE: Slot = Slot::new(core::ptr::null());
+static IRQ_ENABLE: Slot = Slot::new(core::ptr::null());
+
+/// `arch_local_save_flags`.
+#[inline(never)]
+pub fn save_fl() -> u64 {
+    // SAFETY: `install` put save_fl's callee-save thunk in SAVE_FL before any caller runs.
+    unsafe { pv_macros::pv_call!(spec = "../spec/lguest.toml", slot = SAVE_FL, irq.save_fl()) }
+}
+
+/// `arch_local_irq_restore`.
+#[inline(never)]
+pub fn restore_fl(flags: u64) {
+    // SAFETY: `install` put restore_fl's callee-save thunk in RESTORE_FL.
+    unsafe {
+        pv_macros::pv_call!(
+            spec = "../spec/lguest.toml",
+            slot = RESTORE_FL,
+            irq.restore_fl(flags)
+        )
+    }
+}
+
+/// `arch_local_irq_disable`.
+#[inline(never)]
+pub fn irq_disable() {
+    // SAFETY: `install` put irq_disable's callee-save thunk in IRQ_DISABLE.
+    unsafe {
+        pv_macros::pv_call!(
+            spec = "../spec/lguest.toml",
+            slot = IRQ_DISABLE,
+            irq.irq_disable()
+        )
+    }
+}
+
+/// `arch_local_irq_enable`.
+#[inline(never)]
+pub fn irq_enable() {
+    // SAFETY: `install` put irq_enable's callee-save thunk in IRQ_ENABLE.
+    unsafe {
+        pv_macros::pv_call!(
+            spec = "../spec/lguest.toml",
+            slot = IRQ_ENABLE,
+            irq.irq_enable()
+        )
+    }
+}
+
+/// The second half of `lguest_init()`: point every pv_op at the lguest versions.
+fn install<I: Instance>() {
+    struct Tables<I>(core::marker::PhantomData<I>);
+    impl<I: Instance> Tables<I> {
+        const PV: PvOps = Ops::<I>::TABLES;
+    }
+    PV.store(
+        core::ptr::from_ref(&Tables::<I>::PV).cast_mut(),
+        Ordering::Release,
+    );
+    // SAFETY: each slot gets its own op's callee-save thunk, which changes no register but
+    // rax, as the sites' clobber masks say.
+    unsafe {
+        SAVE_FL.set(Ops::<I>::save_fl_callee_save as *const ());
+        RESTORE_FL.set(Ops::<I>::restore_fl_callee_save as *const ());
+        IRQ_DISABLE.set(Ops::<I>::irq_disable_callee_save as *const ());
+        IRQ_ENABLE.set(Ops::<I>::irq_enable_callee_save as *const ());
+    }
+}
+
+/// `apply_paravirt()`: offer every recorded site to the `patch` op; what it does not use of
+/// a site becomes NOPs. Returns (patched, sites). Where code is not writable, the sites are
+/// patched on copies (which checks the templates fit) and left calling their slots.
+fn patch_sites<P: Platform>(p: &P) -> (usize, usize) {
+    let mut patched = 0;
+    let sites = pv_sites::sites();
+    for r in sites {
+        let len = usize::from(r.len);
+        let mut copy = [pv_sites::NOP; 255];
+        let buf: &mut [u8] = if p.code_writable() {
+            // SAFETY: the record points at `len` bytes of this program's code, mapped
+            // writable (the kernel maps its image read-write), and nothing executes them
+            // while they change: the kernel is single-threaded and no interrupt is
+            // deliverable yet (interrupts are blocked until the clock is set up).
+            unsafe { core::slice::from_raw_parts_mut(r.addr() as *mut u8, len) }
+        } else {
+            // SAFETY: as for `site()`: the record's bytes are mapped readable.
+            let site = unsafe { r.site() };
+            copy[..len].copy_from_slice(site);
+            &mut copy[..len]
+        };
+        let Ok(op) = u8::try_from(r.op) else {
+            continue;
+        };
+        let used = (pv().init.patch)(op, r.clobbers, buf, r.addr() as u64);
+        if used > 0 {
+            buf[used..].fill(pv_sites::NOP);
+            patched += 1;
+        }
+    }
+    if p.code_writable() && patched > 0 {
+        // The CPU sees its own stores to code, but a serialising instruction makes sure
+        // nothing stale was fetched ahead (Linux's sync_core()).
+        let _ = core::arch::x86_64::__cpuid(0);
+    }
+    (patched, sites.len())
+}
+
+// ----- Descriptor tables -----
+
+/// A table the kernel writes and hands to a pv_op by pointer.
+#[repr(C, align(4096))]
+struct Table<T>(core::cell::UnsafeCell<T>);
+// SAFETY: the kernel is single-threaded; the tables are written only by `run`.
+unsafe impl<T> Sync for Table<T> {}
+
+/// x86_64 Linux's GDT layout: entries 1 (32-bit kernel code, which the host keeps for
+/// itself), 2 kernel code, 3 kernel data, 4-6 user code and data; TSS, LDT and TLS come
+/// later or never. The host fixes the privilege levels.
+static GDT: Table<[u64; 16]> = Table(core::cell::UnsafeCell::new([
+    0,
+    0x00cf_9b00_0000_ffff,
+    0x00af_9b00_0000_ffff,
+    0x00cf_9300_0000_ffff,
+    0x00cf_fb00_0000_ffff,
+    0x00cf_f300_0000_ffff,
+    0x00af_fb00_0000_ffff,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+]));
+
+static IDT: Table<[u128; IDT_ENTRIES as usize]> =
+    Table(core::cell::UnsafeCell::new([0; IDT_ENTRIES as usize]));
+
+/// The IDT, for [`Instance::irq_gates`].
+pub fn idt() -> *mut u128 {
+    IDT.0.get().cast()
+}
+
+/// A present 64-bit gate of type `ty` (0xe interrupt, 0xf trap) to `offset`.
+pub fn gate(offset: u64, selector: u16, ty: u8) -> u128 {
+    let off = u128::from(offset);
+    (off & 0xffff)
+        | (u128::from(selector) << 16)
+        | (u128::from(0x80 | ty) << 40)
+        | (((off >> 16) & 0xffff) << 48)
+        | ((off >> 32) << 64)
+}
+
+fn load_tables<P: Platform>(p: &P) {
+    let gdt = GDT.0.get();
+    let gdt_ptr = DescriptorTablePointer::<Descriptor> {
+        limit: (size_of::<[u64; 16]>() - 1) as u16,
+        base: gdt.cast(),
+    };
+    // SAFETY: the pointer describes GDT, 16 initialised 8-byte descriptors.
+    unsafe { (pv().cpu.load_gdt)(&gdt_ptr) };
+    if let Some(handlers) = p.exception_handlers() {
+        // SAFETY: single-threaded, and the table is not yet loaded: nothing else reads it.
+        let idt = unsafe { &mut *IDT.0.get() };
+        for (v, h) in handlers.iter().enumerate() {
+            // Page faults come in with interrupts off, so cr2 cannot change under the
+            // handler; the rest are trap gates, as Linux has them.
+            let ty = if v == 14 { 0xe } else { 0xf };
+            idt[v] = gate(*h, KERNEL_CS, ty);
+        }
+    }
+    let idt_ptr = DescriptorTablePointer::<u128> {
+        limit: (IDT_ENTRIES * 16 - 1) as u16,
+        base: IDT.0.get().cast(),
+    };
+    // SAFETY: the pointer describes IDT, IDT_ENTRIES initialised gates.
+    unsafe { (pv().cpu.load_idt)(&idt_ptr) };
+    // The external vectors, through the IDT's live copy.
+    (pv().irq.init_irq)();
+    (pv().cpu.load_sp0)(p.stack_top());
+}
+
+// ----- Page tables -----
+
+/// Maps `vaddr` to `frame` in the tables under `pgdir` as the kernel does: missing
+/// upper-level tables through `set_pmd`, the leaf through `set_pte_at`.
+fn map<P: Platform>(p: &P, pgdir: u64, vaddr: u64, pte: u64) -> Result<(), &'static str> {
+    let mut table = pgdir;
+    for shift in [39u32, 30, 21] {
+        let index = ((vaddr >> shift) & 511) as usize;
+        // SAFETY: `table` is a page-table page of this kernel, reachable at `va`.
+        let entry = unsafe { p.va(table).add(index) };
+        // SAFETY: as above; page-table entries are read with plain loads by the CPU too.
+        let e = unsafe { entry.read_volatile() };
+        table = if e & 1 == 0 {
+            let t = p.alloc_page().ok_or("out of page-table pages")?;
+            // SAFETY: `entry` is the live entry of a table under `pgdir`.
+            unsafe { (pv().mmu.set_pmd)(entry.cast(), PDEntry(t | UPPER)) };
+            t
+        } else {
+            e & ADDR_MASK
+        };
+    }
+    // SAFETY: `table` is the leaf table for `vaddr` under `pgdir`.
+    let ptep = unsafe { p.va(table).add(((vaddr >> 12) & 511) as usize) };
+    // SAFETY: `ptep` is the live entry mapping `vaddr` under `pgdir`.
+    unsafe {
+        (pv().mmu.set_pte_at)(
+            p.va(pgdir).cast::<PML4Entry>(),
+            vaddr,
+            ptep.cast(),
+            PTEntry(pte),
+        )
+    };
+    Ok(())
+}
+
+/// Builds the kernel's own 4-level tables (4 KiB pages over the identity range, in lazy
+/// mode) and switches to them. Returns (pgdir, pages mapped).
+fn own_page_tables<P: Platform>(p: &P) -> Result<(u64, u64), &'static str> {
+    let pgdir = p.alloc_page().ok_or("out of page-table pages")?;
+    let range = p.identity();
+    (pv().mmu.lazy_mode_enter)();
+    let mut pages = 0;
+    let mut at = range.start & !(PAGE_SIZE - 1);
+    while at < range.end {
+        map(p, pgdir, at, at | LEAF)?;
+        at += PAGE_SIZE;
+        pages += 1;
+    }
+    (pv().mmu.lazy_mode_leave)();
+    // SAFETY: the new tables map everything the kernel touches at the same addresses.
+    unsafe { (pv().mmu.write_cr3)(pgdir) };
+    Ok((pgdir, pages))
+}
+
+// ----- The clock and the timer interrupt -----
+
+static TICKS: AtomicU32 = AtomicU32::new(0);
+static TICK_TARGET: AtomicU32 = AtomicU32::new(0);
+static TICK_NS: AtomicU64 = AtomicU64::new(1_000_000);
+
+/// Timer interrupts taken so far.
+pub fn ticks() -> u32 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Interrupt line 0: the clock event. Counts a tick and, while the idle loop wants more,
+/// re-arms the one-shot timer (the seed's `lguest_time_irq` calling the event handler).
+pub fn timer_irq<I: Instance>() {
+    I::lguest().timer_interrupt(|| {
+        let n = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < TICK_TARGET.load(Ordering::Relaxed) {
+            let _ = I::lguest().set_next_event(TICK_NS.load(Ordering::Relaxed));
+        }
+    });
+}
+
+fn spin_until<P: Platform>(p: &P, deadline: u64) {
+    while p.now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+}
+
+/// Waits, halting, for the tick count to pass `n`.
+fn idle_until(n: u32) {
+    while ticks() <= n {
+        (pv().irq.safe_halt)();
+    }
+}
+
+// ----- The whole life -----
+
+/// Why the kernel stopped before its end.
+pub type Failure = &'static str;
+
+/// Runs the kernel for `params` on platform `p`, as guest `I`. Returns only if the host
+/// lets the kernel run on after the end it asked for (which a correct host never does).
+pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Failure> {
+    let lg = I::lguest();
+    let raw = &params.raw;
+    if params.fault == Fault::BeforeInit {
+        // Broken on purpose: a hypercall before the shared page exists.
+        lg.transport().halt();
+        return Err("the host ran a hypercall before LGUEST_INIT");
+    }
+
+    // lguest_init(): the handshake, then the pv_ops.
+    Ops::<I>::boot(KERNEL_ADDRESS);
+    install::<I>();
+    crate::println!(I, "lguest: booting, tsc {} kHz", (pv().time.get_tsc_khz)());
+    commit_fault::<I>(params)?;
+
+    let (patched, sites) = patch_sites(p);
+    crate::println!(I, "patched {patched} of {sites} pv call sites");
+    load_tables(p);
+    crate::println!(I, "GDT and IDT loaded");
+    let (pgdir, pages) = own_page_tables(p)?;
+    crate::println!(I, "own page tables: {pages} pages");
+    if (pv().mmu.read_cr3)() != pgdir {
+        return Err("read_cr3 does not give the table the kernel switched to");
+    }
+
+    if params.workload == Workload::Mmu {
+        mmu_workload::<I, P>(p, pgdir, raw.pages, raw.eager != 0)?;
+    }
+
+    // time_init(): the clock source and clock event, then unblock the timer line.
+    (pv().time.time_init)();
+    TICK_NS.store(raw.tick_ns, Ordering::Relaxed);
+    TICK_TARGET.store(raw.ticks, Ordering::Relaxed);
+    if raw.ticks > 0 {
+        let start = ticks();
+        lg.set_next_event(raw.tick_ns)
+            .map_err(|_| "the clock event refused the tick")?;
+        while ticks() < start + raw.ticks {
+            (pv().irq.safe_halt)();
+        }
+        crate::println!(I, "timer: {} ticks", ticks());
+    }
+    TICK_TARGET.store(0, Ordering::Relaxed);
+    masking::<I, P>(p, raw.tick_ns)?;
+
+    let wall = (pv().time.get_wallclock)();
+    let clock = lg.clock_read();
+    crate::println!(
+        I,
+        "clock: {}.{:09} s, wallclock {} s",
+        clock / 1_000_000_000,
+        clock % 1_000_000_000,
+        wall
+    );
+
+    match params.mode {
+        Mode::PowerOff => {
+            crate::println!(I, "power off");
+            (pv().machine.power_off)();
+        }
+        Mode::Panic => {
+            let mut msg = CBuf::<128>::new();
+            let _ = write!(msg, "panic on request after {} ticks", ticks());
+            (pv().machine.panic)(msg.as_cstr());
+        }
+        Mode::Restart => (pv().machine.restart)(c"restart on request"),
+    }
+    Err("the host returned from SHUTDOWN")
+}
+
+/// Maps and unmaps `pages` pages at [`MMU_BASE`] through the mmu pv_ops, in lazy mode
+/// unless `eager`, between the two marks the host counts between.
+fn mmu_workload<I: Instance, P: Platform>(
+    p: &P,
+    pgdir: u64,
+    pages: u64,
+    eager: bool,
+) -> Result<(), Failure> {
+    let frame = p.frame();
+    // Upper-level tables first, so the marked phase is only leaf updates.
+    map(p, pgdir, MMU_BASE, 0)?;
+    if pages > 1 {
+        map(p, pgdir, MMU_BASE + (pages - 1) * PAGE_SIZE, 0)?;
+        for i in (0..pages).step_by(512) {
+            map(p, pgdir, MMU_BASE + i * PAGE_SIZE, 0)?;
+        }
+    }
+    (pv().mmu.flush_tlb_kernel)();
+    p.mark(Phase::MmuStart);
+    if !eager {
+        (pv().mmu.lazy_mode_enter)();
+    }
+    for i in 0..pages {
+        map(p, pgdir, MMU_BASE + i * PAGE_SIZE, frame | LEAF)?;
+    }
+    if p.mappings_live() && pages > 0 {
+        // The last page, written through its new mapping, read back through the frame.
+        let va = (MMU_BASE + (pages - 1) * PAGE_SIZE) as *mut u64;
+        // SAFETY: `va` was just mapped (present, writable) to `frame`, a page of ours.
+        unsafe { va.write_volatile(0x6c67_7565_7374_2121) };
+        // SAFETY: `frame` is mapped at `p.va(frame)` too.
+        if unsafe { p.va(frame).read_volatile() } != 0x6c67_7565_7374_2121 {
+            return Err("a page mapped through pv_mmu_ops does not reach its frame");
+        }
+    }
+    for i in 0..pages {
+        map(p, pgdir, MMU_BASE + i * PAGE_SIZE, 0)?;
+    }
+    if !eager {
+        (pv().mmu.lazy_mode_leave)();
+    }
+    p.mark(Phase::MmuEnd);
+    crate::println!(
+        I,
+        "mmu: {pages} pages mapped and unmapped, {}",
+        if eager { "eager" } else { "lazy" }
+    );
+    Ok(())
+}
+
+/// Masks the timer two ways and checks that it waits: with the virtual interrupt flag off
+/// (the patched `cli`), and with its line blocked (the irq_chip's mask).
+fn masking<I: Instance, P: Platform>(p: &P, tick_ns: u64) -> Result<(), Failure> {
+    let lg = I::lguest();
+    // The interrupt flag.
+    let before = ticks();
+    let flags = save_fl();
+    irq_disable();
+    lg.set_next_event(tick_ns)
+        .map_err(|_| "the clock event refused the tick")?;
+    spin_until(p, p.now_ns() + 3 * tick_ns);
+    let during = ticks();
+    restore_fl(flags);
+    irq_enable();
+    if during != before {
+        return Err("a timer interrupt arrived with interrupts disabled");
+    }
+    idle_until(before);
+    // The blocked-interrupt bitmap.
+    let before = ticks();
+    lg.mask_irq(0).map_err(|_| "line 0 is not a line")?;
+    lg.set_next_event(tick_ns)
+        .map_err(|_| "the clock event refused the tick")?;
+    spin_until(p, p.now_ns() + 3 * tick_ns);
+    let during = ticks();
+    lg.unmask_irq(0).map_err(|_| "line 0 is not a line")?;
+    if during != before {
+        return Err("a timer interrupt arrived on a blocked line");
+    }
+    idle_until(before);
+    crate::println!(I, "masked timer waited: irq flag, blocked line");
+    Ok(())
+}
+
+/// The broken-on-purpose behaviours that need the shared page.
+fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
+    let lg = I::lguest();
+    let t = lg.transport();
+    match params.fault {
+        Fault::None | Fault::BeforeInit => return Ok(()),
+        Fault::IdtVector => {
+            t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
+        }
+        Fault::RingGarbage => {
+            for s in lg.shared().hcall_status.iter().take(RING_SIZE) {
+                s.store(0x42, Ordering::Release);
+            }
+            t.flush_async();
+        }
+        Fault::OutsideMemory => {
+            t.hypercall(NOTIFY, [params.raw.mem_size + PAGE_SIZE, 0, 0, 0]);
+        }
+    }
+    Err("the host ran a broken hypercall")
+}
