@@ -31,14 +31,27 @@ pub trait Clock {
 #[derive(Debug)]
 pub struct SystemClock {
     start: Instant,
+    tsc_khz: u32,
 }
 
 impl SystemClock {
-    /// A clock whose monotonic time starts now.
+    /// A clock whose monotonic time starts now, reporting no usable TSC.
     pub fn new() -> Self {
+        Self::with_tsc_khz(0)
+    }
+
+    /// A clock whose monotonic time starts now, reporting a TSC of `tsc_khz` (what KVM
+    /// says the guest's TSC runs at).
+    pub fn with_tsc_khz(tsc_khz: u32) -> Self {
         SystemClock {
             start: Instant::now(),
+            tsc_khz,
         }
+    }
+
+    /// The instant monotonic time 0 stands for.
+    pub fn start(&self) -> Instant {
+        self.start
     }
 }
 
@@ -64,7 +77,7 @@ impl Clock for SystemClock {
     }
 
     fn tsc_khz(&self) -> u32 {
-        0
+        self.tsc_khz
     }
 }
 

@@ -171,6 +171,11 @@ pub struct Host<C: Clock> {
     calls: Vec<CallRecord>,
     calls_dropped: u64,
     flushes: [u64; 2],
+    counts: [u64; Hypercall::ALL.len()],
+    unknown_calls: u64,
+    ring_ran: u64,
+    delivered: u64,
+    mapped: u64,
     stop: Option<Stop>,
 }
 
@@ -202,6 +207,11 @@ impl<C: Clock> Host<C> {
             calls: Vec::new(),
             calls_dropped: 0,
             flushes: [0; 2],
+            counts: [0; Hypercall::ALL.len()],
+            unknown_calls: 0,
+            ring_ran: 0,
+            delivered: 0,
+            mapped: 0,
             stop: None,
         }
     }
@@ -274,6 +284,7 @@ impl<C: Clock> Host<C> {
             }
             self.set_status(page, slot, RING_DONE)?;
             d.ran += 1;
+            self.ring_ran += 1;
             // A SHUTDOWN from the ring ends the run here.
             self.check_running()?;
             if let Some(addr) = self.pending_notify {
@@ -354,6 +365,7 @@ impl<C: Clock> Host<C> {
                     let during = HostAccess::DeliverInterrupt { line };
                     self.store_page_u32(page, IRQ_ENABLED, 0, during)?;
                 }
+                self.delivered += 1;
                 Ok(Next::Deliver(Delivery { line, vector, gate }))
             }
         }
@@ -478,6 +490,36 @@ impl<C: Clock> Host<C> {
         self.calls_dropped
     }
 
+    /// How many calls of each hypercall the host ran or refused (sync and from the ring),
+    /// in spec order, and how many numbers named none.
+    pub fn counts(&self) -> (impl Iterator<Item = (Hypercall, u64)> + '_, u64) {
+        (
+            Hypercall::ALL.iter().copied().zip(self.counts.iter().copied()),
+            self.unknown_calls,
+        )
+    }
+
+    /// Ring slots run, in all.
+    pub fn ring_drained(&self) -> u64 {
+        self.ring_ran
+    }
+
+    /// SET_PTE calls that mapped a present page.
+    pub fn pages_mapped(&self) -> u64 {
+        self.mapped
+    }
+
+    /// Interrupts delivered ([`Next::Deliver`] returned), in all.
+    pub fn interrupts_delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Stops the guest for a reason the VMM found (a trap it cannot deliver, its watchdog,
+    /// an exit the ABI has no place for). The first stop stands; returns it.
+    pub fn kill_from_vmm(&mut self, reason: Kill) -> Stop {
+        self.kill(reason, Origin::Entry)
+    }
+
     /// How many FLUSH_TLB calls of each scope (`[user, all]`).
     pub fn flushes(&self) -> [u64; 2] {
         self.flushes
@@ -500,6 +542,10 @@ impl<C: Clock> Host<C> {
     }
 
     fn log(&mut self, nr: u64, args: [u64; ARG_REGS], origin: Origin) {
+        match Hypercall::ALL.iter().position(|c| c.nr() == nr) {
+            Some(i) => self.counts[i] += 1,
+            None => self.unknown_calls += 1,
+        }
         if self.calls.len() < self.cfg.call_log {
             self.calls.push(CallRecord { nr, args, origin });
         } else {
@@ -1047,6 +1093,9 @@ impl<C: Clock> LguestHost for Host<C> {
                     }
                 }
             }
+        }
+        if shadow::pte_present(pte) {
+            self.mapped += 1;
         }
         Ok(())
     }

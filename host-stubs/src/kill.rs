@@ -323,6 +323,60 @@ pub enum Kill {
         /// Size of guest memory.
         size: u64,
     },
+    /// The guest took an exception the host could not hand to it: no gate for the vector,
+    /// or its stack could not take the frame (the original's "Pushing onto guest stack
+    /// failed" and "Can't deliver trap").
+    #[error("exception {vector} (error code {error:#x}) at rip {rip:#x}: {why}")]
+    Trap {
+        /// The vector.
+        vector: u8,
+        /// The error code (0 where the CPU gives none).
+        error: u64,
+        /// Where the guest was.
+        rip: Gva,
+        /// Why it could not be delivered.
+        why: String,
+    },
+    /// The guest ran for too long without a hypercall (the VMM's watchdog).
+    #[error("no hypercall for {ms} ms while running: the guest stopped making progress")]
+    Watchdog {
+        /// The watchdog's limit.
+        ms: u64,
+    },
+    /// The guest halted with no timer armed and nothing pending: nothing would ever wake
+    /// it (the original's Launcher would wait forever for a device).
+    #[error("halted with no timer armed and no interrupt that could wake it")]
+    HaltedForever,
+    /// The guest wrote to memory the host keeps for itself (its descriptor tables, stubs
+    /// or page tables).
+    #[error("wrote {len} bytes to host memory at guest-physical {gpa:#x}")]
+    HostMemory {
+        /// The address.
+        gpa: Gpa,
+        /// The access size.
+        len: u64,
+    },
+    /// The guest touched an I/O port that is not the ABI's.
+    #[error("port I/O to {port:#x}, which is not a hypercall port")]
+    BadPort {
+        /// The port.
+        port: u16,
+    },
+    /// The guest changed the top-level entry the host keeps in every page table.
+    #[error("the guest changed the host's top-level page-table entry in {pgdir:#x} to {entry:#x}")]
+    HostMapping {
+        /// The guest's top-level table.
+        pgdir: Gpa,
+        /// What it wrote there.
+        entry: u64,
+    },
+    /// The virtual CPU stopped it (a triple fault, a privileged instruction that got
+    /// through, an entry failure).
+    #[error("the virtual CPU stopped: {what}")]
+    Cpu {
+        /// What the CPU reported.
+        what: String,
+    },
     /// A handler ran after the guest had already stopped (through [`crate::abi::host::dispatch`]
     /// directly; the host's own entry points refuse earlier).
     #[error("hypercall {nr:#x} after the guest stopped")]
@@ -340,6 +394,13 @@ impl Kill {
             | Kill::RingStatus { .. }
             | Kill::RingOutOfStep { .. }
             | Kill::SharedPage { .. }
+            | Kill::Trap { .. }
+            | Kill::Watchdog { .. }
+            | Kill::HaltedForever
+            | Kill::HostMemory { .. }
+            | Kill::BadPort { .. }
+            | Kill::HostMapping { .. }
+            | Kill::Cpu { .. }
             | Kill::AfterStop { .. } => None,
             Kill::BadArgument(b) => Some(b.call),
             Kill::BeforeInit { call }
@@ -371,6 +432,13 @@ impl Kill {
             | Kill::RingStatus { .. }
             | Kill::RingOutOfStep { .. }
             | Kill::SharedPage { .. }
+            | Kill::Trap { .. }
+            | Kill::Watchdog { .. }
+            | Kill::HaltedForever
+            | Kill::HostMemory { .. }
+            | Kill::BadPort { .. }
+            | Kill::HostMapping { .. }
+            | Kill::Cpu { .. }
             | Kill::AfterStop { .. } => None,
         }
     }

@@ -225,6 +225,14 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         t.instruction.name()
     );
     let safety_doc = doc(&format!("# Safety\n\n{safety}"));
+    // A host needs the port to tell hypercall exits from other port I/O.
+    let port_const = t.port.map(|p| {
+        let p = syn::LitInt::new(&format!("{p:#x}"), proc_macro2::Span::call_site());
+        quote! {
+            /// The I/O port the call number is written to: a host serves this port's exits.
+            pub const PORT: u16 = #p;
+        }
+    });
     let safety_comment = super::comment(&format!(
         "SAFETY: `{id}::new` made its caller promise that `{}` traps to a host implementing this ABI, which preserves every register but the result; the host may read and write guest memory, so no `nomem`.",
         t.instruction.name()
@@ -237,6 +245,8 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         }
 
         impl #id {
+            #port_const
+
             /// A handle on the transport.
             ///
             #safety_doc

@@ -70,6 +70,9 @@ pub struct Pio {
 }
 
 impl Pio {
+    /// The I/O port the call number is written to: a host serves this port's exits.
+    pub const PORT: u16 = 0xf4;
+
     /// A handle on the transport.
     ///
     /// # Safety
