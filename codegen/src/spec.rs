@@ -95,6 +95,27 @@ impl Reg {
         Reg::R15,
     ];
 
+    /// The register's number in x86 instruction encoding (rax 0, rcx 1, rdx 2, rbx 3,
+    /// rsi 6, rdi 7, r8..r15 8..15): the order a host lists a vCPU's registers in.
+    pub fn encoding(self) -> usize {
+        match self {
+            Reg::Rax => 0,
+            Reg::Rcx => 1,
+            Reg::Rdx => 2,
+            Reg::Rbx => 3,
+            Reg::Rsi => 6,
+            Reg::Rdi => 7,
+            Reg::R8 => 8,
+            Reg::R9 => 9,
+            Reg::R10 => 10,
+            Reg::R11 => 11,
+            Reg::R12 => 12,
+            Reg::R13 => 13,
+            Reg::R14 => 14,
+            Reg::R15 => 15,
+        }
+    }
+
     /// The register's name as written in specs and `asm!`.
     pub fn name(self) -> &'static str {
         match self {

@@ -10,7 +10,8 @@ use crate::abi::shared::LguestData;
 use crate::hw::{RawCpuid, Translate};
 
 /// The reason `power_off` sends, NUL-terminated as the host expects.
-pub(crate) const POWER_DOWN: &[u8; 11] = b"Power down\0";
+/// The reason `power_off` gives SHUTDOWN: a host tells a clean power-off by it.
+pub const POWER_DOWN: &[u8; 11] = b"Power down\0";
 
 /// Guest memory the paravirt layer hands to the host by address: the early console's
 /// scratch buffer and the power-off reason (the seed's `static char scratch[]` and its

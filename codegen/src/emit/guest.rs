@@ -237,6 +237,11 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         "SAFETY: `{id}::new` made its caller promise that `{}` traps to a host implementing this ABI, which preserves every register but the result; the host may read and write guest memory, so no `nomem`.",
         t.instruction.name()
     ));
+    // Where a host finds the call in a trapped vCPU's registers.
+    let lit = proc_macro2::Literal::usize_unsuffixed;
+    let nr_reg = lit(t.nr.encoding());
+    let ret_reg = lit(t.ret.encoding());
+    let arg_encodings: Vec<_> = t.args.iter().take(arg_regs).map(|r| lit(r.encoding())).collect();
     quote! {
         #d
         #[derive(Debug)]
@@ -246,6 +251,15 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
 
         impl #id {
             #port_const
+
+            /// The call number's register, as a host numbers a vCPU's registers (x86
+            /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+            /// r8..r15 8..15).
+            pub const NR_REG: usize = #nr_reg;
+            /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+            pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [#(#arg_encodings),*];
+            /// The result register, numbered as [`Self::NR_REG`].
+            pub const RET_REG: usize = #ret_reg;
 
             /// A handle on the transport.
             ///

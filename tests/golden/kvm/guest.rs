@@ -29,6 +29,17 @@ pub struct Vmcall {
 }
 
 impl Vmcall {
+    /// The call number's register, as a host numbers a vCPU's registers (x86
+    /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+    /// r8..r15 8..15).
+    pub const NR_REG: usize = 0;
+
+    /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+    pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [3, 1, 2, 6];
+
+    /// The result register, numbered as [`Self::NR_REG`].
+    pub const RET_REG: usize = 0;
+
     /// A handle on the transport.
     ///
     /// # Safety
@@ -68,6 +79,17 @@ pub struct Vmmcall {
 }
 
 impl Vmmcall {
+    /// The call number's register, as a host numbers a vCPU's registers (x86
+    /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+    /// r8..r15 8..15).
+    pub const NR_REG: usize = 0;
+
+    /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+    pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [3, 1, 2, 6];
+
+    /// The result register, numbered as [`Self::NR_REG`].
+    pub const RET_REG: usize = 0;
+
     /// A handle on the transport.
     ///
     /// # Safety

@@ -29,6 +29,17 @@ pub struct Vmcall {
 }
 
 impl Vmcall {
+    /// The call number's register, as a host numbers a vCPU's registers (x86
+    /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+    /// r8..r15 8..15).
+    pub const NR_REG: usize = 0;
+
+    /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+    pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [3, 1, 2, 6];
+
+    /// The result register, numbered as [`Self::NR_REG`].
+    pub const RET_REG: usize = 0;
+
     /// A handle on the transport.
     ///
     /// # Safety
@@ -72,6 +83,17 @@ pub struct Pio {
 impl Pio {
     /// The I/O port the call number is written to: a host serves this port's exits.
     pub const PORT: u16 = 0xf4;
+
+    /// The call number's register, as a host numbers a vCPU's registers (x86
+    /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+    /// r8..r15 8..15).
+    pub const NR_REG: usize = 0;
+
+    /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+    pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [7, 6, 2, 1];
+
+    /// The result register, numbered as [`Self::NR_REG`].
+    pub const RET_REG: usize = 0;
 
     /// A handle on the transport.
     ///

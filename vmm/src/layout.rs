@@ -1,0 +1,366 @@
+//! What the host owns inside the VM, byte for byte: the real GDT, IDT and TSS, the ring-0
+//! trap stubs, and the page tables that map them at the top of every address space (the
+//! original's Switcher pages), plus the boot page tables the kernel starts on.
+//!
+//! Guest-physical memory:
+//!
+//! ```text
+//! 0 .. mem              guest RAM (the guest's own; the boot block at BOOT_BLOCK, the kernel
+//!                       at 1 MiB, the boot page tables in its last BOOT_TABLE_PAGES pages)
+//! mem .. mem+RO_SIZE    the host's tables, stubs and page tables: a read-only memslot
+//! .. +STACK_SIZE        the ring-0 stack the stubs run on
+//! ```
+//!
+//! The host region is mapped at [`HOST_VA`], the start of the last top-level page-table
+//! entry, which the spec's `RESERVE_MEM` leaves to the host. Its entries have no user bit,
+//! so the ring-3 guest cannot touch it; the memslot is read-only, so a guest that maps its
+//! frames anyway cannot change it either.
+//!
+//! Bit layouts of descriptors and page-table entries are x86 architecture, not ABI.
+
+use guest::abi::guest::Pio;
+use guest::abi::numbers::{
+    GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE,
+    RESERVE_MEM,
+};
+use host_stubs::desc::{Gate, Segment, fix_segment};
+use lguest_kernel::params::MARK_PORT;
+
+/// Where the host region is mapped: the first address of the last top-level entry.
+pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
+const _: () = assert!(RESERVE_MEM == 1 << 39, "the host keeps exactly one PML4 entry");
+
+/// The real GDT (`GDT_ENTRIES` 8-byte entries).
+pub const GDT_OFF: u64 = 0x0000;
+/// The tail every trap stub jumps to.
+pub const COMMON_OFF: u64 = 0x0800;
+/// The real IDT (`IDT_ENTRIES` 16-byte gates).
+pub const IDT_OFF: u64 = 0x1000;
+/// The 64-bit TSS, then its I/O permission bitmap.
+pub const TSS_OFF: u64 = 0x2000;
+/// The trap stubs, [`STUB_SIZE`] bytes per vector.
+pub const STUBS_OFF: u64 = 0x5000;
+/// Bytes per trap stub.
+pub const STUB_SIZE: u64 = 16;
+/// The page-directory-pointer table under the host's top-level entry.
+pub const PDPT_OFF: u64 = 0x6000;
+/// Its page directory.
+pub const PD_OFF: u64 = 0x7000;
+/// Its page table, mapping the whole region.
+pub const PT_OFF: u64 = 0x8000;
+/// Bytes of the read-only part.
+pub const RO_SIZE: u64 = 0x9000;
+/// The ring-0 stack.
+pub const STACK_OFF: u64 = RO_SIZE;
+/// Its size.
+pub const STACK_SIZE: u64 = PAGE_SIZE;
+/// The whole region.
+pub const HOST_SIZE: u64 = STACK_OFF + STACK_SIZE;
+
+/// The port the stubs write to, from ring 0: "a trap happened, its frame is on my stack".
+/// The guest cannot use it (its TSS bit is set).
+pub const TRAP_PORT: u16 = 0xf8;
+
+/// Where the host writes the boot block (below the kernel, inside RAM).
+pub const BOOT_BLOCK: u64 = 0x7000;
+/// Pages at the top of RAM the boot page tables take: PML4, PDPT, PD.
+pub const BOOT_TABLE_PAGES: u64 = 3;
+/// Most RAM the boot tables can map (one page directory of 2 MiB pages).
+pub const MAX_MEM: u64 = 1 << 30;
+
+/// Selector of the host's code segment.
+pub const HOST_CS: u16 = (HOST_CS_ENTRY * 8) as u16;
+/// Selector of the host's data segment.
+pub const HOST_DS: u16 = (HOST_DS_ENTRY * 8) as u16;
+/// Selector of the TSS.
+pub const TSS_SEL: u16 = (HOST_TSS_ENTRY * 8) as u16;
+/// The TSS's limit: 104 bytes, the bitmap, and the byte of ones that must end it.
+pub const TSS_LIMIT: u64 = 0x68 + 0x2000;
+const IOMAP_BASE: u64 = 0x68;
+
+/// The guest's boot segments, as the kernel's `__KERNEL_CS`/`__KERNEL_DS` look after the
+/// host's fix-up: 64-bit code and flat data at the guest's privilege level.
+pub const BOOT_CS: u16 = (2 * 8) as u16 | guest::abi::numbers::GUEST_PL as u16;
+/// See [`BOOT_CS`].
+pub const BOOT_DS: u16 = (3 * 8) as u16 | guest::abi::numbers::GUEST_PL as u16;
+
+/// Vectors for which the CPU pushes an error code.
+pub fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// The virtual address of region offset `off`.
+pub const fn va(off: u64) -> u64 {
+    HOST_VA + off
+}
+
+/// The top of the ring-0 stack (the TSS's RSP0).
+pub const fn stack_top() -> u64 {
+    va(STACK_OFF + STACK_SIZE)
+}
+
+const P: u64 = 1;
+const RW: u64 = 2;
+const US: u64 = 4;
+const A: u64 = 0x20;
+const D: u64 = 0x40;
+const PS: u64 = 0x80;
+
+/// The entry the host puts in the last slot of every top-level table the guest uses.
+pub fn host_pml4_entry(host_gpa: u64) -> u64 {
+    (host_gpa + PDPT_OFF) | P | RW | A
+}
+
+/// The host region's initial bytes (everything but the GDT and IDT, which follow the
+/// guest: see [`real_gdt`] and [`real_idt`]), for a region at guest-physical `host_gpa`.
+pub fn host_region(host_gpa: u64) -> Vec<u8> {
+    let mut r = vec![0u8; HOST_SIZE as usize];
+    let put = |r: &mut Vec<u8>, off: u64, bytes: &[u8]| {
+        r[off as usize..off as usize + bytes.len()].copy_from_slice(bytes);
+    };
+    // The stub tail: tell the host, then drop the vector and error code and return to
+    // wherever the host pointed the frame.
+    put(&mut r, COMMON_OFF, &common_code());
+    for v in 0..=255u8 {
+        put(&mut r, STUBS_OFF + u64::from(v) * STUB_SIZE, &stub_code(v));
+    }
+    // TSS: RSP0, then the I/O map base; the bitmap denies every port but the ABI's.
+    put(&mut r, TSS_OFF + 4, &stack_top().to_le_bytes());
+    put(&mut r, TSS_OFF + 0x66, &(IOMAP_BASE as u16).to_le_bytes());
+    let map = TSS_OFF + IOMAP_BASE;
+    r[map as usize..(map + 0x2000 + 1) as usize].fill(0xff);
+    // The hypercall's `out` writes eax: four ports from Pio::PORT. The mark is one byte.
+    for port in (Pio::PORT..Pio::PORT + 4).chain([MARK_PORT]) {
+        let byte = (map + u64::from(port / 8)) as usize;
+        r[byte] &= !(1 << (port % 8));
+    }
+    // The host's page tables: PDPT[0] -> PD[0] -> PT, which maps the region. Accessed and
+    // dirty are preset so the CPU never writes to the read-only memslot.
+    put(&mut r, PDPT_OFF, &((host_gpa + PD_OFF) | P | RW | A).to_le_bytes());
+    put(&mut r, PD_OFF, &((host_gpa + PT_OFF) | P | RW | A).to_le_bytes());
+    for page in 0..HOST_SIZE / PAGE_SIZE {
+        let pte = (host_gpa + page * PAGE_SIZE) | P | RW | A | D;
+        put(&mut r, PT_OFF + page * 8, &pte.to_le_bytes());
+    }
+    r
+}
+
+/// `out TRAP_PORT, al; add rsp, 16; iretq`.
+fn common_code() -> Vec<u8> {
+    vec![0xe6, TRAP_PORT as u8, 0x48, 0x83, 0xc4, 0x10, 0x48, 0xcf]
+}
+
+/// Vector `v`'s stub: push a zero error code where the CPU pushes none, push the vector,
+/// jump to the common tail.
+fn stub_code(v: u8) -> Vec<u8> {
+    let mut c = Vec::with_capacity(STUB_SIZE as usize);
+    if !has_error_code(v) {
+        c.extend([0x6a, 0x00]);
+    }
+    c.push(0x68);
+    c.extend(u32::from(v).to_le_bytes());
+    let next = va(STUBS_OFF + u64::from(v) * STUB_SIZE) + c.len() as u64 + 5;
+    let rel = va(COMMON_OFF).wrapping_sub(next) as i64;
+    c.push(0xe9);
+    c.extend((rel as i32).to_le_bytes());
+    c.resize(STUB_SIZE as usize, 0xcc);
+    c
+}
+
+/// The real GDT: the host's entries where the spec reserves them, the guest's fixed-up
+/// entries elsewhere (before it loads any, the boot segments).
+pub fn real_gdt(guest: &[Segment]) -> [u64; GDT_ENTRIES as usize] {
+    let loaded = guest.iter().any(Segment::present);
+    let boot = [
+        (2usize, fix_segment(0x0000_ffff, 0x00af_9b00)),
+        (3, fix_segment(0x0000_ffff, 0x00cf_9300)),
+    ];
+    let base = va(TSS_OFF);
+    let tss_lo = (TSS_LIMIT & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x8b << 40)
+        | (((TSS_LIMIT >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    let tss_hi = base >> 32;
+    let mut g = [0u64; GDT_ENTRIES as usize];
+    for (i, e) in g.iter_mut().enumerate() {
+        *e = match i as u64 {
+            HOST_CS_ENTRY => 0x00af_9b00_0000_ffff,
+            HOST_DS_ENTRY => 0x00cf_9300_0000_ffff,
+            HOST_TSS_ENTRY => tss_lo,
+            x if x == HOST_TSS_ENTRY + 1 => tss_hi,
+            _ if loaded => guest.get(i).map_or(0, Segment::raw),
+            _ => boot
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map_or(0, |(_, s)| s.raw()),
+        };
+    }
+    g
+}
+
+/// The real IDT: every vector goes to its host stub, at ring 0 on the host's stack; the
+/// gate's privilege level (who may `int n` it) is the guest's gate's.
+pub fn real_idt(guest: &[Gate]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(IDT_ENTRIES as usize * 16);
+    for v in 0..IDT_ENTRIES {
+        let dpl = guest
+            .get(v as usize)
+            .filter(|g| g.present())
+            .map_or(0, |g| (g.lo >> 45) & 3);
+        let off = va(STUBS_OFF + v * STUB_SIZE);
+        let lo = (off & 0xffff)
+            | (u64::from(HOST_CS) << 16)
+            | (0xe << 40)
+            | (dpl << 45)
+            | (1 << 47)
+            | ((off & 0xffff_0000) << 32);
+        out.extend(lo.to_le_bytes());
+        out.extend((off >> 32).to_le_bytes());
+    }
+    out
+}
+
+/// The boot page tables, for the top [`BOOT_TABLE_PAGES`] pages of `mem` bytes of RAM:
+/// RAM mapped at the same addresses in 2 MiB user pages, and the host's entry. Returns
+/// (guest-physical address of the PML4, the pages' bytes).
+pub fn boot_tables(mem: u64, host_gpa: u64) -> (u64, Vec<u8>) {
+    let base = mem - BOOT_TABLE_PAGES * PAGE_SIZE;
+    let (pml4, pdpt, pd) = (base, base + PAGE_SIZE, base + 2 * PAGE_SIZE);
+    let mut t = vec![0u8; (BOOT_TABLE_PAGES * PAGE_SIZE) as usize];
+    let mut put = |gpa: u64, v: u64| {
+        let at = (gpa - base) as usize;
+        t[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    };
+    put(pml4, pdpt | P | RW | US | A);
+    put(pml4 + 511 * 8, host_pml4_entry(host_gpa));
+    put(pdpt, pd | P | RW | US | A);
+    for i in 0..mem.div_ceil(2 << 20) {
+        put(pd + i * 8, (i << 21) | P | RW | US | A | D | PS);
+    }
+    (pml4, t)
+}
+
+/// A `kvm_segment` for `selector` from its 8-byte descriptor.
+pub fn kvm_segment(selector: u16, desc: u64) -> kvm_bindings::kvm_segment {
+    let limit = (desc & 0xffff) | ((desc >> 32) & 0xf_0000);
+    let g = (desc >> 55) & 1;
+    kvm_bindings::kvm_segment {
+        base: ((desc >> 16) & 0xff_ffff) | ((desc >> 32) & 0xff00_0000),
+        limit: if g == 1 {
+            ((limit << 12) | 0xfff) as u32
+        } else {
+            limit as u32
+        },
+        selector,
+        type_: ((desc >> 40) & 0xf) as u8,
+        present: ((desc >> 47) & 1) as u8,
+        dpl: ((desc >> 45) & 3) as u8,
+        db: ((desc >> 54) & 1) as u8,
+        s: ((desc >> 44) & 1) as u8,
+        l: ((desc >> 53) & 1) as u8,
+        g: g as u8,
+        avl: ((desc >> 52) & 1) as u8,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+
+    fn disasm(bytes: &[u8], ip: u64) -> Vec<String> {
+        let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+        let mut f = IntelFormatter::new();
+        let mut out = Vec::new();
+        while d.can_decode() {
+            let i = d.decode();
+            let mut s = String::new();
+            f.format(&i, &mut s);
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn stubs_push_an_error_code_only_where_the_cpu_does_not_and_reach_the_tail() {
+        let r = host_region(0x400_0000);
+        let stub = |v: u64| {
+            let at = (STUBS_OFF + v * STUB_SIZE) as usize;
+            disasm(&r[at..at + STUB_SIZE as usize], va(STUBS_OFF + v * STUB_SIZE))
+        };
+        let tail = format!("jmp {:016X}h", va(COMMON_OFF));
+        assert_eq!(stub(3)[..3], ["push 0", "push 3", tail.as_str()]);
+        assert_eq!(stub(14)[..2], ["push 0Eh", tail.as_str()]);
+        assert_eq!(stub(255)[..3], ["push 0", "push 0FFh", tail.as_str()]);
+        let c = COMMON_OFF as usize;
+        assert_eq!(
+            disasm(&r[c..c + 8], va(COMMON_OFF)),
+            ["out 0F8h,al", "add rsp,10h", "iretq"]
+        );
+    }
+
+    #[test]
+    fn the_io_bitmap_opens_only_the_abi_ports() {
+        let r = host_region(0);
+        let map = (TSS_OFF + IOMAP_BASE) as usize;
+        let open = |port: u16| r[map + usize::from(port / 8)] & (1 << (port % 8)) == 0;
+        assert!((Pio::PORT..Pio::PORT + 4).all(open) && open(MARK_PORT));
+        assert!(!open(TRAP_PORT) && !open(0x80) && !open(0x3f8));
+        assert_eq!(r[map + 0x2000], 0xff, "the byte of ones past the bitmap");
+        let rsp0 = u64::from_le_bytes(r[TSS_OFF as usize + 4..][..8].try_into().unwrap());
+        assert_eq!(rsp0, stack_top());
+    }
+
+    #[test]
+    fn the_gdt_keeps_host_entries_and_takes_the_guests() {
+        let boot = real_gdt(&[Segment::default(); 16]);
+        assert_eq!(boot[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff);
+        let cs = kvm_segment(BOOT_CS, boot[2]);
+        assert_eq!((cs.l, cs.dpl, cs.present, cs.s), (1, 3, 1, 1));
+        let tss = kvm_segment(TSS_SEL, boot[HOST_TSS_ENTRY as usize]);
+        assert_eq!(
+            (tss.base | (boot[9] << 32), u64::from(tss.limit), tss.type_),
+            (va(TSS_OFF), TSS_LIMIT, 0xb)
+        );
+        let mut guest = [Segment::default(); 16];
+        guest[HOST_CS_ENTRY as usize] = fix_segment(0xffff, 0x00af_9a00);
+        guest[5] = fix_segment(0xffff, 0x00cf_f200);
+        let g = real_gdt(&guest);
+        assert_eq!(g[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff, "host keeps its own");
+        assert_eq!(g[5], guest[5].raw());
+        assert_eq!(g[2], 0, "once the guest loads its GDT, its entries are all there is");
+    }
+
+    #[test]
+    fn idt_gates_go_to_the_stubs_with_the_guests_privilege() {
+        let mut guest = vec![Gate::default(); 256];
+        guest[0x80] = Gate {
+            lo: (3 << 45) | (1 << 47) | (0xf << 40),
+            hi: 0,
+        };
+        let idt = real_idt(&guest);
+        let gate = |v: usize| Gate {
+            lo: u64::from_le_bytes(idt[v * 16..][..8].try_into().unwrap()),
+            hi: u64::from_le_bytes(idt[v * 16 + 8..][..8].try_into().unwrap()),
+        };
+        assert_eq!(gate(14).offset(), va(STUBS_OFF + 14 * STUB_SIZE));
+        assert_eq!(gate(14).selector(), HOST_CS);
+        assert_eq!((gate(14).lo >> 45) & 3, 0);
+        assert_eq!((gate(0x80).lo >> 45) & 3, 3);
+    }
+
+    #[test]
+    fn boot_tables_map_ram_and_the_host() {
+        let (pml4, t) = boot_tables(64 << 20, 64 << 20);
+        assert_eq!(pml4, (64 << 20) - 3 * PAGE_SIZE);
+        let e = |i: usize| u64::from_le_bytes(t[i * 8..][..8].try_into().unwrap());
+        assert_eq!(e(511), host_pml4_entry(64 << 20));
+        assert_eq!(e(0) & US, US);
+        let pd = 2 * 512;
+        assert_eq!(e(pd + 31), (31 << 21) | P | RW | US | A | D | PS);
+        assert_eq!(e(pd + 32), 0);
+    }
+}

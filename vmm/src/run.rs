@@ -1,0 +1,306 @@
+//! What both backends share: the run's configuration, and the report it ends with.
+
+use std::time::Duration;
+
+use host_stubs::Stop;
+use host_stubs::abi::numbers::CLOCK_MIN_DELTA;
+use host_stubs::clock::Clock;
+use host_stubs::Host;
+use host_stubs::abi::types::ShutdownKind;
+use lguest_kernel::params::{BootParams, Fault, Mode, Workload};
+use serde_json::json;
+
+use crate::layout::MAX_MEM;
+
+/// How to run the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Bytes of guest RAM (a multiple of 2 MiB, at most 1 GiB).
+    pub mem: u64,
+    /// How the guest ends.
+    pub mode: Mode,
+    /// What it runs.
+    pub workload: Workload,
+    /// Pages the mmu workload maps and unmaps.
+    pub pages: u64,
+    /// The mmu workload with lazy mode off.
+    pub eager: bool,
+    /// Timer ticks the idle loop waits for.
+    pub ticks: u32,
+    /// Nanoseconds per tick.
+    pub tick_ns: u64,
+    /// A deliberate ABI violation.
+    pub fault: Fault,
+    /// Running this long without a hypercall ends the guest.
+    pub watchdog: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mem: 64 << 20,
+            mode: Mode::PowerOff,
+            workload: Workload::Boot,
+            pages: 1000,
+            eager: false,
+            ticks: 10,
+            tick_ns: 1_000_000,
+            fault: Fault::None,
+            watchdog: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what the kernel and the host will rely on.
+    pub fn check(&self) -> Result<(), String> {
+        if self.mem == 0 || self.mem % (2 << 20) != 0 || self.mem > MAX_MEM {
+            return Err(format!(
+                "memory must be a multiple of 2 MiB, at most {} MiB (got {} bytes)",
+                MAX_MEM >> 20,
+                self.mem
+            ));
+        }
+        if self.tick_ns < CLOCK_MIN_DELTA {
+            return Err(format!(
+                "the tick must be at least CLOCK_MIN_DELTA = {CLOCK_MIN_DELTA} ns"
+            ));
+        }
+        // The kernel's page pool holds 512 tables; each maps 512 pages.
+        if self.pages > 200_000 {
+            return Err(format!(
+                "--pages {} is more than the kernel's page-table pool can map (200000)",
+                self.pages
+            ));
+        }
+        Ok(())
+    }
+
+    /// The boot block for the kernel.
+    pub fn boot_params(&self) -> BootParams {
+        BootParams {
+            pages: self.pages,
+            eager: u32::from(self.eager),
+            ticks: self.ticks,
+            tick_ns: self.tick_ns,
+            fault: self.fault as u32,
+            ..BootParams::new(self.mem, self.mode, self.workload)
+        }
+    }
+}
+
+/// Which backend ran the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A KVM virtual machine.
+    Kvm,
+    /// The host process itself, through the loopback transport.
+    InProcess,
+}
+
+impl Backend {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Kvm => "kvm",
+            Backend::InProcess => "in-process",
+        }
+    }
+}
+
+/// Counters at one instant, for the difference between two marks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Guest exits so far.
+    pub exits: u64,
+    /// Hypercalls run so far (sync and from the ring).
+    pub hypercalls: u64,
+    /// Ring entries drained so far.
+    pub ring_drained: u64,
+    /// Nanoseconds since the run started.
+    pub wall_ns: u64,
+}
+
+impl Snapshot {
+    /// `self - earlier`.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            exits: self.exits - earlier.exits,
+            hypercalls: self.hypercalls - earlier.hypercalls,
+            ring_drained: self.ring_drained - earlier.ring_drained,
+            wall_ns: self.wall_ns - earlier.wall_ns,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Which backend.
+    pub backend: Backend,
+    /// Guest exits to the VMM (in process: calls through the transport).
+    pub exits: u64,
+    /// Times the VMM interrupted the running guest (timer, watchdog).
+    pub kicks: u64,
+    /// Each hypercall by name with how often the host ran it, in spec order.
+    pub hypercalls: Vec<(&'static str, u64)>,
+    /// Calls whose number named no hypercall.
+    pub unknown_hypercalls: u64,
+    /// Async-ring entries the host ran.
+    pub ring_drained: u64,
+    /// Interrupts delivered.
+    pub interrupts: u64,
+    /// Timer interrupts delivered.
+    pub ticks: u64,
+    /// SET_PTE calls that mapped a present page.
+    pub pages_mapped: u64,
+    /// Exceptions reflected into the guest.
+    pub traps: u64,
+    /// Wall time of the run.
+    pub wall_ns: u64,
+    /// The guest's console text.
+    pub console: String,
+    /// How it ended.
+    pub stop: Stop,
+    /// Counters between the workload's two marks, if it made them.
+    pub workload: Option<Snapshot>,
+    /// How many times the guest booted (a restart boots it again).
+    pub boots: u32,
+}
+
+impl Report {
+    /// Whether the guest powered off cleanly: the `power_off` op's own reason.
+    pub fn clean(&self) -> bool {
+        let power_down = guest::lguest::POWER_DOWN;
+        let text = &power_down[..power_down.len() - 1];
+        matches!(&self.stop, Stop::Shutdown(s)
+            if s.kind == ShutdownKind::Poweroff && s.reason.as_bytes() == text)
+    }
+
+    /// Adds an earlier boot's counts to this one's (after a restart).
+    pub fn absorb(&mut self, earlier: &Report) {
+        self.exits += earlier.exits;
+        self.kicks += earlier.kicks;
+        for ((_, n), (_, m)) in self.hypercalls.iter_mut().zip(&earlier.hypercalls) {
+            *n += m;
+        }
+        self.unknown_hypercalls += earlier.unknown_hypercalls;
+        self.ring_drained += earlier.ring_drained;
+        self.interrupts += earlier.interrupts;
+        self.ticks += earlier.ticks;
+        self.pages_mapped += earlier.pages_mapped;
+        self.traps += earlier.traps;
+        self.wall_ns += earlier.wall_ns;
+        self.console = format!("{}{}", earlier.console, self.console);
+        self.boots += earlier.boots;
+    }
+
+    /// Total hypercalls.
+    pub fn total_hypercalls(&self) -> u64 {
+        self.hypercalls.iter().map(|(_, n)| n).sum::<u64>() + self.unknown_hypercalls
+    }
+
+    /// One JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let calls: serde_json::Map<String, serde_json::Value> = self
+            .hypercalls
+            .iter()
+            .map(|(n, c)| ((*n).to_string(), json!(c)))
+            .collect();
+        let shutdown = match &self.stop {
+            Stop::Shutdown(s) => json!({ "kind": s.kind.name(), "reason": s.reason }),
+            Stop::Killed(k) => json!({ "kind": "killed", "reason": k.to_string() }),
+        };
+        json!({
+            "backend": self.backend.name(),
+            "clean": self.clean(),
+            "exits": self.exits,
+            "kicks": self.kicks,
+            "hypercalls": calls,
+            "hypercalls_total": self.total_hypercalls(),
+            "unknown_hypercalls": self.unknown_hypercalls,
+            "ring_drained": self.ring_drained,
+            "interrupts": self.interrupts,
+            "ticks": self.ticks,
+            "pages_mapped": self.pages_mapped,
+            "traps": self.traps,
+            "wall_ns": self.wall_ns,
+            "boots": self.boots,
+            "console": self.console,
+            "shutdown": shutdown,
+            "workload": self.workload.map(|w| json!({
+                "exits": w.exits,
+                "hypercalls": w.hypercalls,
+                "ring_drained": w.ring_drained,
+                "wall_ns": w.wall_ns,
+            })),
+        })
+    }
+
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let end = match &self.stop {
+            Stop::Shutdown(sd) => format!("shutdown ({}): {}", sd.kind.name(), sd.reason),
+            Stop::Killed(k) => k.to_string(),
+        };
+        s.push_str(&format!("--- lguest-run report ({}) ---\n", self.backend.name()));
+        s.push_str(&format!("end:          {end}\n"));
+        s.push_str(&format!(
+            "wall time:    {:.3} ms ({} boot{})\n",
+            self.wall_ns as f64 / 1e6,
+            self.boots,
+            if self.boots == 1 { "" } else { "s" }
+        ));
+        s.push_str(&format!(
+            "exits:        {} ({} hypercalls, {} from the ring; {} kicks)\n",
+            self.exits,
+            self.total_hypercalls(),
+            self.ring_drained,
+            self.kicks
+        ));
+        s.push_str(&format!(
+            "interrupts:   {} ({} ticks); traps reflected: {}\n",
+            self.interrupts, self.ticks, self.traps
+        ));
+        s.push_str(&format!("pages mapped: {}\n", self.pages_mapped));
+        if let Some(w) = &self.workload {
+            s.push_str(&format!(
+                "workload:     {} exits, {} hypercalls ({} from the ring), {:.3} ms\n",
+                w.exits,
+                w.hypercalls,
+                w.ring_drained,
+                w.wall_ns as f64 / 1e6
+            ));
+        }
+        s.push_str("hypercalls:\n");
+        for (name, n) in &self.hypercalls {
+            if *n > 0 {
+                s.push_str(&format!("  {name:<16}{n:>9}\n"));
+            }
+        }
+        if self.unknown_hypercalls > 0 {
+            s.push_str(&format!("  {:<16}{:>9}\n", "(unknown)", self.unknown_hypercalls));
+        }
+        s
+    }
+}
+
+/// The host's counters, as a report has them: (hypercalls by name, unknown, ring entries
+/// drained, interrupts delivered, pages mapped).
+pub fn host_counts<C: Clock>(host: &Host<C>) -> (Vec<(&'static str, u64)>, u64, u64, u64, u64) {
+    let (calls, unknown) = host.counts();
+    (
+        calls.map(|(c, n)| (c.name(), n)).collect(),
+        unknown,
+        host.ring_drained(),
+        host.interrupts_delivered(),
+        host.pages_mapped(),
+    )
+}
+
+/// Total hypercalls the host ran, for progress and snapshots.
+pub fn host_total_calls<C: Clock>(host: &Host<C>) -> u64 {
+    let (calls, unknown) = host.counts();
+    calls.map(|(_, n)| n).sum::<u64>() + unknown
+}
