@@ -14,8 +14,19 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest.parent().expect("vmm/ is inside the workspace").to_path_buf();
-    for dir in ["kernel", "guest/src", "guest/build.rs", "pv-macros/src", "pv-sites/src", "codegen/src", "spec/lguest.toml"] {
+    let root = manifest
+        .parent()
+        .expect("vmm/ is inside the workspace")
+        .to_path_buf();
+    for dir in [
+        "kernel",
+        "guest/src",
+        "guest/build.rs",
+        "pv-macros/src",
+        "pv-sites/src",
+        "codegen/src",
+        "spec/lguest.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -24,7 +35,11 @@ fn main() {
     let flags_file = root.join("kernel/rustflags");
     let flags = std::fs::read_to_string(&flags_file)
         .unwrap_or_else(|e| panic!("reading {}: {e}", flags_file.display()));
-    let flags: Vec<&str> = flags.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let flags: Vec<&str> = flags
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
 
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -34,7 +49,14 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "-p", "lguest-kernel", "--bin", "lguest-kernel"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "lguest-kernel",
+            "--bin",
+            "lguest-kernel",
+        ])
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -56,7 +78,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("running cargo for the kernel: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo for the kernel: {e}"));
     if !out.status.success() {
         panic!(
             "building the guest kernel failed ({}):\n{}",
@@ -64,7 +88,14 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let elf = target_dir.join(TARGET).join("release").join("lguest-kernel");
-    assert!(Path::new(&elf).is_file(), "the kernel build left no {}", elf.display());
+    let elf = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("lguest-kernel");
+    assert!(
+        Path::new(&elf).is_file(),
+        "the kernel build left no {}",
+        elf.display()
+    );
     println!("cargo:rustc-env=LGUEST_KERNEL_ELF={}", elf.display());
 }

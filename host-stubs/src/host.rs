@@ -494,7 +494,10 @@ impl<C: Clock> Host<C> {
     /// in spec order, and how many numbers named none.
     pub fn counts(&self) -> (impl Iterator<Item = (Hypercall, u64)> + '_, u64) {
         (
-            Hypercall::ALL.iter().copied().zip(self.counts.iter().copied()),
+            Hypercall::ALL
+                .iter()
+                .copied()
+                .zip(self.counts.iter().copied()),
             self.unknown_calls,
         )
     }

@@ -73,6 +73,11 @@ pub enum Fault {
     RingGarbage = 3,
     /// Point NOTIFY past the end of guest memory.
     OutsideMemory = 4,
+    /// Spin forever with interrupts disabled, making no hypercall.
+    Hang = 5,
+    /// Read an unmapped address (on a real CPU): the page fault reaches the kernel's
+    /// handler, which panics with it.
+    PageFault = 6,
 }
 
 impl Mode {
@@ -95,12 +100,14 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 7] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
         Fault::RingGarbage,
         Fault::OutsideMemory,
+        Fault::Hang,
+        Fault::PageFault,
     ];
 
     /// From the block's field.
@@ -116,6 +123,8 @@ impl Fault {
             Fault::IdtVector => "idt-vector",
             Fault::RingGarbage => "ring-garbage",
             Fault::OutsideMemory => "outside-memory",
+            Fault::Hang => "hang",
+            Fault::PageFault => "page-fault",
         }
     }
 }

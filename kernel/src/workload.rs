@@ -23,10 +23,15 @@ use x86::segmentation::Descriptor;
 use crate::console::CBuf;
 use crate::params::{Checked, Fault, Mode, Workload};
 
-/// Where the kernel's half of the address space starts (x86_64 Linux's PAGE_OFFSET).
-pub const KERNEL_ADDRESS: u64 = 0xffff_8000_0000_0000;
+/// Where the kernel's half of the address space starts (Linux's PAGE_OFFSET): the upper
+/// half of the lower canonical half. KVM on paging-virtualised hosts (kvm_pvm) runs ring-3
+/// guest code as host user code, which cannot reach the upper canonical half at all, so a
+/// ring-3 kernel keeps its "upper half" below 2^47.
+pub const KERNEL_ADDRESS: u64 = 0x0000_4000_0000_0000;
 /// Where the mmu workload maps its pages: 1 GiB into the kernel's half.
 pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
+/// An address the kernel never maps.
+pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
 /// The kernel code segment selector (`__KERNEL_CS`, GDT entry 2).
 pub const KERNEL_CS: u16 = 2 * 8;
 /// Exceptions the kernel installs handlers for (vectors 0..EXCEPTIONS).
@@ -406,6 +411,30 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
     if (pv().mmu.read_cr3)() != pgdir {
         return Err("read_cr3 does not give the table the kernel switched to");
     }
+    match params.fault {
+        Fault::Hang => {
+            irq_disable();
+            loop {
+                // Time passes (and, in process, the watchdog is checked) but nothing exits.
+                let _ = p.now_ns();
+                core::hint::spin_loop();
+            }
+        }
+        Fault::PageFault if !p.mappings_live() => {
+            return Err("the page-fault fault needs a real CPU: in process nothing is mapped");
+        }
+        Fault::PageFault => {
+            // SAFETY: deliberately not safe: the address is unmapped, and the fault it
+            // takes ends the kernel through its exception handler.
+            let v = unsafe { (UNMAPPED as *const u64).read_volatile() };
+            return Err(if v == 0 {
+                "read an unmapped page"
+            } else {
+                "read an unmapped page!"
+            });
+        }
+        _ => {}
+    }
 
     if params.workload == Workload::Mmu {
         mmu_workload::<I, P>(p, pgdir, raw.pages, raw.eager != 0)?;
@@ -541,7 +570,7 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
     let lg = I::lguest();
     let t = lg.transport();
     match params.fault {
-        Fault::None | Fault::BeforeInit => return Ok(()),
+        Fault::None | Fault::BeforeInit | Fault::Hang | Fault::PageFault => return Ok(()),
         Fault::IdtVector => {
             t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
         }

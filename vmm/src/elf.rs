@@ -23,7 +23,9 @@ pub enum ElfError {
         file_len: usize,
     },
     /// A segment does not fit where it must go.
-    #[error("ELF segment {index}: {len:#x} bytes at guest-physical {paddr:#x} do not fit below {limit:#x}")]
+    #[error(
+        "ELF segment {index}: {len:#x} bytes at guest-physical {paddr:#x} do not fit below {limit:#x}"
+    )]
     DoesNotFit {
         /// The segment.
         index: usize,
@@ -167,7 +169,13 @@ mod tests {
         let mem = GuestMem::new(0x10000).unwrap();
         mem.write(0x2004, &[0xaa; 4]).unwrap();
         let l = load(&elf(0x2000, &[1, 2, 3, 4], 8), &mem, 0x8000).unwrap();
-        assert_eq!(l, Loaded { entry: 0x2000, end: 0x2008 });
+        assert_eq!(
+            l,
+            Loaded {
+                entry: 0x2000,
+                end: 0x2008
+            }
+        );
         let mut b = [0u8; 8];
         mem.read(0x2000, &mut b).unwrap();
         assert_eq!(b, [1, 2, 3, 4, 0, 0, 0, 0]);
@@ -182,7 +190,11 @@ mod tests {
         );
         assert!(matches!(
             load(&elf(0x7ffc, &[1; 4], 8), &mem, 0x8000),
-            Err(ElfError::DoesNotFit { index: 0, paddr: 0x7ffc, .. })
+            Err(ElfError::DoesNotFit {
+                index: 0,
+                paddr: 0x7ffc,
+                ..
+            })
         ));
         let mut cut = elf(0x2000, &[1; 16], 16);
         cut.truncate(cut.len() - 8);

@@ -49,6 +49,7 @@ struct World {
     mem_size: u64,
     next_page: Cell<u64>,
     exits: Cell<u64>,
+    last_exit: Cell<Instant>,
     ticks: Cell<u64>,
     marks: RefCell<Vec<(Phase, Snapshot)>>,
     start: Instant,
@@ -62,7 +63,10 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn world() -> &'static World {
     let w = WORLD.load(Ordering::Acquire);
-    assert!(!w.is_null(), "the in-process guest ran outside `inproc::run`");
+    assert!(
+        !w.is_null(),
+        "the in-process guest ran outside `inproc::run`"
+    );
     // SAFETY: `run` sets WORLD to a live World for the whole time kernel code runs, on
     // this thread only (ONE_AT_A_TIME), and clears it before the World is dropped.
     unsafe { &*w }
@@ -75,6 +79,7 @@ impl Transport for Loop {
     fn hypercall(&self, nr: u64, args: [u64; ARG_REGS]) -> u64 {
         let w = world();
         w.exits.set(w.exits.get() + 1);
+        w.last_exit.set(Instant::now());
         match w.lb.call(nr, args) {
             Ok(ret) => {
                 w.before_entry();
@@ -182,7 +187,7 @@ impl Platform for World {
     }
 
     fn now_ns(&self) -> u64 {
-        if self.start.elapsed() > self.watchdog {
+        if self.last_exit.get().elapsed() > self.watchdog {
             // A busy wait that outlives the watchdog: in process nothing can interrupt it.
             self.lb.host_mut().kill_from_vmm(Kill::Watchdog {
                 ms: self.watchdog.as_millis() as u64,
@@ -208,6 +213,14 @@ impl Platform for World {
 
 /// Runs the kernel's workload for `cfg` in this process.
 pub fn run(cfg: &Config) -> Result<Report, String> {
+    run_with(cfg, |_| ()).map(|(r, ())| r)
+}
+
+/// [`run`], then `inspect` looks at the host (and guest memory) as the run left them.
+pub fn run_with<T>(
+    cfg: &Config,
+    inspect: impl FnOnce(&Host<SystemClock>) -> T,
+) -> Result<(Report, T), String> {
     cfg.check()?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mem = GuestMem::new(cfg.mem).map_err(|e| e.to_string())?;
@@ -241,6 +254,7 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         mem_size: cfg.mem,
         next_page: Cell::new(POOL),
         exits: Cell::new(0),
+        last_exit: Cell::new(Instant::now()),
         ticks: Cell::new(0),
         marks: RefCell::new(Vec::new()),
         start: Instant::now(),
@@ -251,7 +265,10 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         .boot_params()
         .check()
         .map_err(|e| format!("boot block: {e}"))?;
-    WORLD.store(std::ptr::from_ref(&*the_world).cast_mut(), Ordering::Release);
+    WORLD.store(
+        std::ptr::from_ref(&*the_world).cast_mut(),
+        Ordering::Release,
+    );
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let w = world();
         if let Err(e) = workload::run::<InProc, World>(w, &params) {
@@ -266,7 +283,8 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     {
         resume_unwind(payload);
     }
-    Ok(report(&the_world))
+    let seen = inspect(&the_world.lb.host());
+    Ok((report(&the_world), seen))
 }
 
 fn report(w: &World) -> Report {

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use guest::abi::guest::Pio;
-use host_stubs::abi::numbers::PAGE_SIZE;
+use host_stubs::abi::numbers::{Hypercall, PAGE_SIZE};
 use host_stubs::abi::shared::LguestData;
 use host_stubs::clock::{Clock, SystemClock};
 use host_stubs::desc::{Gate, INTERRUPT_GATE, Segment};
@@ -67,6 +67,8 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
 
 const RFLAGS_IF: u64 = 0x200;
 const RFLAGS_TF: u64 = 0x100;
+/// CR3's page-level write-through bit.
+const CR3_PWT: u64 = 0x8;
 /// Bytes below the interrupted stack pointer left alone when pushing a frame: the System V
 /// red zone, which the prebuilt `core` may use in leaf functions.
 const RED_ZONE: u64 = 128;
@@ -273,7 +275,10 @@ struct Machine {
     cr3: u64,
     gdt_seen: Vec<Segment>,
     idt_seen: Vec<Gate>,
-    flushes_seen: [u64; 2],
+    /// Page-table calls (SET_PTE, SET_PMD, FLUSH_TLB, NEW_PGTABLE) the host has run.
+    mmu_calls_seen: u64,
+    /// CR3's write-through bit, flipped to make KVM take a CR3 load.
+    cr3_flip: u64,
     exits: u64,
     kicks: u64,
     ticks: u64,
@@ -284,6 +289,15 @@ struct Machine {
 
 /// Boots `kernel` under KVM with `cfg` and runs it to its end.
 pub fn run(cfg: &Config, kernel: &[u8]) -> Result<Report, VmError> {
+    run_with(cfg, kernel, |_| ()).map(|(r, ())| r)
+}
+
+/// [`run`], then `inspect` looks at the host (and guest memory) as the run left them.
+pub fn run_with<T>(
+    cfg: &Config,
+    kernel: &[u8],
+    inspect: impl FnOnce(&Host<SystemClock>) -> T,
+) -> Result<(Report, T), VmError> {
     cfg.check().map_err(VmError::Config)?;
     install_kick_handler()?;
     let mut m = Machine::new(cfg, kernel)?;
@@ -296,7 +310,8 @@ pub fn run(cfg: &Config, kernel: &[u8]) -> Result<Report, VmError> {
     KVM_RUN.with(|c| c.set(std::ptr::null_mut()));
     drop(kicker);
     result?;
-    Ok(m.report())
+    let seen = inspect(&m.host);
+    Ok((m.report(), seen))
 }
 
 impl Machine {
@@ -327,7 +342,14 @@ impl Machine {
                 0,
                 if readonly { KVM_MEM_READONLY } else { 0 },
             ),
-            (2, host_gpa + STACK_OFF, HOST_SIZE - STACK_OFF, &region, STACK_OFF, 0),
+            (
+                2,
+                host_gpa + STACK_OFF,
+                HOST_SIZE - STACK_OFF,
+                &region,
+                STACK_OFF,
+                0,
+            ),
         ];
         for (slot, gpa, size, backing, offset, flags) in slots {
             let ptr = backing
@@ -428,7 +450,8 @@ impl Machine {
             cr3: boot_pgdir,
             gdt_seen,
             idt_seen,
-            flushes_seen: [0; 2],
+            mmu_calls_seen: 0,
+            cr3_flip: 0,
             exits: 0,
             kicks: 0,
             ticks: 0,
@@ -512,7 +535,12 @@ impl Machine {
                 Ok(other) => Exit::Cpu(format!("unexpected exit {other:?}")),
                 Err(e) if e.errno() == libc::EINTR => Exit::Kicked,
                 Err(e) if e.errno() == libc::EAGAIN => Exit::Kicked,
-                Err(err) => return Err(VmError::Kvm { what: "KVM_RUN", err }),
+                Err(err) => {
+                    return Err(VmError::Kvm {
+                        what: "KVM_RUN",
+                        err,
+                    });
+                }
             };
             if exit != Exit::Kicked {
                 self.exits += 1;
@@ -596,7 +624,10 @@ impl Machine {
         self.cpu.vcpu.set_kvm_immediate_exit(1);
         let r = match self.cpu.vcpu.run() {
             Err(e) if e.errno() == libc::EINTR => Ok(()),
-            Err(err) => Err(VmError::Kvm { what: "KVM_RUN", err }),
+            Err(err) => Err(VmError::Kvm {
+                what: "KVM_RUN",
+                err,
+            }),
             Ok(exit) => Err(VmError::NoKvm(format!(
                 "KVM ran the guest despite immediate_exit ({exit:?})"
             ))),
@@ -619,10 +650,15 @@ impl Machine {
                 .write(layout::IDT_OFF, &layout::real_idt(&self.idt_seen))
                 .map_err(|e| VmError::Memory(e.to_string()))?;
         }
+        // The guest changed its page tables and told the host: as lguest's host updates
+        // its shadow, this one makes KVM drop what it cached of the old entries (the guest
+        // cannot: invlpg and CR3 writes are privileged). A CR3 load does that; flipping the
+        // table's write-through bit (which only affects how the PML4 itself is cached)
+        // makes each one a load KVM cannot skip.
+        let mmu_calls = self.mmu_calls();
         let pgdir = self.host.pgdir();
-        let flushes = self.host.flushes();
-        if (pgdir != 0 && pgdir != self.cr3) || flushes != self.flushes_seen {
-            self.flushes_seen = flushes;
+        if mmu_calls != self.mmu_calls_seen {
+            self.mmu_calls_seen = mmu_calls;
             if pgdir != 0 && pgdir != self.cr3 {
                 // The host's slot in the guest's new table (NEW_PGTABLE checked the page).
                 let entry = layout::host_pml4_entry(self.host_gpa);
@@ -632,9 +668,9 @@ impl Machine {
                 }
                 self.cr3 = pgdir;
             }
-            // Writing CR3 switches tables and flushes the TLB.
+            self.cr3_flip ^= CR3_PWT;
             let mut s = self.cpu.sregs()?;
-            s.cr3 = self.cr3;
+            s.cr3 = self.cr3 | self.cr3_flip;
             self.cpu.set_sregs(&s)?;
         }
         let want = layout::host_pml4_entry(self.host_gpa);
@@ -702,6 +738,23 @@ impl Machine {
         Ok(())
     }
 
+    /// Page-table hypercalls the host has run so far.
+    fn mmu_calls(&self) -> u64 {
+        let (counts, _) = self.host.counts();
+        counts
+            .filter(|(c, _)| {
+                matches!(
+                    c,
+                    Hypercall::SetPte
+                        | Hypercall::SetPmd
+                        | Hypercall::FlushTlb
+                        | Hypercall::NewPgtable
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     fn real_gdt_entry(&self, sel: u16) -> u64 {
         layout::real_gdt(&self.gdt_seen)
             .get(usize::from(sel >> 3))
@@ -761,11 +814,21 @@ impl Machine {
     /// a page fault, the frame (with the virtual interrupt flag) on the guest's stack, the
     /// virtual flag cleared for an interrupt gate. Returns the iretq frame that enters the
     /// handler, or why the trap cannot be delivered.
-    fn reflect(&self, vector: u8, error: u64, f: &Frame) -> Result<Result<[u64; 5], String>, VmError> {
+    fn reflect(
+        &self,
+        vector: u8,
+        error: u64,
+        f: &Frame,
+    ) -> Result<Result<[u64; 5], String>, VmError> {
         let Some(page) = self.host.shared_page() else {
             return Ok(Err("before LGUEST_INIT, the guest has no handlers".into()));
         };
-        let gate = self.host.idt().get(usize::from(vector)).copied().unwrap_or_default();
+        let gate = self
+            .host
+            .idt()
+            .get(usize::from(vector))
+            .copied()
+            .unwrap_or_default();
         if !gate.present() {
             return Ok(Err("the guest has no handler for it".into()));
         }
@@ -796,7 +859,9 @@ impl Machine {
             Ok(sp) => sp,
             Err(why) => return Ok(Err(format!("pushing the trap frame: {why}"))),
         };
-        if gate.gate_type() == INTERRUPT_GATE && mem.store_u32(irq_at, 0, Ordering::Release).is_err() {
+        if gate.gate_type() == INTERRUPT_GATE
+            && mem.store_u32(irq_at, 0, Ordering::Release).is_err()
+        {
             return Ok(Err(gone()));
         }
         Ok(Ok([
@@ -809,8 +874,7 @@ impl Machine {
     }
 
     fn report(&self) -> Report {
-        let (hypercalls, unknown, ring_drained, interrupts, pages_mapped) =
-            host_counts(&self.host);
+        let (hypercalls, unknown, ring_drained, interrupts, pages_mapped) = host_counts(&self.host);
         let start = self.marks.iter().find(|(p, _)| *p == Phase::MmuStart);
         let end = self.marks.iter().find(|(p, _)| *p == Phase::MmuEnd);
         let workload = match (start, end) {
@@ -835,16 +899,14 @@ impl Machine {
             traps: self.traps,
             wall_ns: self.start.elapsed().as_nanos() as u64,
             console: self.host.console().to_string(),
-            stop: self
-                .host
-                .stopped()
-                .cloned()
-                .unwrap_or_else(|| Stop::Killed(host_stubs::Killed {
+            stop: self.host.stopped().cloned().unwrap_or_else(|| {
+                Stop::Killed(host_stubs::Killed {
                     reason: Kill::Cpu {
                         what: "the run ended without a stop".into(),
                     },
                     origin: host_stubs::Origin::Entry,
-                })),
+                })
+            }),
             workload,
             boots: 1,
         }

@@ -20,15 +20,17 @@
 
 use guest::abi::guest::Pio;
 use guest::abi::numbers::{
-    GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE,
-    RESERVE_MEM,
+    GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM,
 };
 use host_stubs::desc::{Gate, Segment, fix_segment};
 use lguest_kernel::params::MARK_PORT;
 
 /// Where the host region is mapped: the first address of the last top-level entry.
 pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
-const _: () = assert!(RESERVE_MEM == 1 << 39, "the host keeps exactly one PML4 entry");
+const _: () = assert!(
+    RESERVE_MEM == 1 << 39,
+    "the host keeps exactly one PML4 entry"
+);
 
 /// The real GDT (`GDT_ENTRIES` 8-byte entries).
 pub const GDT_OFF: u64 = 0x0000;
@@ -136,8 +138,16 @@ pub fn host_region(host_gpa: u64) -> Vec<u8> {
     }
     // The host's page tables: PDPT[0] -> PD[0] -> PT, which maps the region. Accessed and
     // dirty are preset so the CPU never writes to the read-only memslot.
-    put(&mut r, PDPT_OFF, &((host_gpa + PD_OFF) | P | RW | A).to_le_bytes());
-    put(&mut r, PD_OFF, &((host_gpa + PT_OFF) | P | RW | A).to_le_bytes());
+    put(
+        &mut r,
+        PDPT_OFF,
+        &((host_gpa + PD_OFF) | P | RW | A).to_le_bytes(),
+    );
+    put(
+        &mut r,
+        PD_OFF,
+        &((host_gpa + PT_OFF) | P | RW | A).to_le_bytes(),
+    );
     for page in 0..HOST_SIZE / PAGE_SIZE {
         let pte = (host_gpa + page * PAGE_SIZE) | P | RW | A | D;
         put(&mut r, PT_OFF + page * 8, &pte.to_le_bytes());
@@ -289,9 +299,12 @@ mod tests {
         let r = host_region(0x400_0000);
         let stub = |v: u64| {
             let at = (STUBS_OFF + v * STUB_SIZE) as usize;
-            disasm(&r[at..at + STUB_SIZE as usize], va(STUBS_OFF + v * STUB_SIZE))
+            disasm(
+                &r[at..at + STUB_SIZE as usize],
+                va(STUBS_OFF + v * STUB_SIZE),
+            )
         };
-        let tail = format!("jmp {:016X}h", va(COMMON_OFF));
+        let tail = format!("jmp 0{:016X}h", va(COMMON_OFF));
         assert_eq!(stub(3)[..3], ["push 0", "push 3", tail.as_str()]);
         assert_eq!(stub(14)[..2], ["push 0Eh", tail.as_str()]);
         assert_eq!(stub(255)[..3], ["push 0", "push 0FFh", tail.as_str()]);
@@ -329,9 +342,15 @@ mod tests {
         guest[HOST_CS_ENTRY as usize] = fix_segment(0xffff, 0x00af_9a00);
         guest[5] = fix_segment(0xffff, 0x00cf_f200);
         let g = real_gdt(&guest);
-        assert_eq!(g[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff, "host keeps its own");
+        assert_eq!(
+            g[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff,
+            "host keeps its own"
+        );
         assert_eq!(g[5], guest[5].raw());
-        assert_eq!(g[2], 0, "once the guest loads its GDT, its entries are all there is");
+        assert_eq!(
+            g[2], 0,
+            "once the guest loads its GDT, its entries are all there is"
+        );
     }
 
     #[test]

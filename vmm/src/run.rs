@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use host_stubs::Host;
 use host_stubs::Stop;
 use host_stubs::abi::numbers::CLOCK_MIN_DELTA;
-use host_stubs::clock::Clock;
-use host_stubs::Host;
 use host_stubs::abi::types::ShutdownKind;
+use host_stubs::clock::Clock;
 use lguest_kernel::params::{BootParams, Fault, Mode, Workload};
 use serde_json::json;
 
@@ -54,7 +54,7 @@ impl Default for Config {
 impl Config {
     /// Checks what the kernel and the host will rely on.
     pub fn check(&self) -> Result<(), String> {
-        if self.mem == 0 || self.mem % (2 << 20) != 0 || self.mem > MAX_MEM {
+        if self.mem == 0 || !self.mem.is_multiple_of(2 << 20) || self.mem > MAX_MEM {
             return Err(format!(
                 "memory must be a multiple of 2 MiB, at most {} MiB (got {} bytes)",
                 MAX_MEM >> 20,
@@ -244,7 +244,10 @@ impl Report {
             Stop::Shutdown(sd) => format!("shutdown ({}): {}", sd.kind.name(), sd.reason),
             Stop::Killed(k) => k.to_string(),
         };
-        s.push_str(&format!("--- lguest-run report ({}) ---\n", self.backend.name()));
+        s.push_str(&format!(
+            "--- lguest-run report ({}) ---\n",
+            self.backend.name()
+        ));
         s.push_str(&format!("end:          {end}\n"));
         s.push_str(&format!(
             "wall time:    {:.3} ms ({} boot{})\n",
@@ -280,7 +283,10 @@ impl Report {
             }
         }
         if self.unknown_hypercalls > 0 {
-            s.push_str(&format!("  {:<16}{:>9}\n", "(unknown)", self.unknown_hypercalls));
+            s.push_str(&format!(
+                "  {:<16}{:>9}\n",
+                "(unknown)", self.unknown_hypercalls
+            ));
         }
         s
     }

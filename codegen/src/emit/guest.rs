@@ -241,7 +241,12 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     let lit = proc_macro2::Literal::usize_unsuffixed;
     let nr_reg = lit(t.nr.encoding());
     let ret_reg = lit(t.ret.encoding());
-    let arg_encodings: Vec<_> = t.args.iter().take(arg_regs).map(|r| lit(r.encoding())).collect();
+    let arg_encodings: Vec<_> = t
+        .args
+        .iter()
+        .take(arg_regs)
+        .map(|r| lit(r.encoding()))
+        .collect();
     quote! {
         #d
         #[derive(Debug)]

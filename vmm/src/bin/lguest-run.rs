@@ -53,7 +53,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 a.cfg.workload = match it.next().map(String::as_str) {
                     Some("boot") => Workload::Boot,
                     Some("mmu") => Workload::Mmu,
-                    other => return Err(format!("--workload: expected boot or mmu, got {other:?}")),
+                    other => {
+                        return Err(format!("--workload: expected boot or mmu, got {other:?}"));
+                    }
                 }
             }
             "--pages" => a.cfg.pages = num(arg, it.next())?,
@@ -128,7 +130,10 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         if a.json {
-            eprintln!("lguest-run: the guest did not power off cleanly: {}", r.stop);
+            eprintln!(
+                "lguest-run: the guest did not power off cleanly: {}",
+                r.stop
+            );
         }
         ExitCode::from(1)
     }
