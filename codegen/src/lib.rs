@@ -292,16 +292,31 @@ fn combined_tokens(spec: &Spec) -> TokenStream {
 pub fn generate(spec: &Spec, header: &str) -> Result<Generated, RenderError> {
     let mut files = Vec::new();
     let mut mod_lines = Vec::new();
+    // The combined file (for `include!`) is the module files wrapped in `pub mod`, so each
+    // module is emitted and formatted once. Indenting is safe: the formatted code has no
+    // multi-line string literals (docs are `///` lines, strings are escaped).
+    let mut combined = format!("// {header}\n\n");
     for m in emit::modules(spec) {
         let d = emit::inner_doc(&m.doc);
         let items = m.items;
         let text = format_file(quote! { #d #items })?;
+        combined.push_str(&format!("pub mod {} {{\n", m.name));
+        for line in text.lines() {
+            if !line.is_empty() {
+                combined.push_str("    ");
+                combined.push_str(line);
+            }
+            combined.push('\n');
+        }
+        combined.push_str("}\n\n");
         files.push(GeneratedFile {
             path: format!("{}.rs", m.name),
             contents: format!("// {header}\n\n{text}"),
         });
         mod_lines.push(format!("pub mod {};", m.name));
     }
+    combined.truncate(combined.trim_end().len());
+    combined.push('\n');
     files.push(GeneratedFile {
         path: "mod.rs".into(),
         contents: format!(
@@ -314,7 +329,6 @@ pub fn generate(spec: &Spec, header: &str) -> Result<Generated, RenderError> {
         path: format!("{}.md", spec.abi.name.v),
         contents: emit::docs::markdown(spec, header) + "\n",
     });
-    let combined = format!("// {header}\n\n{}", format_file(combined_tokens(spec))?);
     Ok(Generated {
         abi: spec.abi.name.v.clone(),
         header: header.to_string(),

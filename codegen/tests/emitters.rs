@@ -334,6 +334,7 @@ fn host_decode_checks_and_types_every_argument() {
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
 /// whatever `nr` and `args` are.
+#[inline]
 pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
@@ -385,6 +386,7 @@ fn host_run_and_dispatch_hand_the_decoded_call_to_its_handler() {
         r###"
 /// Hands a decoded call to its handler on `host`. Returns the value for the result
 /// register (0 for calls that return nothing).
+#[inline]
 pub fn run<H: TinyHost + ?Sized>(
     host: &mut H,
     call: Call,
@@ -401,6 +403,7 @@ pub fn run<H: TinyHost + ?Sized>(
 /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
 /// [`run`]. The handler runs only when every argument meets the spec. Never
 /// panics, whatever `nr` and `args` are.
+#[inline]
 pub fn dispatch<H: TinyHost + ?Sized>(
     host: &mut H,
     nr: u64,
@@ -510,4 +513,54 @@ fn modules_follow_the_spec_sections() {
             "min.md"
         ]
     );
+}
+
+/// The combined file (what `include!` reads) is the module files wrapped in `pub mod`:
+/// the same items, token for token, for both real specs and the fixture.
+#[test]
+fn the_combined_file_holds_exactly_the_module_files() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for spec in [
+        "spec/lguest.toml",
+        "spec/kvm.toml",
+        "codegen/tests/fixtures/tiny.toml",
+    ] {
+        let path = std::path::PathBuf::from(format!("{root}/{spec}"));
+        let (s, _) = codegen::load_file(&path).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let g = codegen::generate(&s, "stamp").expect(spec);
+        let combined = syn::parse_file(&g.combined).expect("the combined file parses");
+        let mut seen = 0;
+        for item in combined.items {
+            let syn::Item::Mod(m) = item else {
+                panic!("{spec}: a combined-file item that is not a module")
+            };
+            let name = m.ident.to_string();
+            let file = g
+                .files
+                .iter()
+                .find(|f| f.path == format!("{name}.rs"))
+                .expect("a file per module");
+            let alone = syn::parse_file(&file.contents).expect("the module file parses");
+            let inner: Vec<String> = m
+                .content
+                .expect("an inline module")
+                .1
+                .iter()
+                .map(|i| quote::ToTokens::to_token_stream(i).to_string())
+                .collect();
+            let outer: Vec<String> = alone
+                .items
+                .iter()
+                .map(|i| quote::ToTokens::to_token_stream(i).to_string())
+                .collect();
+            assert_eq!(inner, outer, "{spec}: module {name}");
+            assert_eq!(m.attrs.len(), alone.attrs.len(), "{spec}: {name}'s docs");
+            seen += 1;
+        }
+        assert_eq!(
+            seen + 2,
+            g.files.len(),
+            "{spec}: every module, plus mod.rs and the docs"
+        );
+    }
 }

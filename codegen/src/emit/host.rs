@@ -120,6 +120,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
             /// the registers a slot does not hold. Read the slot once into `nr` and `args`
             /// before calling this; the guest may change it at any time.
+            #[inline]
             pub fn dispatch_slot<H: #host_trait + ?Sized>(
                 host: &mut H,
                 nr: u64,
@@ -130,6 +131,44 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
     });
 
+    // Only the private helpers the spec's constraints call, so the module stays
+    // warning-free.
+    let uses_range = spec
+        .hypercalls
+        .iter()
+        .flat_map(|h| &h.args)
+        .any(|a| a.range.is_some());
+    let uses_align = spec
+        .hypercalls
+        .iter()
+        .flat_map(|h| &h.args)
+        .any(|a| a.align.is_some());
+    let uses_bad = spec.hypercalls.iter().flat_map(|h| &h.args).any(|a| {
+        a.range.is_some() || a.align.is_some() || spec.arg_prim(&a.ty) != Prim::U64 || matches!(a.ty, ArgType::Named(i) if matches!(spec.types[i].kind, TypeKind::Enum { .. }))
+    });
+    let bad_fn = uses_bad.then(|| quote! {
+        fn bad(call: super::numbers::Hypercall, index: usize, value: u64, violation: Violation) -> BadArgument {
+            BadArgument { call, arg: call.arg_names()[index], index, value, violation }
+        }
+    });
+    let check_range_fn = uses_range.then(|| quote! {
+        #[inline]
+        fn check_range(call: super::numbers::Hypercall, index: usize, value: u64, lo: u64, hi: u64) -> ::core::result::Result<u64, BadArgument> {
+            if value < lo || value > hi {
+                return Err(bad(call, index, value, Violation::Range { lo, hi }));
+            }
+            Ok(value)
+        }
+    });
+    let check_align_fn = uses_align.then(|| quote! {
+        #[inline]
+        fn check_align(call: super::numbers::Hypercall, index: usize, value: u64, align: u64) -> ::core::result::Result<u64, BadArgument> {
+            if !value.is_multiple_of(align) {
+                return Err(bad(call, index, value, Violation::Align { align }));
+            }
+            Ok(value)
+        }
+    });
     let items = quote! {
         #host_doc_attrs
         pub trait #host_trait {
@@ -237,23 +276,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
         impl<E: ::core::fmt::Debug + ::core::fmt::Display> ::core::error::Error for DispatchError<E> {}
 
-        fn bad(call: super::numbers::Hypercall, index: usize, value: u64, violation: Violation) -> BadArgument {
-            BadArgument { call, arg: call.arg_names()[index], index, value, violation }
-        }
+        #bad_fn
 
-        fn check_range(call: super::numbers::Hypercall, index: usize, value: u64, lo: u64, hi: u64) -> ::core::result::Result<u64, BadArgument> {
-            if value < lo || value > hi {
-                return Err(bad(call, index, value, Violation::Range { lo, hi }));
-            }
-            Ok(value)
-        }
+        #check_range_fn
 
-        fn check_align(call: super::numbers::Hypercall, index: usize, value: u64, align: u64) -> ::core::result::Result<u64, BadArgument> {
-            if !value.is_multiple_of(align) {
-                return Err(bad(call, index, value, Violation::Align { align }));
-            }
-            Ok(value)
-        }
+        #check_align_fn
 
         /// A hypercall with its arguments checked against the spec and typed: what
         /// [`decode`] makes of a trap, and what [`run`] hands to a handler.
@@ -310,6 +337,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         /// Checks hypercall `nr` with argument registers `args` against the spec (every
         /// range, alignment, enum and width) and types its arguments. Never panics,
         /// whatever `nr` and `args` are.
+        #[inline]
         pub fn decode(
             nr: u64,
             args: [u64; super::numbers::ARG_REGS],
@@ -326,6 +354,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
         /// Hands a decoded call to its handler on `host`. Returns the value for the result
         /// register (0 for calls that return nothing).
+        #[inline]
         pub fn run<H: #host_trait + ?Sized>(
             host: &mut H,
             call: Call,
@@ -338,6 +367,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
         /// [`run`]. The handler runs only when every argument meets the spec. Never
         /// panics, whatever `nr` and `args` are.
+        #[inline]
         pub fn dispatch<H: #host_trait + ?Sized>(
             host: &mut H,
             nr: u64,
@@ -349,21 +379,6 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
         #ring_items
     };
-    // Silence "unused" for helpers a spec without such constraints never calls.
-    let uses_range = spec
-        .hypercalls
-        .iter()
-        .flat_map(|h| &h.args)
-        .any(|a| a.range.is_some());
-    let uses_align = spec
-        .hypercalls
-        .iter()
-        .flat_map(|h| &h.args)
-        .any(|a| a.align.is_some());
-    let uses_bad = spec.hypercalls.iter().flat_map(|h| &h.args).any(|a| {
-        a.range.is_some() || a.align.is_some() || spec.arg_prim(&a.ty) != Prim::U64 || matches!(a.ty, ArgType::Named(i) if matches!(spec.types[i].kind, TypeKind::Enum { .. }))
-    });
-    let items = strip_unused(items, uses_range, uses_align, uses_bad);
     Module {
         name: "host",
         doc: format!(
@@ -387,25 +402,6 @@ fn call_with_locals(h: &crate::spec::Hypercall) -> TokenStream {
         quote! { #f: #l }
     });
     quote! { Call::#v { #(#fields),* } }
-}
-
-/// Drops the private helpers a spec never calls, so the module stays warning-free.
-fn strip_unused(items: TokenStream, range: bool, align: bool, bad: bool) -> TokenStream {
-    let file: syn::File = match syn::parse2(items.clone()) {
-        Ok(f) => f,
-        Err(_) => return items,
-    };
-    let keep = |name: &str| match name {
-        "check_range" => range,
-        "check_align" => align,
-        "bad" => bad,
-        _ => true,
-    };
-    let kept = file.items.into_iter().filter(|i| match i {
-        syn::Item::Fn(f) => keep(&f.sig.ident.to_string()),
-        _ => true,
-    });
-    quote! { #(#kept)* }
 }
 
 /// Statements binding `arg{i}` to argument `i`, checked and typed; they return early

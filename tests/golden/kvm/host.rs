@@ -188,6 +188,7 @@ fn bad(
     }
 }
 
+#[inline]
 fn check_range(
     call: super::numbers::Hypercall,
     index: usize,
@@ -201,6 +202,7 @@ fn check_range(
     Ok(value)
 }
 
+#[inline]
 fn check_align(
     call: super::numbers::Hypercall,
     index: usize,
@@ -320,6 +322,7 @@ impl ::core::error::Error for DecodeError {}
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
 /// whatever `nr` and `args` are.
+#[inline]
 pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
@@ -398,6 +401,7 @@ pub fn decode(
 
 /// Hands a decoded call to its handler on `host`. Returns the value for the result
 /// register (0 for calls that return nothing).
+#[inline]
 pub fn run<H: KvmHost + ?Sized>(
     host: &mut H,
     call: Call,
@@ -421,6 +425,7 @@ pub fn run<H: KvmHost + ?Sized>(
 /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
 /// [`run`]. The handler runs only when every argument meets the spec. Never
 /// panics, whatever `nr` and `args` are.
+#[inline]
 pub fn dispatch<H: KvmHost + ?Sized>(
     host: &mut H,
     nr: u64,

@@ -273,6 +273,7 @@ fn bad(
     }
 }
 
+#[inline]
 fn check_range(
     call: super::numbers::Hypercall,
     index: usize,
@@ -286,6 +287,7 @@ fn check_range(
     Ok(value)
 }
 
+#[inline]
 fn check_align(
     call: super::numbers::Hypercall,
     index: usize,
@@ -464,6 +466,7 @@ impl ::core::error::Error for DecodeError {}
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
 /// whatever `nr` and `args` are.
+#[inline]
 pub fn decode(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
@@ -610,6 +613,7 @@ pub fn decode(
 
 /// Hands a decoded call to its handler on `host`. Returns the value for the result
 /// register (0 for calls that return nothing).
+#[inline]
 pub fn run<H: LguestHost + ?Sized>(
     host: &mut H,
     call: Call,
@@ -681,6 +685,7 @@ pub fn run<H: LguestHost + ?Sized>(
 /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
 /// [`run`]. The handler runs only when every argument meets the spec. Never
 /// panics, whatever `nr` and `args` are.
+#[inline]
 pub fn dispatch<H: LguestHost + ?Sized>(
     host: &mut H,
     nr: u64,
@@ -693,6 +698,7 @@ pub fn dispatch<H: LguestHost + ?Sized>(
 /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
 /// the registers a slot does not hold. Read the slot once into `nr` and `args`
 /// before calling this; the guest may change it at any time.
+#[inline]
 pub fn dispatch_slot<H: LguestHost + ?Sized>(
     host: &mut H,
     nr: u64,

@@ -28,6 +28,7 @@ impl RingCursor {
     }
 
     /// The next slot the guest will fill.
+    #[inline]
     pub fn slot(&self) -> usize {
         self.next.load(::core::sync::atomic::Ordering::Relaxed)
     }
@@ -53,12 +54,14 @@ pub struct Batch<'a, T: ?Sized> {
 impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
     /// Queues hypercall `nr` with `args` when in lazy mode, calls it directly
     /// otherwise.
+    #[inline]
     pub fn call(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
         if self.lazy { self.queue(nr, args) } else { self.direct(nr, args) }
     }
 
     /// Queues hypercall `nr` with `args` in the next slot, or calls it directly when
     /// that slot is not free (the ring is full).
+    #[inline]
     pub fn queue(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
         use ::core::sync::atomic::Ordering;
         let i = self.cursor.slot() % super::shared::RING_SIZE;
@@ -81,6 +84,7 @@ impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
     }
 
     /// Makes hypercall `nr` now, loading the unused argument registers with 0.
+    #[inline]
     pub fn direct(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
         super::guest::Transport::hypercall(
             self.transport,
