@@ -511,7 +511,7 @@ pub enum Origin {
 
 /// A kill with where it happened.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("guest killed: {reason}{}", match origin { Origin::Ring(s) => format!(" (async ring slot {s})"), Origin::Direct => String::new(), Origin::Entry => " (before a guest entry)".into() })]
+#[error("guest killed: {reason}{}", match origin { Origin::Ring(s) => format!(" (async ring slot {s})"), Origin::Direct => String::new(), Origin::Entry => " (not in a hypercall)".into() })]
 pub struct Killed {
     /// Why.
     pub reason: Kill,

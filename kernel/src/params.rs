@@ -78,6 +78,11 @@ pub enum Fault {
     /// Read an unmapped address (on a real CPU): the page fault reaches the kernel's
     /// handler, which panics with it.
     PageFault = 6,
+    /// Write to a port next to the hypercall port, which the I/O bitmap lets through.
+    BadPort = 7,
+    /// Map the first page past guest RAM (the host's) behind the host's back, and write
+    /// to it.
+    HostWrite = 8,
 }
 
 impl Mode {
@@ -100,7 +105,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 9] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -108,6 +113,8 @@ impl Fault {
         Fault::OutsideMemory,
         Fault::Hang,
         Fault::PageFault,
+        Fault::BadPort,
+        Fault::HostWrite,
     ];
 
     /// From the block's field.
@@ -125,6 +132,8 @@ impl Fault {
             Fault::OutsideMemory => "outside-memory",
             Fault::Hang => "hang",
             Fault::PageFault => "page-fault",
+            Fault::BadPort => "bad-port",
+            Fault::HostWrite => "host-write",
         }
     }
 }

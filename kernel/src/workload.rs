@@ -28,6 +28,8 @@ use crate::params::{Checked, Fault, Mode, Workload};
 /// guest code as host user code, which cannot reach the upper canonical half at all, so a
 /// ring-3 kernel keeps its "upper half" below 2^47.
 pub const KERNEL_ADDRESS: u64 = 0x0000_4000_0000_0000;
+/// Pages the boot workload maps and unmaps through pv_mmu_ops.
+pub const BOOT_MMU_PAGES: u64 = 64;
 /// Where the mmu workload maps its pages: 1 GiB into the kernel's half.
 pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
 /// An address the kernel never maps.
@@ -420,8 +422,8 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
                 core::hint::spin_loop();
             }
         }
-        Fault::PageFault if !p.mappings_live() => {
-            return Err("the page-fault fault needs a real CPU: in process nothing is mapped");
+        Fault::PageFault | Fault::BadPort | Fault::HostWrite if !p.mappings_live() => {
+            return Err("this fault needs a real CPU: in process nothing is mapped");
         }
         Fault::PageFault => {
             // SAFETY: deliberately not safe: the address is unmapped, and the fault it
@@ -433,12 +435,48 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
                 "read an unmapped page!"
             });
         }
+        Fault::BadPort => {
+            // SAFETY: deliberately wrong: a port the I/O bitmap opens (it is inside the
+            // hypercall's four) but the ABI does not define; the host ends the guest.
+            unsafe {
+                core::arch::asm!("out dx, al", in("dx") 0xf7u16, in("al") 0u8,
+                    options(nomem, nostack, preserves_flags))
+            };
+            return Err("the host let a write to a stray port through");
+        }
+        Fault::HostWrite => {
+            // Map the first page past RAM without telling the host (a native write, no
+            // SET_PTE, which would be refused), then write to it.
+            map(p, pgdir, UNMAPPED, 0)?;
+            let mut table = pgdir;
+            for shift in [39u32, 30, 21] {
+                // SAFETY: `map` just made the tables down to UNMAPPED's leaf.
+                let e = unsafe {
+                    p.va(table)
+                        .add(((UNMAPPED >> shift) & 511) as usize)
+                        .read_volatile()
+                };
+                table = e & ADDR_MASK;
+            }
+            // SAFETY: deliberately wrong: the leaf for UNMAPPED, pointed past guest RAM.
+            unsafe {
+                p.va(table)
+                    .add(((UNMAPPED >> 12) & 511) as usize)
+                    .write_volatile(params.raw.mem_size | LEAF);
+                (UNMAPPED as *mut u64).write_volatile(0x0062_6164);
+            }
+            return Err("the host let a write to its own memory through");
+        }
         _ => {}
     }
 
-    if params.workload == Workload::Mmu {
-        mmu_workload::<I, P>(p, pgdir, raw.pages, raw.eager != 0)?;
-    }
+    // Map and unmap pages through pv_mmu_ops: a few at boot, as many as asked for the mmu
+    // workload.
+    let pages = match params.workload {
+        Workload::Mmu => raw.pages,
+        Workload::Boot => BOOT_MMU_PAGES,
+    };
+    mmu_workload::<I, P>(p, pgdir, pages, raw.eager != 0)?;
 
     // time_init(): the clock source and clock event, then unblock the timer line.
     (pv().time.time_init)();
@@ -570,7 +608,12 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
     let lg = I::lguest();
     let t = lg.transport();
     match params.fault {
-        Fault::None | Fault::BeforeInit | Fault::Hang | Fault::PageFault => return Ok(()),
+        Fault::None
+        | Fault::BeforeInit
+        | Fault::Hang
+        | Fault::PageFault
+        | Fault::BadPort
+        | Fault::HostWrite => return Ok(()),
         Fault::IdtVector => {
             t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
         }

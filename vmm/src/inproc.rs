@@ -50,6 +50,8 @@ struct World {
     next_page: Cell<u64>,
     exits: Cell<u64>,
     last_exit: Cell<Instant>,
+    live_console: bool,
+    console_shown: Cell<usize>,
     ticks: Cell<u64>,
     marks: RefCell<Vec<(Phase, Snapshot)>>,
     start: Instant,
@@ -80,7 +82,9 @@ impl Transport for Loop {
         let w = world();
         w.exits.set(w.exits.get() + 1);
         w.last_exit.set(Instant::now());
-        match w.lb.call(nr, args) {
+        let result = w.lb.call(nr, args);
+        w.show_console();
+        match result {
             Ok(ret) => {
                 w.before_entry();
                 ret
@@ -119,6 +123,14 @@ impl World {
                 }
                 Err(_) => resume_unwind(Box::new(GuestStopped)),
             }
+        }
+    }
+
+    fn show_console(&self) {
+        if self.live_console {
+            let mut shown = self.console_shown.get();
+            crate::run::show_console(self.lb.host().console(), &mut shown);
+            self.console_shown.set(shown);
         }
     }
 
@@ -255,6 +267,8 @@ pub fn run_with<T>(
         next_page: Cell::new(POOL),
         exits: Cell::new(0),
         last_exit: Cell::new(Instant::now()),
+        live_console: cfg.live_console,
+        console_shown: Cell::new(0),
         ticks: Cell::new(0),
         marks: RefCell::new(Vec::new()),
         start: Instant::now(),

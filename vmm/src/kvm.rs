@@ -285,6 +285,7 @@ struct Machine {
     traps: u64,
     start: Instant,
     marks: Vec<(Phase, Snapshot)>,
+    console_shown: usize,
 }
 
 /// Boots `kernel` under KVM with `cfg` and runs it to its end.
@@ -307,6 +308,9 @@ pub fn run_with<T>(
     );
     KVM_RUN.with(|c| c.set(std::ptr::from_mut(m.cpu.vcpu.get_kvm_run())));
     let result = m.run_loop(cfg, &kicker);
+    if cfg.live_console {
+        crate::run::show_console(m.host.console(), &mut m.console_shown);
+    }
     KVM_RUN.with(|c| c.set(std::ptr::null_mut()));
     drop(kicker);
     result?;
@@ -458,6 +462,7 @@ impl Machine {
             traps: 0,
             start: Instant::now(),
             marks: Vec::new(),
+            console_shown: 0,
         })
     }
 
@@ -544,6 +549,9 @@ impl Machine {
             };
             if exit != Exit::Kicked {
                 self.exits += 1;
+            }
+            if cfg.live_console {
+                crate::run::show_console(self.host.console(), &mut self.console_shown);
             }
             match exit {
                 Exit::Kicked => self.kicks += 1,

@@ -65,6 +65,12 @@ pub fn boot(cfg: &Config, choice: Choice) -> Result<Outcome, String> {
     let restarted = matches!(&report.stop, host_stubs::Stop::Shutdown(s)
         if s.kind == host_stubs::abi::types::ShutdownKind::Restart);
     if restarted {
+        if let host_stubs::Stop::Shutdown(s) = &report.stop {
+            eprintln!(
+                "lguest-run: the guest asked for a restart ({}); booting it again",
+                s.reason
+            );
+        }
         // The restarted kernel boots normally.
         let again = Config {
             mode: lguest_kernel::Mode::PowerOff,

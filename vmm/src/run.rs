@@ -33,6 +33,8 @@ pub struct Config {
     pub fault: Fault,
     /// Running this long without a hypercall ends the guest.
     pub watchdog: Duration,
+    /// Print the guest's console text on stdout as it arrives.
+    pub live_console: bool,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             tick_ns: 1_000_000,
             fault: Fault::None,
             watchdog: Duration::from_secs(5),
+            live_console: false,
         }
     }
 }
@@ -309,4 +312,15 @@ pub fn host_counts<C: Clock>(host: &Host<C>) -> (Vec<(&'static str, u64)>, u64, 
 pub fn host_total_calls<C: Clock>(host: &Host<C>) -> u64 {
     let (calls, unknown) = host.counts();
     calls.map(|(_, n)| n).sum::<u64>() + unknown
+}
+
+/// Prints the console text past `shown` bytes, and moves `shown` on.
+pub fn show_console(text: &str, shown: &mut usize) {
+    use std::io::Write;
+    if let Some(new) = text.get(*shown..).filter(|t| !t.is_empty()) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(new.as_bytes());
+        let _ = out.flush();
+        *shown = text.len();
+    }
 }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use lguest_kernel::{Fault, Mode, Workload};
 use lguest_vmm::{Choice, Config, boot};
 
-const USAGE: &str = "usage: lguest-run [--json] [--panic | --restart] [--workload boot|mmu] [--pages N] [--eager]
+const USAGE: &str =
+    "usage: lguest-run [--json] [--panic | --restart] [--workload boot|mmu] [--pages N] [--eager]
                   [--ticks N] [--tick-us N] [--mem-mib N] [--watchdog-ms N]
-                  [--backend auto|kvm|in-process] [--fault none|before-init|idt-vector|ring-garbage|outside-memory]
+                  [--backend auto|kvm|in-process] [--fault NAME]
 
 Boots the lguest guest kernel in a KVM virtual machine (at ring 3), every hypercall served by
 the dispatch generated from spec/lguest.toml and the reference host; prints the guest's console,
@@ -89,8 +90,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
+    a.cfg.live_console = !a.json;
     a.cfg.check()?;
     Ok(a)
+}
+
+fn fault_names() -> String {
+    Fault::ALL.map(Fault::name).join(", ")
 }
 
 fn main() -> ExitCode {
@@ -98,11 +104,14 @@ fn main() -> ExitCode {
     let a = match parse(&args) {
         Ok(a) => a,
         Err(e) if e.is_empty() => {
-            println!("{USAGE}");
+            println!(
+                "{USAGE}\n\nFaults (the guest breaks the ABI on purpose): {}",
+                fault_names()
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("lguest-run: {e}\n\n{USAGE}");
+            eprintln!("lguest-run: {e}\n\n{USAGE}\n\nFaults: {}", fault_names());
             return ExitCode::from(2);
         }
     };
@@ -120,7 +129,7 @@ fn main() -> ExitCode {
     if a.json {
         println!("{}", r.to_json());
     } else {
-        print!("{}", r.console);
+        // The console went out as it came.
         if !r.console.ends_with('\n') && !r.console.is_empty() {
             println!();
         }
