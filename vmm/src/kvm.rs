@@ -320,7 +320,13 @@ pub fn run_with<T>(
 
 impl Machine {
     fn new(cfg: &Config, kernel: &[u8]) -> Result<Machine, VmError> {
-        let kvm = Kvm::new().map_err(|e| VmError::NoKvm(format!("opening /dev/kvm: {e}")))?;
+        // LGUEST_KVM_DEVICE names another device node (tests use a missing one to see the
+        // fallback).
+        let path = std::env::var("LGUEST_KVM_DEVICE").unwrap_or_else(|_| "/dev/kvm".into());
+        let cpath = std::ffi::CString::new(path.clone())
+            .map_err(|_| VmError::NoKvm(format!("{path:?} is not a path")))?;
+        let kvm = Kvm::new_with_path(&cpath)
+            .map_err(|e| VmError::NoKvm(format!("opening {path}: {e}")))?;
         for (cap, name) in [
             (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
             (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),

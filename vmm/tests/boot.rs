@@ -373,3 +373,22 @@ fn the_command_prints_one_json_report() {
     assert_eq!(usage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&usage.stderr).contains("`lots` is not a number"));
 }
+
+#[test]
+fn without_kvm_the_command_says_why_in_one_line_and_runs_in_process() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lguest-run"))
+        .args(["--ticks", "2"])
+        .env("LGUEST_KVM_DEVICE", "/nonexistent/kvm")
+        .output()
+        .expect("lguest-run runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("opening /nonexistent/kvm") && err.contains("in process"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--- lguest-run report (in-process) ---"), "{text}");
+    assert!(text.contains("power off"), "{text}");
+}
