@@ -41,9 +41,9 @@ pub fn pvb_lazy_set_pte(b: &Batch<'_, Recorder>, pgdir: Gpa, vaddr: Gva, pte: u6
 pub struct HandCursor(pub std::sync::atomic::AtomicUsize);
 
 /// Not generated: the generated `Batch::call`/`queue` for SET_PTE written out by hand over
-/// the same page, the same steps in the same order, but with the cursor read inline (the
-/// generated `RingCursor::slot` is a cross-crate call, as it is not `#[inline]`). Shows
-/// what that one attribute is worth.
+/// the same page, the same steps in the same order, with the cursor and page passed in
+/// registers instead of through a `Batch`. Written when the generated `RingCursor::slot`
+/// was a cross-crate call; kept as the hand-written reference for the generated queue.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub fn pvb_lazy_by_hand(

@@ -7,8 +7,8 @@
 //!
 //! Phases: `load` (parse and check the spec), `tokens` (emit every module as one token
 //! stream, what `pv_macros::abi!` returns), `generate` (what `pvgen generate` renders:
-//! emit, `syn` parse and `prettyplease` of each module, then of all modules again as the
-//! combined `include!` file, plus the Markdown reference).
+//! emit, `syn` parse and `prettyplease` of each module once, the combined `include!` file
+//! wrapping the formatted modules, plus the Markdown reference).
 
 use std::time::Instant;
 
