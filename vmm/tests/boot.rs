@@ -381,7 +381,11 @@ fn without_kvm_the_command_says_why_in_one_line_and_runs_in_process() {
         .env("LGUEST_KVM_DEVICE", "/nonexistent/kvm")
         .output()
         .expect("lguest-run runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(
@@ -389,6 +393,9 @@ fn without_kvm_the_command_says_why_in_one_line_and_runs_in_process() {
         "{err}"
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--- lguest-run report (in-process) ---"), "{text}");
+    assert!(
+        text.contains("--- lguest-run report (in-process) ---"),
+        "{text}"
+    );
     assert!(text.contains("power off"), "{text}");
 }
