@@ -228,6 +228,9 @@ fn comments(src: &str) -> String {
                 .and_then(|r| r.strip_suffix(");"))
                 .and_then(|r| syn::parse_str::<syn::LitStr>(r.trim()).ok());
             if let Some(l) = lit {
+                if needs_blank(&out, indent, "// ", true) {
+                    out.push(String::new());
+                }
                 let mut cur = String::new();
                 for w in l.value().split_whitespace() {
                     if !cur.is_empty() && indent.len() + 3 + cur.len() + 1 + w.len() > 92 {
@@ -243,22 +246,8 @@ fn comments(src: &str) -> String {
             }
             continue;
         }
-        // A blank line between consecutive items at the same depth, and after inner docs.
-        if let Some(prev) = out.last() {
-            let pt = prev.trim_start();
-            let same_indent = prev.len() - pt.len() == indent.len();
-            let prev_ends_item =
-                pt == "}" || pt == "};" || (pt.ends_with(';') && !pt.starts_with("//"));
-            let starts_item = [
-                "///", "#[", "pub ", "impl", "const ", "fn ", "unsafe ", "type ", "enum ",
-                "struct ", "trait ", "// ",
-            ]
-            .iter()
-            .any(|p| t.starts_with(p));
-            let after_inner_doc = pt.starts_with("//!") && !t.starts_with("//!");
-            if (same_indent && prev_ends_item && starts_item) || after_inner_doc {
-                out.push(String::new());
-            }
+        if needs_blank(&out, indent, t, false) {
+            out.push(String::new());
         }
         out.push(line.to_string());
         i += 1;
@@ -266,6 +255,29 @@ fn comments(src: &str) -> String {
     let mut s = out.join("\n");
     s.push('\n');
     s
+}
+
+/// Whether a blank line goes before line `t` (indented by `indent`): between consecutive
+/// items at the same depth, and after inner docs. A `comment` after a statement stays with
+/// the statement it explains.
+fn needs_blank(out: &[String], indent: &str, t: &str, comment: bool) -> bool {
+    let Some(prev) = out.last() else {
+        return false;
+    };
+    let pt = prev.trim_start();
+    let same_indent = prev.len() - pt.len() == indent.len();
+    let prev_ends_item = pt == "}"
+        || pt == "};"
+        || pt.ends_with(" {}")
+        || (!comment && pt.ends_with(';') && !pt.starts_with("//"));
+    let starts_item = [
+        "///", "#[", "pub ", "impl", "const ", "fn ", "unsafe ", "type ", "enum ", "struct ",
+        "trait ", "// ",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p));
+    let after_inner_doc = pt.starts_with("//!") && !t.starts_with("//!");
+    (same_indent && prev_ends_item && starts_item) || after_inner_doc
 }
 
 /// The modules as one token stream, `pub mod numbers { ... } ...`, without comment

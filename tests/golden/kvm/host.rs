@@ -173,6 +173,7 @@ impl<E: ::core::fmt::Display> ::core::fmt::Display for DispatchError<E> {
 
 impl<E: ::core::fmt::Debug + ::core::fmt::Display> ::core::error::Error
 for DispatchError<E> {}
+
 fn bad(
     call: super::numbers::Hypercall,
     index: usize,
@@ -319,6 +320,7 @@ impl ::core::fmt::Display for DecodeError {
 }
 
 impl ::core::error::Error for DecodeError {}
+
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
 /// whatever `nr` and `args` are.

@@ -163,6 +163,7 @@ impl ::core::fmt::Display for UnknownHypercall {
 }
 
 impl ::core::error::Error for UnknownHypercall {}
+
 impl ::core::convert::TryFrom<u64> for Hypercall {
     type Error = UnknownHypercall;
 

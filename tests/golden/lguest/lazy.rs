@@ -76,6 +76,7 @@ impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
         for (a, v) in slot.args.iter().zip(args) {
             a.store(v, Ordering::Relaxed);
         }
+
         // Arguments first, then the status byte with release ordering: the host must never
         // see a ready slot with stale arguments.
         status.store(super::shared::RING_READY, Ordering::Release);

@@ -287,6 +287,7 @@ impl ::core::default::Default for LguestData {
         Self::new()
     }
 }
+
 // The layout is the ABI: these fail the build if the struct and the spec's offsets ever
 // disagree.
 const _: () = {
