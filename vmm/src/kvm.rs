@@ -237,11 +237,19 @@ impl Kicker {
         }
     }
 
+    /// Sets the deadline. The thread is woken only when it must kick sooner than it
+    /// planned: a later deadline (the watchdog's, pushed back by every hypercall) it finds
+    /// when it wakes, which keeps a cross-thread wake-up off every exit.
     fn arm(&self, deadline: Option<Instant>) {
         let (lock, cv) = &*self.state;
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
-        if st.deadline != deadline {
-            st.deadline = deadline;
+        let sooner = match (deadline, st.deadline) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        st.deadline = deadline;
+        if sooner {
             cv.notify_one();
         }
     }
