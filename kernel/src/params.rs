@@ -83,6 +83,8 @@ pub enum Fault {
     /// Map the first page past guest RAM (the host's) behind the host's back, and write
     /// to it.
     HostWrite = 8,
+    /// Clear the top-level entry the host keeps in every page table, then exit.
+    HostEntry = 9,
 }
 
 impl Mode {
@@ -105,7 +107,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -115,6 +117,7 @@ impl Fault {
         Fault::PageFault,
         Fault::BadPort,
         Fault::HostWrite,
+        Fault::HostEntry,
     ];
 
     /// From the block's field.
@@ -134,6 +137,7 @@ impl Fault {
             Fault::PageFault => "page-fault",
             Fault::BadPort => "bad-port",
             Fault::HostWrite => "host-write",
+            Fault::HostEntry => "host-entry",
         }
     }
 }

@@ -392,6 +392,8 @@ pub type Failure = &'static str;
 pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Failure> {
     let lg = I::lguest();
     let raw = &params.raw;
+    // A fresh count: the in-process backend runs this more than once per process.
+    TICKS.store(0, Ordering::Relaxed);
     if params.fault == Fault::BeforeInit {
         // Broken on purpose: a hypercall before the shared page exists.
         lg.transport().halt();
@@ -421,6 +423,13 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
                 let _ = p.now_ns();
                 core::hint::spin_loop();
             }
+        }
+        Fault::HostEntry => {
+            // SAFETY: deliberately wrong: the last entry of our own top-level table is the
+            // host's (RESERVE_MEM); the next exit must end us.
+            unsafe { p.va(pgdir).add(511).write_volatile(0) };
+            (pv().mmu.flush_tlb_kernel)();
+            return Err("the host did not notice its top-level entry was cleared");
         }
         Fault::PageFault | Fault::BadPort | Fault::HostWrite if !p.mappings_live() => {
             return Err("this fault needs a real CPU: in process nothing is mapped");
@@ -613,7 +622,8 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
         | Fault::Hang
         | Fault::PageFault
         | Fault::BadPort
-        | Fault::HostWrite => return Ok(()),
+        | Fault::HostWrite
+        | Fault::HostEntry => return Ok(()),
         Fault::IdtVector => {
             t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
         }

@@ -30,6 +30,9 @@ const DATA: u64 = 0x1000;
 const SCRATCH: u64 = 0x2000;
 const FRAME: u64 = 0x3000;
 const BOOT_PGDIR: u64 = 0x4000;
+/// Where a panic message goes, and its longest length with the NUL.
+const PANIC_MSG: u64 = 0x5000;
+const PANIC_MAX: usize = 128;
 const STACK_TOP: u64 = 0x1_0000;
 /// What the kernel "maps at the same address": the low 2 MiB, as its image would be.
 const IDENTITY: std::ops::Range<u64> = PAGE_SIZE..0x20_0000;
@@ -286,9 +289,16 @@ pub fn run_with<T>(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let w = world();
         if let Err(e) = workload::run::<InProc, World>(w, &params) {
-            // As the kernel's panic handler: the message through the machine's panic op.
-            let msg = std::ffi::CString::new(e).unwrap_or_default();
-            w.lg.panic(&msg);
+            // As the kernel's panic handler: the message through the machine's panic op,
+            // from guest memory (the host reads it by its guest-physical address).
+            let mut bytes = e.as_bytes()[..e.len().min(PANIC_MAX - 1)].to_vec();
+            bytes.push(0);
+            if w.lb.host().mem().write(PANIC_MSG, &bytes).is_ok() {
+                // SAFETY: the NUL-terminated message was just written at PANIC_MSG, inside
+                // guest memory, which outlives this call.
+                let msg = unsafe { std::ffi::CStr::from_ptr((w.base + PANIC_MSG) as *const _) };
+                w.lg.panic(msg);
+            }
         }
     }));
     WORLD.store(std::ptr::null_mut(), Ordering::Release);

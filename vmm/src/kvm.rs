@@ -593,7 +593,12 @@ impl Machine {
                 Exit::MmioRead(gpa) => self.kill(Kill::Cpu {
                     what: format!("read of unbacked guest-physical {gpa:#x}"),
                 }),
-                Exit::Cpu(what) => self.kill(Kill::Cpu { what }),
+                Exit::Cpu(what) => {
+                    // A guest that took away the host's mapping triple-faults at its next
+                    // event: name the cause, not just the symptom.
+                    self.check_host_entry();
+                    self.kill(Kill::Cpu { what });
+                }
             }
         }
     }
@@ -695,6 +700,12 @@ impl Machine {
             s.cr3 = self.cr3 | self.cr3_flip;
             self.cpu.set_sregs(&s)?;
         }
+        self.check_host_entry();
+        Ok(())
+    }
+
+    /// Kills the guest if the host's entry is gone from its current top-level table.
+    fn check_host_entry(&mut self) {
         let want = layout::host_pml4_entry(self.host_gpa);
         match self.host.mem().read_u64(self.cr3 + 511 * 8) {
             Ok(e) if e == want => {}
@@ -707,7 +718,6 @@ impl Machine {
                 entry: 0,
             }),
         }
-        Ok(())
     }
 
     /// Delivers interrupt `d` as lguest does: a frame on the guest's stack, rip at its

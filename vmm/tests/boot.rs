@@ -231,6 +231,14 @@ fn broken_guests_are_killed_with_the_right_reason() {
     }
     let r = run(Fault::Hang);
     assert_eq!(killed(&r), &Kill::Watchdog { ms: 500 });
+    let r = run(Fault::HostEntry);
+    match (r.backend, killed(&r)) {
+        (Backend::Kvm, Kill::HostMapping { entry: 0, .. }) => {}
+        // In process nothing maps the host's region: the entry is the guest's to clear,
+        // and only the kernel's own check (that the host noticed) ends the run.
+        (Backend::InProcess, _) => {}
+        (_, k) => panic!("{k}"),
+    }
 }
 
 #[test]
@@ -398,4 +406,38 @@ fn without_kvm_the_command_says_why_in_one_line_and_runs_in_process() {
         "{text}"
     );
     assert!(text.contains("power off"), "{text}");
+}
+
+/// Every fault on the in-process backend (which the tests above only reach where KVM is
+/// missing): the same kills for the ABI violations, and a clear word for what needs a CPU.
+#[test]
+fn in_process_faults_end_as_they_should() {
+    let base = Config {
+        ticks: 1,
+        watchdog: Duration::from_millis(300),
+        ..Config::default()
+    };
+    for fault in Fault::ALL {
+        let r = inproc::run(&Config {
+            fault,
+            ..base.clone()
+        })
+        .expect("runs");
+        let reason = match &r.stop {
+            Stop::Shutdown(s) => s.reason.clone(),
+            Stop::Killed(k) => k.reason.to_string(),
+        };
+        let want = match fault {
+            Fault::None => "Power down",
+            Fault::BeforeInit => "before lguest_init",
+            Fault::IdtVector => "argument `vector` = 0x100",
+            Fault::RingGarbage => "status byte 0x42",
+            Fault::OutsideMemory => "argument `addr` = 0x4001000",
+            Fault::Hang => "no hypercall for 300 ms",
+            Fault::PageFault | Fault::BadPort | Fault::HostWrite => "needs a real CPU",
+            Fault::HostEntry => "did not notice",
+        };
+        assert!(reason.contains(want), "{fault:?}: {reason}");
+        assert_eq!(r.clean(), fault == Fault::None, "{fault:?}");
+    }
 }
