@@ -98,6 +98,26 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         "The slot is still the host's: the ring is full. A direct call makes the host drain the whole ring first, so order is kept.",
     );
 
+    // The direct path is an exit (microseconds): out of line, and with its arguments in
+    // registers where they fit, so the queued path carries neither its stack frame nor a
+    // spill of the arguments.
+    let (out_of_line, to_direct) = if ring_args <= 4 {
+        let names: Vec<_> = (0..ring_args).map(|i| format_ident!("a{i}")).collect();
+        let idx = (0..ring_args as u64).map(super::usize_lit);
+        (
+            quote! {
+                /// [`Self::direct`] out of line, the arguments in registers.
+                #[cold]
+                #[inline(never)]
+                fn direct_cold(&self, nr: u64, #(#names: u64),*) -> Sent {
+                    self.direct(nr, [#(#names),*])
+                }
+            },
+            quote! { self.direct_cold(nr, #(args[#idx]),*) },
+        )
+    } else {
+        (quote! {}, quote! { self.direct(nr, args) })
+    };
     let items = quote! {
         /// How a lazy hypercall went out.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +170,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             /// otherwise.
             #[inline]
             pub fn call(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
-                if self.lazy { self.queue(nr, args) } else { self.direct(nr, args) }
+                if self.lazy { self.queue(nr, args) } else { #to_direct }
             }
 
             /// Queues hypercall `nr` with `args` in the next slot, or calls it directly when
@@ -162,7 +182,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 let status = &self.page.#status[i];
                 if status.load(Ordering::Acquire) != super::shared::RING_DONE {
                     #full_c
-                    return self.direct(nr, args);
+                    return #to_direct;
                 }
                 let slot = &self.page.#slots[i];
                 slot.nr.store(nr, Ordering::Relaxed);
@@ -183,6 +203,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 super::guest::Transport::hypercall(self.transport, nr, [#(#widen),*]);
                 Sent::Direct
             }
+
+            #out_of_line
         }
 
         #trait_doc_attrs

@@ -56,7 +56,11 @@ impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
     /// otherwise.
     #[inline]
     pub fn call(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
-        if self.lazy { self.queue(nr, args) } else { self.direct(nr, args) }
+        if self.lazy {
+            self.queue(nr, args)
+        } else {
+            self.direct_cold(nr, args[0], args[1], args[2])
+        }
     }
 
     /// Queues hypercall `nr` with `args` in the next slot, or calls it directly when
@@ -69,7 +73,7 @@ impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
         if status.load(Ordering::Acquire) != super::shared::RING_DONE {
             // The slot is still the host's: the ring is full. A direct call makes the host
             // drain the whole ring first, so order is kept.
-            return self.direct(nr, args);
+            return self.direct_cold(nr, args[0], args[1], args[2]);
         }
         let slot = &self.page.hcalls[i];
         slot.nr.store(nr, Ordering::Relaxed);
@@ -93,6 +97,13 @@ impl<T: super::guest::Transport + ?Sized> Batch<'_, T> {
             [args[0], args[1], args[2], 0],
         );
         Sent::Direct
+    }
+
+    /// [`Self::direct`] out of line, the arguments in registers.
+    #[cold]
+    #[inline(never)]
+    fn direct_cold(&self, nr: u64, a0: u64, a1: u64, a2: u64) -> Sent {
+        self.direct(nr, [a0, a1, a2])
     }
 }
 
