@@ -232,12 +232,19 @@ fn broken_guests_are_killed_with_the_right_reason() {
     let r = run(Fault::Hang);
     assert_eq!(killed(&r), &Kill::Watchdog { ms: 500 });
     let r = run(Fault::HostEntry);
-    match (r.backend, killed(&r)) {
-        (Backend::Kvm, Kill::HostMapping { entry: 0, .. }) => {}
+    match (&r.backend, &r.stop) {
+        (Backend::Kvm, Stop::Killed(k)) => {
+            assert!(
+                matches!(k.reason, Kill::HostMapping { entry: 0, .. }),
+                "{k}"
+            );
+        }
         // In process nothing maps the host's region: the entry is the guest's to clear,
-        // and only the kernel's own check (that the host noticed) ends the run.
-        (Backend::InProcess, _) => {}
-        (_, k) => panic!("{k}"),
+        // and the kernel's own check (that the host noticed) ends the run.
+        (Backend::InProcess, Stop::Shutdown(s)) => {
+            assert!(s.reason.contains("did not notice"), "{}", s.reason);
+        }
+        (_, stop) => panic!("{stop}"),
     }
 }
 
