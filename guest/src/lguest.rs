@@ -9,8 +9,8 @@ use crate::abi::numbers::NOTIFY_MAX;
 use crate::abi::shared::LguestData;
 use crate::hw::{RawCpuid, Translate};
 
-/// The reason `power_off` sends, NUL-terminated as the host expects.
-/// The reason `power_off` gives SHUTDOWN: a host tells a clean power-off by it.
+/// The reason `power_off` sends, NUL-terminated as the host expects: a host tells a clean
+/// power-off by it.
 pub const POWER_DOWN: &[u8; 11] = b"Power down\0";
 
 /// Guest memory the paravirt layer hands to the host by address: the early console's
