@@ -14,7 +14,7 @@
 
 use std::ptr::NonNull;
 use std::sync::RwLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -53,6 +53,13 @@ pub struct GuestMem {
     size: u64,
     /// Ranges `[start, end)` taken back with [`GuestMem::withdraw`].
     withdrawn: RwLock<Vec<(Gpa, Gpa)>>,
+    /// Whether `withdrawn` has any range: every access checks it, and almost always none
+    /// has been withdrawn, so the common case skips the lock.
+    any_withdrawn: AtomicBool,
+    /// The host address of guest-physical 0: the mapping is one region of `size` bytes,
+    /// never moved or shrunk while this lives. (An address, not a pointer, so `GuestMem`
+    /// stays `Send` and `Sync`.)
+    base: usize,
 }
 
 impl GuestMem {
@@ -63,10 +70,15 @@ impl GuestMem {
         }
         let len = usize::try_from(size).map_err(|_| MemoryError::TooLarge(size))?;
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)])?;
+        let base = mem
+            .get_host_address(GuestAddress(0))
+            .map_err(|_| MemoryError::TooLarge(size))? as usize;
         Ok(GuestMem {
             mem,
             size,
             withdrawn: RwLock::new(Vec::new()),
+            any_withdrawn: AtomicBool::new(false),
+            base,
         })
     }
 
@@ -106,11 +118,15 @@ impl GuestMem {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push((gpa, end));
+        self.any_withdrawn.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Whether `[start, end)` overlaps a withdrawn range.
     fn touches_withdrawn(&self, start: Gpa, end: Gpa) -> bool {
+        if !self.any_withdrawn.load(Ordering::Acquire) {
+            return false;
+        }
         self.withdrawn
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -141,8 +157,12 @@ impl GuestMem {
             .map_err(|_| self.out_of_range(gpa, len))
     }
 
-    /// Reads a little-endian `u64` at `gpa` (any alignment).
+    /// Reads a little-endian `u64` at `gpa` (any alignment; an aligned one is read in one
+    /// atomic load, so the guest cannot tear it).
     pub fn read_u64(&self, gpa: Gpa) -> Result<u64, OutOfRange> {
+        if gpa.is_multiple_of(8) {
+            return self.load_u64(gpa, Ordering::Relaxed);
+        }
         let mut b = [0u8; 8];
         self.read(gpa, &mut b)?;
         Ok(u64::from_le_bytes(b))
@@ -150,7 +170,21 @@ impl GuestMem {
 
     /// Writes a little-endian `u64` at `gpa` (any alignment).
     pub fn write_u64(&self, gpa: Gpa, v: u64) -> Result<(), OutOfRange> {
+        if gpa.is_multiple_of(8) {
+            return self.store_u64(gpa, v, Ordering::Relaxed);
+        }
         self.write(gpa, &v.to_le_bytes())
+    }
+
+    /// The host address of the `len` bytes at `gpa`, checked to lie in guest memory and to
+    /// be aligned to `len` (as the atomics below need; a misaligned access is refused like
+    /// one outside memory, as `vm-memory` refuses it).
+    fn atomic_at(&self, gpa: Gpa, len: u64) -> Result<usize, OutOfRange> {
+        self.check(gpa, len)?;
+        if !gpa.is_multiple_of(len) {
+            return Err(self.out_of_range(gpa, len));
+        }
+        Ok(self.base + gpa as usize)
     }
 
     /// Atomically loads the `u8` at `gpa`.
@@ -158,50 +192,49 @@ impl GuestMem {
     /// The shared page is a struct of atomics on the guest's side; the host uses atomic
     /// accesses of the same size on the same fields, so the two never race non-atomically.
     pub fn load_u8(&self, gpa: Gpa, order: Ordering) -> Result<u8, OutOfRange> {
-        self.check(gpa, 1)?;
-        self.mem
-            .load(GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 1))
+        let at = self.atomic_at(gpa, 1)?;
+        // SAFETY: `atomic_at` checked the byte lies in the live mapping (which outlives
+        // `self`'s borrow); this process touches guest memory only through atomics and
+        // vm-memory's volatile copies, never through references.
+        Ok(unsafe { AtomicU8::from_ptr(at as *mut u8) }.load(order))
     }
 
     /// Atomically loads the naturally aligned `u32` at `gpa`.
     pub fn load_u32(&self, gpa: Gpa, order: Ordering) -> Result<u32, OutOfRange> {
-        self.check(gpa, 4)?;
-        self.mem
-            .load(GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 4))
+        let at = self.atomic_at(gpa, 4)?;
+        // SAFETY: as in `load_u8`, and `atomic_at` checked the alignment.
+        Ok(unsafe { AtomicU32::from_ptr(at as *mut u32) }.load(order))
     }
 
     /// Atomically loads the naturally aligned `u64` at `gpa`.
     pub fn load_u64(&self, gpa: Gpa, order: Ordering) -> Result<u64, OutOfRange> {
-        self.check(gpa, 8)?;
-        self.mem
-            .load(GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 8))
+        let at = self.atomic_at(gpa, 8)?;
+        // SAFETY: as in `load_u8`, and `atomic_at` checked the alignment.
+        Ok(unsafe { AtomicU64::from_ptr(at as *mut u64) }.load(order))
     }
 
     /// Atomically stores a `u8` at `gpa`.
     pub fn store_u8(&self, gpa: Gpa, v: u8, order: Ordering) -> Result<(), OutOfRange> {
-        self.check(gpa, 1)?;
-        self.mem
-            .store(v, GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 1))
+        let at = self.atomic_at(gpa, 1)?;
+        // SAFETY: as in `load_u8`.
+        unsafe { AtomicU8::from_ptr(at as *mut u8) }.store(v, order);
+        Ok(())
     }
 
     /// Atomically stores a naturally aligned `u32` at `gpa`.
     pub fn store_u32(&self, gpa: Gpa, v: u32, order: Ordering) -> Result<(), OutOfRange> {
-        self.check(gpa, 4)?;
-        self.mem
-            .store(v, GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 4))
+        let at = self.atomic_at(gpa, 4)?;
+        // SAFETY: as in `load_u8`, and `atomic_at` checked the alignment.
+        unsafe { AtomicU32::from_ptr(at as *mut u32) }.store(v, order);
+        Ok(())
     }
 
     /// Atomically stores a naturally aligned `u64` at `gpa`.
     pub fn store_u64(&self, gpa: Gpa, v: u64, order: Ordering) -> Result<(), OutOfRange> {
-        self.check(gpa, 8)?;
-        self.mem
-            .store(v, GuestAddress(gpa), order)
-            .map_err(|_| self.out_of_range(gpa, 8))
+        let at = self.atomic_at(gpa, 8)?;
+        // SAFETY: as in `load_u8`, and `atomic_at` checked the alignment.
+        unsafe { AtomicU64::from_ptr(at as *mut u64) }.store(v, order);
+        Ok(())
     }
 
     /// The host address backing `[gpa, gpa + len)`, after checking the range.
