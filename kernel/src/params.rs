@@ -240,11 +240,11 @@ mod tests {
             Err("boot block: bad magic")
         );
         assert_eq!(
-            BootParams { mode: 9, ..good }.check(),
+            BootParams { mode: 99, ..good }.check(),
             Err("boot block: bad mode")
         );
         assert_eq!(
-            BootParams { fault: 9, ..good }.check(),
+            BootParams { fault: 99, ..good }.check(),
             Err("boot block: bad fault")
         );
     }
