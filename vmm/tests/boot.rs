@@ -43,6 +43,13 @@ fn count(r: &Report, call: Hypercall) -> u64 {
         .map_or(0, |(_, c)| *c)
 }
 
+fn shut_down(r: &Report) -> &host_stubs::Shutdown {
+    match &r.stop {
+        Stop::Shutdown(s) => s,
+        other => panic!("expected a shutdown, got {other}\n{}", r.console),
+    }
+}
+
 fn killed(r: &Report) -> &Kill {
     match &r.stop {
         Stop::Killed(k) => &k.reason,
@@ -255,9 +262,7 @@ fn a_page_fault_reaches_the_guests_handler() {
         ticks: 1,
         ..Config::default()
     });
-    let Stop::Shutdown(s) = &r.stop else {
-        panic!("{}", r.stop)
-    };
+    let s = shut_down(&r);
     match r.backend {
         Backend::Kvm => {
             assert!(
@@ -295,9 +300,7 @@ fn stray_ports_and_writes_to_host_memory_end_the_guest() {
         match r.backend {
             Backend::Kvm => assert_eq!(killed(&r), &want),
             Backend::InProcess => {
-                let Stop::Shutdown(s) = &r.stop else {
-                    panic!("{}", r.stop)
-                };
+                let s = shut_down(&r);
                 assert!(s.reason.contains("needs a real CPU"), "{}", s.reason);
             }
         }
@@ -311,9 +314,7 @@ fn panic_and_restart_take_their_paths() {
         ticks: 2,
         ..Config::default()
     });
-    let Stop::Shutdown(s) = &r.stop else {
-        panic!("{}", r.stop)
-    };
+    let s = shut_down(&r);
     assert_eq!(s.kind, ShutdownKind::Poweroff);
     assert!(s.reason.starts_with("panic on request"), "{}", s.reason);
     assert!(!r.clean());
