@@ -1,6 +1,6 @@
 //! The validated model of a spec: what every emitter reads.
 //!
-//! [`crate::parse`] builds it from TOML and [`crate::check`] makes sure it is coherent, so
+//! The private `parse` module builds it from TOML and `check` makes sure it is coherent, so
 //! emitters can rely on every invariant listed on these types (unique names and numbers,
 //! argument counts within every transport's budget, offsets that match the layout, ...).
 
