@@ -13,6 +13,8 @@ use crate::abi::types::ShutdownKind;
 use crate::hw::{RawCpuid, Translate};
 use crate::lguest::Lguest;
 
+/// The kernel code segment selector of x86_64 Linux (`__KERNEL_CS`, GDT entry 2).
+pub const KERNEL_CS: u64 = 2 * 8;
 /// The kernel data segment selector of x86_64 Linux (`__KERNEL_DS`, GDT entry 3).
 pub const KERNEL_DS: u64 = 3 * 8;
 

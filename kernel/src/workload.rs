@@ -11,7 +11,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use guest::abi::guest::{LguestHypercalls, Transport};
-use guest::abi::numbers::{IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE};
+use guest::abi::numbers::{GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE};
 use guest::abi::pv_ops::PvOps;
 use guest::abi::shared::RING_SIZE;
 use guest::{Instance, Ops};
@@ -35,7 +35,7 @@ pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
 /// An address the kernel never maps.
 pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
 /// The kernel code segment selector (`__KERNEL_CS`, GDT entry 2).
-pub const KERNEL_CS: u16 = 2 * 8;
+pub const KERNEL_CS: u16 = guest::misc::KERNEL_CS as u16;
 /// Exceptions the kernel installs handlers for (vectors 0..EXCEPTIONS).
 pub const EXCEPTIONS: usize = 32;
 
@@ -224,10 +224,11 @@ struct Table<T>(core::cell::UnsafeCell<T>);
 // SAFETY: the kernel is single-threaded; the tables are written only by `run`.
 unsafe impl<T> Sync for Table<T> {}
 
-/// x86_64 Linux's GDT layout: entries 1 (32-bit kernel code, which the host keeps for
-/// itself), 2 kernel code, 3 kernel data, 4-6 user code and data; TSS, LDT and TLS come
-/// later or never. The host fixes the privilege levels.
-static GDT: Table<[u64; 16]> = Table(core::cell::UnsafeCell::new([
+/// The GDT the kernel loads, x86_64 Linux's layout: entries 1 (32-bit kernel code, which
+/// the host keeps for itself), 2 kernel code, 3 kernel data, 4-6 user code and data; TSS,
+/// LDT and TLS come later or never. The host fixes the privilege levels (and starts the
+/// kernel on entries 2 and 3 of this table).
+pub const GDT_INIT: [u64; GDT_ENTRIES as usize] = [
     0,
     0x00cf_9b00_0000_ffff,
     0x00af_9b00_0000_ffff,
@@ -244,7 +245,9 @@ static GDT: Table<[u64; 16]> = Table(core::cell::UnsafeCell::new([
     0,
     0,
     0,
-]));
+];
+
+static GDT: Table<[u64; GDT_ENTRIES as usize]> = Table(core::cell::UnsafeCell::new(GDT_INIT));
 
 static IDT: Table<[u128; IDT_ENTRIES as usize]> =
     Table(core::cell::UnsafeCell::new([0; IDT_ENTRIES as usize]));
@@ -267,7 +270,7 @@ pub fn gate(offset: u64, selector: u16, ty: u8) -> u128 {
 fn load_tables<P: Platform>(p: &P) {
     let gdt = GDT.0.get();
     let gdt_ptr = DescriptorTablePointer::<Descriptor> {
-        limit: (size_of::<[u64; 16]>() - 1) as u16,
+        limit: (size_of::<[u64; GDT_ENTRIES as usize]>() - 1) as u16,
         base: gdt.cast(),
     };
     // SAFETY: the pointer describes GDT, 16 initialised 8-byte descriptors.

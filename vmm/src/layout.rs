@@ -19,11 +19,14 @@
 //! Bit layouts of descriptors and page-table entries are x86 architecture, not ABI.
 
 use guest::abi::guest::Pio;
+use guest::abi::numbers::GUEST_PL;
 use guest::abi::numbers::{
     GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM,
 };
+use guest::misc::{KERNEL_CS, KERNEL_DS};
 use host_stubs::desc::{Gate, Segment, fix_segment};
 use lguest_kernel::params::MARK_PORT;
+use lguest_kernel::workload::GDT_INIT;
 
 /// Where the host region is mapped: the first address of the last top-level entry.
 pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
@@ -82,9 +85,9 @@ const IOMAP_BASE: u64 = 0x68;
 
 /// The guest's boot segments, as the kernel's `__KERNEL_CS`/`__KERNEL_DS` look after the
 /// host's fix-up: 64-bit code and flat data at the guest's privilege level.
-pub const BOOT_CS: u16 = (2 * 8) as u16 | guest::abi::numbers::GUEST_PL as u16;
+pub const BOOT_CS: u16 = (KERNEL_CS | GUEST_PL) as u16;
 /// See [`BOOT_CS`].
-pub const BOOT_DS: u16 = (3 * 8) as u16 | guest::abi::numbers::GUEST_PL as u16;
+pub const BOOT_DS: u16 = (KERNEL_DS | GUEST_PL) as u16;
 
 /// Vectors for which the CPU pushes an error code.
 pub fn has_error_code(vector: u8) -> bool {
@@ -181,10 +184,11 @@ fn stub_code(v: u8) -> Vec<u8> {
 /// entries elsewhere (before it loads any, the boot segments).
 pub fn real_gdt(guest: &[Segment]) -> [u64; GDT_ENTRIES as usize] {
     let loaded = guest.iter().any(Segment::present);
-    let boot = [
-        (2usize, fix_segment(0x0000_ffff, 0x00af_9b00)),
-        (3, fix_segment(0x0000_ffff, 0x00cf_9300)),
-    ];
+    let boot = [KERNEL_CS, KERNEL_DS].map(|sel| {
+        let i = (sel >> 3) as usize;
+        let d = GDT_INIT[i];
+        (i, fix_segment(d as u32, (d >> 32) as u32))
+    });
     let base = va(TSS_OFF);
     let tss_lo = (TSS_LIMIT & 0xffff)
         | ((base & 0xff_ffff) << 16)
