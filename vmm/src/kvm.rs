@@ -539,7 +539,7 @@ impl Machine {
                     }
                 }
             }
-            kicker.arm(self.kick_deadline(last_progress + cfg.watchdog));
+            kicker.arm(Some(self.kick_deadline(last_progress + cfg.watchdog)));
             let exit = match self.cpu.vcpu.run() {
                 Ok(VcpuExit::IoOut(port, data)) => Exit::Out(port, data.first().copied()),
                 Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
@@ -606,7 +606,7 @@ impl Machine {
     /// When the kicker must interrupt the running guest: the clock event, a pending
     /// interrupt that could not be delivered yet (every millisecond, like a host tick), or
     /// the watchdog.
-    fn kick_deadline(&self, watchdog: Instant) -> Option<Instant> {
+    fn kick_deadline(&self, watchdog: Instant) -> Instant {
         let now_ns = self.host.clock().now_ns();
         let start = self.host.clock().start();
         let mut d = watchdog;
@@ -616,7 +616,7 @@ impl Machine {
         if self.host.pending_irqs() != 0 {
             d = d.min(Instant::now() + Duration::from_millis(1));
         }
-        Some(d)
+        d
     }
 
     /// A hypercall exit: read the call from the spec's registers, run it (after the ring),
