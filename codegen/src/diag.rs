@@ -28,7 +28,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
-/// Where a span points, in 1-based lines and columns (columns count characters).
+/// Where a span points, in 1-based lines and columns (columns count characters; a
+/// byte-order mark at the start of the file is not one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineCol {
     /// 1-based line.
@@ -38,15 +39,55 @@ pub struct LineCol {
 }
 
 impl LineCol {
-    /// The line and column of byte `offset` in `src` (clamped to its end).
+    /// The line and column of byte `offset` in `src` (clamped to its end). Scans `src`
+    /// once; to place many offsets, build a [`LineIndex`].
     pub fn of(src: &str, offset: usize) -> LineCol {
-        let offset = offset.min(src.len());
-        let before = &src[..floor_char_boundary(src, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        LineIndex::new(src).line_col(offset)
+    }
+}
+
+const BOM: char = '\u{feff}';
+
+/// The byte offset each line of a source starts at, computed once, so placing a
+/// diagnostic is a binary search rather than a scan of the file.
+#[derive(Clone, Debug)]
+pub struct LineIndex<'s> {
+    src: &'s str,
+    starts: Vec<usize>,
+}
+
+impl<'s> LineIndex<'s> {
+    /// Indexes the line starts of `src`.
+    pub fn new(src: &'s str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { src, starts }
+    }
+
+    /// 0-based line of byte `offset`, and the byte range of that line (without its `\n`).
+    fn line_of(&self, offset: usize) -> (usize, Range<usize>) {
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let end = self
+            .starts
+            .get(line + 1)
+            .map_or(self.src.len(), |&next| next - 1);
+        (line, start..end.max(start))
+    }
+
+    /// The line and column of byte `offset` (clamped to the end of the source).
+    pub fn line_col(&self, offset: usize) -> LineCol {
+        let offset = floor_char_boundary(self.src, offset.min(self.src.len()));
+        let (line, range) = self.line_of(offset);
+        let before = &self.src[range.start..offset];
+        let before = if line == 0 {
+            before.strip_prefix(BOM).unwrap_or(before)
+        } else {
+            before
+        };
         LineCol {
-            line,
-            col: before[line_start..].chars().count() + 1,
+            line: line + 1,
+            col: before.chars().count() + 1,
         }
     }
 }
@@ -56,6 +97,45 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Source lines longer than this many columns are shown as a window around the caret.
+const MAX_LINE: usize = 100;
+/// Columns of context kept before the caret in an elided line.
+const BEFORE_CARET: usize = 40;
+/// Diagnostics [`Diagnostics`]' `Display` prints before saying how many more there are.
+pub const SHOWN: usize = 100;
+
+/// How a source character is shown: tabs as four spaces, control, format and bidi
+/// characters (which would garble the terminal or reorder the line) as `�`.
+fn shown(c: char) -> (&'static str, Option<char>, usize) {
+    if c == '\t' {
+        ("    ", None, 4)
+    } else if c.is_control() || is_invisible(c) {
+        ("", Some('\u{fffd}'), 1)
+    } else {
+        ("", Some(c), 1)
+    }
+}
+
+/// Zero-width and direction-changing characters (the Trojan Source set and friends).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | BOM)
+}
+
+/// The displayed form of `text` and the display column where each char starts.
+fn display(text: &str) -> (Vec<String>, Vec<usize>) {
+    let mut cells = Vec::new();
+    let mut cols = Vec::new();
+    let mut col = 0;
+    for c in text.chars() {
+        let (s, ch, w) = shown(c);
+        cols.push(col);
+        cells.push(ch.map_or_else(|| s.to_string(), String::from));
+        col += w;
+    }
+    cols.push(col);
+    (cells, cols)
 }
 
 impl Diagnostic {
@@ -80,27 +160,74 @@ impl Diagnostic {
     }
 
     /// Renders the diagnostic: message, `--> file:line:col`, the source line with a caret
-    /// under the span, and the help.
+    /// under the span, and the help. Indexes `src` first; use [`Diagnostic::render_in`]
+    /// to render many diagnostics of one source.
     pub fn render(&self, file: &str, src: &str) -> String {
+        self.render_in(file, &LineIndex::new(src))
+    }
+
+    /// As [`Diagnostic::render`], with the source already indexed: time proportional to
+    /// the diagnostic's line (at most [`MAX_LINE`] columns of it are shown).
+    pub fn render_in(&self, file: &str, index: &LineIndex<'_>) -> String {
+        self.render_as("error", file, index)
+    }
+
+    /// As [`Diagnostic::render_in`], under another severity (`note`, `warning`).
+    pub fn render_as(&self, severity: &str, file: &str, index: &LineIndex<'_>) -> String {
         use fmt::Write;
-        let LineCol { line, col } = self.line_col(src);
-        let text = src.lines().nth(line - 1).unwrap_or("");
-        let gutter = line.to_string().len();
-        let pad = " ".repeat(gutter);
+        let src = index.src;
         let start = floor_char_boundary(src, self.span.start.min(src.len()));
         let end = floor_char_boundary(src, self.span.end.min(src.len())).max(start);
-        // Underline the span, but only its part on the first line.
-        let width = src[start..end]
-            .split('\n')
-            .next()
-            .map_or(1, |s| s.chars().count())
-            .max(1);
+        let LineCol { line, col } = index.line_col(start);
+        let (line0, range) = index.line_of(start);
+        let mut text_start = range.start;
+        if line0 == 0 && src[text_start..].starts_with(BOM) {
+            text_start += BOM.len_utf8();
+        }
+        let text = &src[text_start..range.end];
+        // The caret covers the span's part on its first line, at least one column.
+        let caret_end = end.min(range.end).max(start);
+        let first = src[text_start..start].chars().count();
+        let last = first + src[start..caret_end].chars().count();
+        let (cells, cols) = display(text);
+        let (mut lo, mut hi) = (0, cells.len());
+        let width = cols[cells.len()];
+        if width > MAX_LINE {
+            // A window of the line around the caret, `...` where it is cut.
+            lo = cols.partition_point(|&c| c + BEFORE_CARET < cols[first]);
+            hi = cols
+                .partition_point(|&c| c <= cols[lo] + MAX_LINE)
+                .saturating_sub(1);
+            hi = hi.max(lo + 1).min(cells.len());
+        }
+        let mut shown_text = String::new();
+        if lo > 0 {
+            shown_text.push_str("...");
+        }
+        for c in &cells[lo..hi] {
+            shown_text.push_str(c);
+        }
+        if hi < cells.len() {
+            shown_text.push_str("...");
+        }
+        let shown_text = shown_text.trim_end();
+        let lead = if lo > 0 { 3 } else { 0 };
+        let caret_at = cols[first.clamp(lo, hi)] - cols[lo] + lead;
+        let caret_to = cols[last.clamp(lo, hi)] - cols[lo] + lead;
+        let carets = caret_to.saturating_sub(caret_at).max(1);
+        let gutter = line.to_string().len();
+        let pad = " ".repeat(gutter);
         let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
+        let _ = writeln!(out, "{severity}: {}", self.message);
         let _ = writeln!(out, "{pad}--> {file}:{line}:{col}");
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{line} | {text}");
-        let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(width));
+        let _ = writeln!(out, "{line} | {shown_text}");
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(caret_at),
+            "^".repeat(carets)
+        );
         if let Some(help) = &self.help {
             let _ = writeln!(out, "{pad} = help: {help}");
         }
@@ -148,24 +275,84 @@ impl Diagnostics {
         self.list.sort_by_key(|d| (d.span.start, d.span.end));
         self.list.dedup();
     }
-}
 
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.list {
-            writeln!(f, "{}", d.render(&self.file, &self.source))?;
+    /// Renders the first `limit` problems, then how many more there are, then the count:
+    /// one pass over the source, whatever the number of problems.
+    pub fn render(&self, limit: usize) -> String {
+        use fmt::Write;
+        let index = LineIndex::new(&self.source);
+        let mut out = String::new();
+        for d in self.list.iter().take(limit) {
+            let _ = writeln!(out, "{}", d.render_in(&self.file, &index));
         }
         let n = self.list.len();
-        write!(
-            f,
+        if n > limit {
+            let more = n - limit;
+            let _ = writeln!(
+                out,
+                "note: {more} more problem{} not shown\n",
+                if more == 1 { "" } else { "s" }
+            );
+        }
+        let _ = write!(
+            out,
             "error: {} has {n} problem{}",
             self.file,
             if n == 1 { "" } else { "s" }
-        )
+        );
+        out
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    /// The first [`SHOWN`] problems (see [`Diagnostics::render`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(SHOWN))
     }
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// The spec text of `bytes`, or the diagnostic for the first byte that is not UTF-8 (with
+/// its offset and line), over a lossy copy of the text so it can be shown.
+pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let byte = bytes[at];
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let line = LineIndex::new(&text).line_col(at).line;
+            let mut d = Diagnostics::new(file, text);
+            d.push(
+                Diagnostic::new(
+                    at..at + 1,
+                    format!(
+                        "the spec is not UTF-8: byte 0x{byte:02x} at offset {at} (line {line}) starts no UTF-8 character"
+                    ),
+                )
+                .help("a spec is TOML, which is UTF-8 text: save it as UTF-8"),
+            );
+            Err(d)
+        }
+    }
+}
+
+/// `name` safe to write into a generated file's comment, string or Markdown: letters,
+/// digits and `._-+@,=/ ` as they are, everything else (newlines, quotes, `\`, `>`,
+/// control and bidi characters) as `\u{..}`.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if (c.is_alphanumeric() && !is_invisible(c)) || "._-+@,=/ ".contains(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+    }
+    out
+}
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -206,6 +393,92 @@ mod tests {
             text,
             "error: unknown key `lazzy`\n --> a.toml:3:1\n  |\n3 | lazzy = true\n  | ^^^^^\n  = help: did you mean `lazy`?\n"
         );
+    }
+
+    fn caret_line(text: &str) -> (&str, &str) {
+        let lines: Vec<&str> = text.lines().collect();
+        (lines[3], lines[4])
+    }
+
+    #[test]
+    fn carets_line_up_after_tabs_and_on_a_bom_line() {
+        let src = "\u{feff}\tname\t= 1\n";
+        let at = src.find("= 1").unwrap();
+        let text = Diagnostic::new(at..at + 1, "x").render("a.toml", src);
+        assert!(text.contains("--> a.toml:1:7"), "{text}");
+        let (line, caret) = caret_line(&text);
+        assert_eq!(line, "1 |     name    = 1");
+        assert_eq!(caret, "  |             ^");
+        assert_eq!(line.find('='), caret.find('^'));
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_not_echoed() {
+        let src = "doc = \"a\u{202e}b\rc\"\nx = 1\n";
+        let at = src.find('c').unwrap();
+        let text = Diagnostic::new(at..at + 1, "x").render("a.toml", src);
+        let (line, caret) = caret_line(&text);
+        assert_eq!(line, "1 | doc = \"a\u{fffd}b\u{fffd}c\"");
+        assert_eq!(line.chars().position(|c| c == 'c'), caret.find('^'));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let src = format!(
+            "x = \"{}key{}\"\n",
+            "a".repeat(300_000),
+            "b".repeat(300_000)
+        );
+        let at = src.find("key").unwrap();
+        let text = Diagnostic::new(at..at + 3, "x").render("a.toml", &src);
+        assert!(text.len() < 400, "{} bytes", text.len());
+        let (line, caret) = caret_line(&text);
+        assert!(
+            line.starts_with("1 | ...a") && line.ends_with("b..."),
+            "{line}"
+        );
+        let c = caret.find('^').unwrap();
+        assert_eq!(&line[c..c + 3], "key");
+        assert_eq!(&caret[c..], "^^^");
+    }
+
+    #[test]
+    fn many_problems_render_in_one_pass_and_are_capped() {
+        let src = "k = 1\n".repeat(100_000);
+        let mut d = Diagnostics::new("big.toml", src.clone());
+        for i in 0..100_000 {
+            d.push(Diagnostic::new(i * 6..i * 6 + 1, "bad key"));
+        }
+        let all = d.render(usize::MAX);
+        assert_eq!(all.matches("error: bad key").count(), 100_000);
+        assert!(all.contains("--> big.toml:100000:1"));
+        let shown = d.to_string();
+        assert_eq!(shown.matches("error: bad key").count(), SHOWN);
+        assert!(shown.ends_with(&format!(
+            "note: {} more problems not shown\n\nerror: big.toml has 100000 problems",
+            100_000 - SHOWN
+        )));
+    }
+
+    #[test]
+    fn non_utf8_input_names_the_byte_and_line() {
+        let d = decode("b.toml", b"[abi]\nname = \"\xff\"\n".to_vec()).unwrap_err();
+        let text = d.to_string();
+        assert!(
+            text.starts_with("error: the spec is not UTF-8: byte 0xff at offset 14 (line 2)"),
+            "{text}"
+        );
+        assert!(text.contains("--> b.toml:2:9"), "{text}");
+    }
+
+    #[test]
+    fn names_are_escaped_for_generated_files() {
+        assert_eq!(escape_name("lguest.toml"), "lguest.toml");
+        assert_eq!(
+            escape_name("a\nfn x() {}"),
+            "a\\u{a}fn x\\u{28}\\u{29} \\u{7b}\\u{7d}"
+        );
+        assert_eq!(escape_name("x-->y\u{202e}"), "x--\\u{3e}y\\u{202e}");
     }
 
     #[test]

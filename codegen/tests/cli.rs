@@ -1,5 +1,6 @@
 //! The `pvgen` command line: exit codes (0 ok, 1 spec errors or stale output, 2 usage or
-//! I/O errors), every problem reported at once, `generate --check`, `doc` and `crate`.
+//! I/O errors), every problem reported at once, `generate --check` and its manifest, `doc`,
+//! `crate`, clap's help, version and usage errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -69,7 +70,10 @@ fn usage_and_io_errors_exit_2() {
     ] {
         let o = pvgen(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
-        assert!(text(&o.stderr).contains("usage:"), "{args:?} prints usage");
+        assert!(
+            text(&o.stderr).contains("Usage: pvgen"),
+            "{args:?} prints usage"
+        );
     }
     let o = pvgen(&["check", "spec/no-such.toml"]);
     assert_eq!(o.status.code(), Some(2));
@@ -98,7 +102,11 @@ fn generate_check_tells_fresh_from_stale() {
     let out = dir.to_str().expect("utf-8 path");
     let o = pvgen(&["generate", "spec/lguest.toml", "--out", out, "--check"]);
     assert_eq!(o.status.code(), Some(1), "an empty folder is stale");
-    assert!(text(&o.stderr).contains("stale against spec/lguest.toml: numbers.rs, types.rs"));
+    assert!(
+        text(&o.stderr).contains("stale against spec/lguest.toml\n  missing: numbers.rs, types.rs"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = pvgen(&["generate", "spec/lguest.toml", "--out", out]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), format!("{out}: wrote 10 files\n"));
@@ -109,7 +117,7 @@ fn generate_check_tells_fresh_from_stale() {
     let o = pvgen(&["generate", "spec/lguest.toml", "--out", out, "--check"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o.stderr).contains(": host.rs\n"),
+        text(&o.stderr).contains("  differ: host.rs\n"),
         "{}",
         text(&o.stderr)
     );
@@ -216,3 +224,211 @@ fn dispatch_from_outside_the_crate() {
     assert_eq!(h.0, [2, 5]);
 }
 "#;
+
+#[test]
+fn help_is_per_subcommand_and_version_is_printed() {
+    for (cmd, usage) in [
+        ("check", "Usage: pvgen check <SPEC>"),
+        (
+            "generate",
+            "Usage: pvgen generate [OPTIONS] --out <DIR> <SPEC>",
+        ),
+        ("doc", "Usage: pvgen doc <SPEC>"),
+        ("crate", "Usage: pvgen crate --out <DIR> <SPEC>"),
+    ] {
+        let o = pvgen(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{cmd} --help");
+        assert!(
+            text(&o.stdout).contains(usage),
+            "{cmd}: {}",
+            text(&o.stdout)
+        );
+        assert!(text(&o.stdout).contains("exit codes: 0 ok"), "{cmd}");
+    }
+    let o = pvgen(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        text(&o.stdout),
+        format!("pvgen {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unknown_subcommands_and_repeated_flags_are_usage_errors() {
+    let o = pvgen(&["frobnicate", "spec/lguest.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("unrecognized subcommand 'frobnicate'"));
+    let dir = scratch("twice");
+    let d = dir.to_str().expect("utf-8");
+    for args in [
+        &["generate", "spec/lguest.toml", "--out", d, "--out", d][..],
+        &["generate", "spec/lguest.toml", "-o", d, "--out", d],
+        &[
+            "generate",
+            "spec/lguest.toml",
+            "--out",
+            d,
+            "--check",
+            "--check",
+        ],
+        &["check", "spec/lguest.toml", "spec/kvm.toml"],
+    ] {
+        let o = pvgen(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o.stderr).starts_with("error: "), "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).expect("dir").count(),
+        0,
+        "nothing written"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const MIN_SPEC: &str = "[abi]\nname = \"min\"\nversion = 1\n[abi.transport.t]\ninstruction = \"vmcall\"\nnr = \"rax\"\nargs = [\"rbx\"]\nret = \"rax\"\n[[hypercall]]\nname = \"go\"\nnr = 0\ndoc = \"Go.\"\n";
+
+#[test]
+fn generate_removes_its_own_leftovers_and_check_reports_them() {
+    let dir = scratch("leftovers");
+    let out = dir.to_str().expect("utf-8");
+    let min = dir.join("min.toml");
+    std::fs::write(&min, MIN_SPEC).expect("writes spec");
+    let gen_dir = dir.join("gen");
+    let g = gen_dir.to_str().expect("utf-8");
+    let o = pvgen(&["generate", "spec/lguest.toml", "--out", g]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let manifest = std::fs::read_to_string(gen_dir.join("pvgen.manifest")).expect("manifest");
+    assert!(
+        manifest.contains("\nlazy.rs\nlguest.md\nmod.rs\n"),
+        "{manifest}"
+    );
+    std::fs::write(gen_dir.join("notes.txt"), "mine\n").expect("user file");
+
+    // The smaller spec's check names what the lguest run left behind.
+    let m = min.to_str().expect("utf-8");
+    let o = pvgen(&["generate", m, "--out", g, "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(
+            "left over from an earlier spec: lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs"
+        ),
+        "{err}"
+    );
+    let o = pvgen(&["generate", m, "--out", g]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!("{g}: wrote 6 files, removed lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs\n")
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&gen_dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "guest.rs",
+            "host.rs",
+            "min.md",
+            "mod.rs",
+            "notes.txt",
+            "numbers.rs",
+            "pvgen.manifest",
+            "types.rs"
+        ],
+        "the user's file stays"
+    );
+    let o = pvgen(&["generate", m, "--out", g, "--check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), format!("{g}: up to date with {m}\n"));
+    let _ = out;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn out_naming_a_file_is_an_io_error() {
+    let dir = scratch("outfile");
+    let file = dir.join("plain");
+    std::fs::write(&file, "x").expect("writes");
+    let f = file.to_str().expect("utf-8");
+    for args in [
+        &["generate", "spec/lguest.toml", "--out", f, "--check"][..],
+        &["generate", "spec/lguest.toml", "--out", f],
+    ] {
+        let o = pvgen(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("not a directory"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn non_utf8_specs_say_where() {
+    let dir = scratch("binary");
+    let spec = dir.join("bin.toml");
+    std::fs::write(&spec, b"[abi]\nname = \"x\"\ndoc = \"caf\xe9\"\n").expect("writes");
+    let o = pvgen(&["check", spec.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("error: the spec is not UTF-8: byte 0xe9 at offset 27 (line 3)"),
+        "{err}"
+    );
+    assert!(err.contains("bin.toml:3:11\n"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn thousands_of_problems_are_capped() {
+    let dir = scratch("many");
+    let spec = dir.join("many.toml");
+    let mut src = String::from("[abi]\nname = \"x\"\nversion = 1\n");
+    for i in 0..20_000 {
+        src.push_str(&format!("junk_{i} = 1\n"));
+    }
+    std::fs::write(&spec, src).expect("writes");
+    let o = pvgen(&["check", spec.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    let shown = err.lines().filter(|l| l.starts_with("error: ")).count();
+    assert_eq!(shown, 101, "capped at 100, then the total");
+    assert!(
+        err.contains("\nnote: 19901 more problems not shown\n"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(" has 20001 problems\n"),
+        "the total is still given"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A spec's file name is the user's: a newline in it must not end the generated comment.
+#[test]
+fn spec_file_names_are_escaped_in_generated_files() {
+    let dir = scratch("name");
+    let spec = dir.join("evil\nfn injected() {}\n.toml");
+    std::fs::write(&spec, MIN_SPEC).expect("writes");
+    let s = spec.to_str().expect("utf-8");
+    let out = dir.join("out");
+    let o = pvgen(&["crate", s, "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for f in ["Cargo.toml", "src/lib.rs", "src/numbers.rs", "min.md"] {
+        let body = std::fs::read_to_string(out.join(f)).expect(f);
+        assert!(!body.contains("fn injected()"), "{f}: {body}");
+        assert!(
+            body.lines()
+                .next()
+                .expect("a first line")
+                .contains("evil\\u{a}fn injected\\u{28}"),
+            "{f}: {body}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,125 +1,90 @@
 //! `pvgen`: check a paravirtual ABI spec and generate code and docs from it.
 //!
-//! A thin shell over the `codegen` library. Exit codes: 0 ok; 1 spec errors or stale
-//! output; 2 usage or I/O errors.
+//! A thin shell over the `codegen` library, its command line parsed by clap. Exit codes:
+//! 0 ok; 1 spec errors or stale output; 2 usage or I/O errors (clap's own usage errors
+//! exit 2 too).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage:
-  pvgen check SPEC                      validate SPEC, report every problem at once
-  pvgen generate SPEC --out DIR [--check]
-                                        write the generated modules into DIR;
-                                        with --check, only report whether DIR is stale
-  pvgen doc SPEC                        print the Markdown ABI reference
-  pvgen crate SPEC --out DIR            write a standalone Cargo crate for the ABI
+use clap::{Parser, Subcommand};
 
-exit codes: 0 ok, 1 spec errors or stale output, 2 usage or I/O errors";
+const EXIT_CODES: &str = "exit codes: 0 ok, 1 spec errors or stale output, 2 usage or I/O errors";
 
+/// Check a paravirtual ABI spec and generate guest, host and docs from it.
+#[derive(Parser, Debug)]
+#[command(name = "pvgen", version, after_help = EXIT_CODES, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
 enum Cmd {
-    Check(PathBuf),
-    Generate {
+    /// Validate SPEC and report every problem at once, each at its file:line:col.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The spec (TOML).
         spec: PathBuf,
+    },
+    /// Write one file per module, mod.rs and <abi>.md into DIR, with a manifest
+    /// (pvgen.manifest) so a later run removes what it no longer generates.
+    #[command(after_help = EXIT_CODES)]
+    Generate {
+        /// The spec (TOML).
+        spec: PathBuf,
+        /// The output folder (created if missing).
+        #[arg(long, short, value_name = "DIR")]
         out: PathBuf,
+        /// Write nothing: exit 1 when DIR is stale (a file missing, different or left
+        /// over from an earlier spec).
+        #[arg(long)]
         check: bool,
     },
-    Doc(PathBuf),
-    Crate {
+    /// Print the Markdown ABI reference on stdout.
+    #[command(after_help = EXIT_CODES)]
+    Doc {
+        /// The spec (TOML).
         spec: PathBuf,
+    },
+    /// Write a standalone Cargo crate for the ABI into DIR.
+    #[command(after_help = EXIT_CODES)]
+    Crate {
+        /// The spec (TOML).
+        spec: PathBuf,
+        /// The crate's folder (created if missing).
+        #[arg(long, short, value_name = "DIR")]
         out: PathBuf,
     },
 }
 
-fn parse_args(args: &[String]) -> Result<Cmd, String> {
-    let mut it = args.iter();
-    let cmd = it.next().ok_or("missing command")?;
-    if matches!(cmd.as_str(), "-h" | "--help" | "help") {
-        return Err(String::new());
-    }
-    let mut spec = None;
-    let mut out = None;
-    let mut check = false;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" | "-o" => {
-                out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?))
-            }
-            "--check" => check = true,
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
-            s => {
-                if spec.replace(PathBuf::from(s)).is_some() {
-                    return Err(format!("more than one spec given (`{s}`)"));
-                }
-            }
-        }
-    }
-    let spec = spec.ok_or("missing SPEC")?;
-    let need_out = |out: Option<PathBuf>| out.ok_or_else(|| format!("`{cmd}` needs --out DIR"));
-    let no_flags = |check: bool, out: &Option<PathBuf>| -> Result<(), String> {
-        if check {
-            return Err(format!("--check does not apply to `{cmd}`"));
-        }
-        if out.is_some() {
-            return Err(format!("--out does not apply to `{cmd}`"));
-        }
-        Ok(())
-    };
-    match cmd.as_str() {
-        "check" => {
-            no_flags(check, &out)?;
-            Ok(Cmd::Check(spec))
-        }
-        "doc" => {
-            no_flags(check, &out)?;
-            Ok(Cmd::Doc(spec))
-        }
-        "generate" => Ok(Cmd::Generate {
-            spec,
-            out: need_out(out)?,
-            check,
-        }),
-        "crate" => {
-            if check {
-                return Err("--check does not apply to `crate`".into());
-            }
-            Ok(Cmd::Crate {
-                spec,
-                out: need_out(out)?,
-            })
-        }
-        other => Err(format!("unknown command `{other}`")),
-    }
+/// Reports an I/O or internal error: exit 2.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("pvgen: {e}");
+    ExitCode::from(2)
 }
 
-fn load(path: &Path) -> Result<(codegen::Spec, codegen::Generated), ExitCode> {
+fn load(path: &Path) -> Result<(codegen::Spec, String, codegen::Generated), ExitCode> {
     match codegen::load_file(path) {
         Ok((spec, src)) => {
             let header = codegen::header(&spec, &path.display().to_string(), &src);
             match codegen::generate(&spec, &header) {
-                Ok(g) => Ok((spec, g)),
-                Err(e) => {
-                    eprintln!("pvgen: {e}");
-                    Err(ExitCode::from(2))
-                }
+                Ok(g) => Ok((spec, src, g)),
+                Err(e) => Err(fail(e)),
             }
         }
         Err(codegen::Error::Spec(d)) => {
             eprintln!("{d}");
             Err(ExitCode::from(1))
         }
-        Err(e) => {
-            eprintln!("pvgen: {e}");
-            Err(ExitCode::from(2))
-        }
+        Err(e) => Err(fail(e)),
     }
 }
 
 fn run(cmd: Cmd) -> Result<(), ExitCode> {
     match cmd {
-        Cmd::Check(spec) => {
-            let (s, _) = load(&spec)?;
+        Cmd::Check { spec } => {
+            let (s, _, _) = load(&spec)?;
             println!(
                 "{}: ABI `{}` v{}: {} hypercalls, {} transports, {} pv_ops, {} templates: ok",
                 spec.display(),
@@ -132,8 +97,8 @@ fn run(cmd: Cmd) -> Result<(), ExitCode> {
             );
             Ok(())
         }
-        Cmd::Doc(spec) => {
-            let (_, g) = load(&spec)?;
+        Cmd::Doc { spec } => {
+            let (_, _, g) = load(&spec)?;
             let md = g
                 .files
                 .iter()
@@ -143,46 +108,69 @@ fn run(cmd: Cmd) -> Result<(), ExitCode> {
             Ok(())
         }
         Cmd::Generate { spec, out, check } => {
-            let (_, g) = load(&spec)?;
+            let (_, _, g) = load(&spec)?;
             if check {
-                let stale: Vec<&str> = g
-                    .files
-                    .iter()
-                    .filter(|f| {
-                        std::fs::read_to_string(out.join(&f.path)).ok().as_deref()
-                            != Some(f.contents.as_str())
-                    })
-                    .map(|f| f.path.as_str())
-                    .collect();
-                if stale.is_empty() {
+                let state = codegen::outdir::check_dir(&out, &g).map_err(fail)?;
+                if state.no_manifest {
+                    eprintln!(
+                        "note: {} has no {}: files pvgen stamped count as generated",
+                        out.display(),
+                        codegen::outdir::MANIFEST
+                    );
+                }
+                if state.stale.is_empty() {
                     println!("{}: up to date with {}", out.display(), spec.display());
                     return Ok(());
                 }
+                let list = |f: fn(&codegen::outdir::Stale) -> bool| {
+                    state
+                        .stale
+                        .iter()
+                        .filter(|s| f(s))
+                        .map(|s| s.path())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut why = Vec::new();
+                for (what, names) in [
+                    (
+                        "differ",
+                        list(|s| matches!(s, codegen::outdir::Stale::Differs(_))),
+                    ),
+                    (
+                        "missing",
+                        list(|s| matches!(s, codegen::outdir::Stale::Missing(_))),
+                    ),
+                    (
+                        "left over from an earlier spec",
+                        list(|s| matches!(s, codegen::outdir::Stale::Leftover(_))),
+                    ),
+                ] {
+                    if !names.is_empty() {
+                        why.push(format!("{what}: {names}"));
+                    }
+                }
                 eprintln!(
-                    "{}: stale against {}: {}\nrun `pvgen generate {} --out {}` to update",
+                    "{}: stale against {}\n  {}\nrun `pvgen generate {} --out {}` to update",
                     out.display(),
                     spec.display(),
-                    stale.join(", "),
+                    why.join("\n  "),
                     spec.display(),
                     out.display()
                 );
                 return Err(ExitCode::from(1));
             }
-            for f in &g.files {
-                codegen::write_if_changed(&out.join(&f.path), &f.contents).map_err(|e| {
-                    eprintln!("pvgen: {e}");
-                    ExitCode::from(2)
-                })?;
+            let w = codegen::outdir::write_dir(&out, &g).map_err(fail)?;
+            print!("{}: wrote {} files", out.display(), w.files);
+            if !w.removed.is_empty() {
+                print!(", removed {}", w.removed.join(", "));
             }
-            println!("{}: wrote {} files", out.display(), g.files.len());
+            println!();
             Ok(())
         }
         Cmd::Crate { spec, out } => {
-            let (s, g) = load(&spec)?;
-            codegen::write_crate(&s, &g, &out).map_err(|e| {
-                eprintln!("pvgen: {e}");
-                ExitCode::from(2)
-            })?;
+            let (s, _, g) = load(&spec)?;
+            codegen::write_crate(&s, &g, &out).map_err(fail)?;
             println!(
                 "{}: wrote crate `{}-abi`",
                 out.display(),
@@ -194,20 +182,16 @@ fn run(cmd: Cmd) -> Result<(), ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse_args(&args) {
-        Ok(cmd) => match run(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(code) => code,
-        },
-        Err(msg) => {
-            if msg.is_empty() {
-                println!("{USAGE}");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("pvgen: {msg}\n\n{USAGE}");
-                ExitCode::from(2)
-            }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
+    };
+    match run(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
 }
