@@ -26,6 +26,8 @@ pub struct Diagnostic {
     pub span: Range<usize>,
     /// What to do about it.
     pub help: Option<String>,
+    /// Further facts, each shown as `= note: ...` before the help.
+    pub notes: Vec<String>,
 }
 
 /// Where a span points, in 1-based lines and columns (columns count characters; a
@@ -145,7 +147,14 @@ impl Diagnostic {
             message: message.into(),
             span,
             help: None,
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a note (shown before the help).
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
     }
 
     /// Adds a hint saying what to do.
@@ -228,6 +237,9 @@ impl Diagnostic {
             " ".repeat(caret_at),
             "^".repeat(carets)
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "{pad} = note: {note}");
+        }
         if let Some(help) = &self.help {
             let _ = writeln!(out, "{pad} = help: {help}");
         }

@@ -48,6 +48,7 @@ mod cargo_crate;
 pub mod check;
 pub mod diag;
 mod emit;
+pub mod lock;
 pub mod names;
 pub mod outdir;
 mod parse;
@@ -75,6 +76,7 @@ pub fn load(file: &str, src: &str) -> Result<Spec, Diagnostics> {
         Some(mut s) if d.is_empty() => {
             check::check(&mut s, &mut d);
             check_budget(&s, &mut d);
+            lock::since::check(&s, src, &mut d);
             Some(s)
         }
         _ => None,

@@ -844,7 +844,11 @@ impl Parser<'_> {
         if let Some(n) = &name {
             o.what = format!("hypercall `{}`", n.v);
         }
-        o.check_keys(self.d, &["name", "nr", "doc", "lazy", "args", "ret"]);
+        // `since` is read by lock/since.rs.
+        o.check_keys(
+            self.d,
+            &["name", "nr", "doc", "lazy", "args", "ret", "since"],
+        );
         let nr = o.req_int(self.d, "nr", "0");
         let doc = o.req_str(self.d, "doc", "\"What the call does.\"");
         let lazy = o.opt_bool(self.d, "lazy").unwrap_or(false);

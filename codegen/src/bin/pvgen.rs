@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use codegen::lock::{self, Class, Facts, Report};
 
 const EXIT_CODES: &str = "exit codes: 0 ok, 1 spec errors or stale output, 2 usage or I/O errors";
 
@@ -21,11 +22,37 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Validate SPEC and report every problem at once, each at its file:line:col.
+    /// Validate SPEC and report every problem at once, each at its file:line:col; where
+    /// SPEC.lock exists, compare the ABI with it: an unmarked breaking change is an error.
     #[command(after_help = EXIT_CODES)]
     Check {
         /// The spec (TOML).
         spec: PathBuf,
+    },
+    /// Write SPEC.lock beside SPEC: every ABI fact a built guest or host depends on.
+    /// Refuses to record an unmarked breaking change over an existing lock.
+    #[command(after_help = EXIT_CODES)]
+    Lock {
+        /// The spec (TOML).
+        spec: PathBuf,
+        /// Write nothing: exit 1 when SPEC.lock is missing or differs from what it would be.
+        #[arg(long)]
+        check: bool,
+        /// Record the spec even over an unmarked breaking change (an ABI never released).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Classify every difference between two specs or locks, from both sides: exit 0 when
+    /// compatible or additive, 1 when breaking.
+    #[command(after_help = EXIT_CODES)]
+    Diff {
+        /// The old spec or lock.
+        old: PathBuf,
+        /// The new spec or lock.
+        new: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write one file per module, mod.rs and <abi>.md into DIR, with a manifest
     /// (pvgen.manifest) so a later run removes what it no longer generates.
@@ -81,10 +108,63 @@ fn load(path: &Path) -> Result<(codegen::Spec, String, codegen::Generated), Exit
     }
 }
 
+/// Reads a spec or lock into its ABI facts (exit 1 on a bad one, 2 when unreadable).
+fn facts(path: &Path) -> Result<Facts, ExitCode> {
+    match Facts::load(path) {
+        Ok(f) => Ok(f),
+        Err(codegen::Error::Spec(d)) => {
+            eprintln!("{d}");
+            Err(ExitCode::from(1))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// The spec's lock, compared with the spec, if there is one.
+fn against_lock(spec: &Path, new: &Facts) -> Result<Option<(Facts, Report)>, ExitCode> {
+    let lock = lock::lock_path(spec);
+    if !lock.exists() {
+        return Ok(None);
+    }
+    let old = facts(&lock)?;
+    let report = Report::new(&old, new);
+    Ok(Some((old, report)))
+}
+
 fn run(cmd: Cmd) -> Result<(), ExitCode> {
     match cmd {
         Cmd::Check { spec } => {
-            let (s, _, _) = load(&spec)?;
+            let (s, src, _) = load(&spec)?;
+            let file = spec.display().to_string();
+            let new = Facts::from_spec(&s, &file, &src);
+            let lock_note = match against_lock(&spec, &new)? {
+                None => format!(
+                    ": none (`pvgen lock {file}` writes {})",
+                    lock::lock_path(&spec).display()
+                ),
+                Some((old, report)) => {
+                    eprint!("{}", report.diagnostics(&old, &new, &file));
+                    let errors = report.errors();
+                    if errors > 0 {
+                        eprintln!(
+                            "error: {file} breaks the ABI of {} in {errors} place{}",
+                            old.file,
+                            if errors == 1 { "" } else { "s" }
+                        );
+                        return Err(ExitCode::from(1));
+                    }
+                    let (c, a, b) = report.counts();
+                    if a + b + c == 0 {
+                        format!(": matches {}", old.file)
+                    } else {
+                        format!(
+                            ": against {}: {b} marked breaking, {a} additive, {c} compatible change{} (`pvgen lock {file}` records them)",
+                            old.file,
+                            if a + b + c == 1 { "" } else { "s" }
+                        )
+                    }
+                }
+            };
             println!(
                 "{}: ABI `{}` v{}: {} hypercalls, {} transports, {} pv_ops, {} templates: ok",
                 spec.display(),
@@ -95,6 +175,64 @@ fn run(cmd: Cmd) -> Result<(), ExitCode> {
                 s.pv_ops().count(),
                 s.templates.len()
             );
+            println!("{file}: ABI lock{}", lock_note);
+            Ok(())
+        }
+        Cmd::Lock { spec, check, force } => {
+            let (s, src, _) = load(&spec)?;
+            let file = spec.display().to_string();
+            let new = Facts::from_spec(&s, &file, &src);
+            let path = lock::lock_path(&spec);
+            let text = new.lock_text();
+            let current = std::fs::read_to_string(&path).ok();
+            if check {
+                if current.as_deref() == Some(text.as_str()) {
+                    println!("{}: up to date with {file}", path.display());
+                    return Ok(());
+                }
+                eprintln!(
+                    "{}: {} {file}\nrun `pvgen lock {file}` to update it",
+                    path.display(),
+                    if current.is_some() {
+                        "differs from"
+                    } else {
+                        "is missing for"
+                    }
+                );
+                return Err(ExitCode::from(1));
+            }
+            if !force
+                && let Some((old, report)) = against_lock(&spec, &new)?
+                && report.errors() > 0
+            {
+                eprint!("{}", report.diagnostics(&old, &new, &file));
+                eprintln!(
+                    "error: not recording {file}: it breaks the ABI of {} without a version bump (--force records it anyway)",
+                    old.file
+                );
+                return Err(ExitCode::from(1));
+            }
+            codegen::write_if_changed(&path, &text).map_err(fail)?;
+            println!(
+                "{}: {} facts of ABI `{}` v{}",
+                path.display(),
+                new.map.len(),
+                new.abi(),
+                new.version()
+            );
+            Ok(())
+        }
+        Cmd::Diff { old, new, json } => {
+            let (a, b) = (facts(&old)?, facts(&new)?);
+            let report = Report::new(&a, &b);
+            if json {
+                print!("{}", report.json(&a, &b));
+            } else {
+                print!("{}", report.text(&a, &b));
+            }
+            if report.class() == Class::Breaking {
+                return Err(ExitCode::from(1));
+            }
             Ok(())
         }
         Cmd::Doc { spec } => {
