@@ -237,6 +237,15 @@ fn first_span(facts: &Facts, key: &Key) -> Option<Range<usize>> {
         .min_by_key(|s| s.start)
 }
 
+/// Where to point in `facts` for `key`, which is not there: the entity that held it (a
+/// hypercall for its argument, an enum for its variant), or nowhere for a whole entry of a
+/// top-level list (the caller then points at `[abi] version`).
+fn nearest(facts: &Facts, key: &Key) -> Option<Range<usize>> {
+    (2..key.0.len())
+        .rev()
+        .find_map(|n| first_span(facts, &key.prefix(n)))
+}
+
 /// The name of the hypercall numbered `nr` in `facts`.
 fn call_named(facts: &Facts, nr: u64) -> Option<String> {
     facts
@@ -271,7 +280,7 @@ fn field_at(facts: &Facts, at: u64) -> String {
             let (off, size) = (get(n, "offset").unwrap_or(0), get(n, "size").unwrap_or(0));
             off <= at && at < off.saturating_add(size)
         })
-        .map_or_else(|| "nothing".into(), |n| format!("`{n}`"))
+        .map_or_else(|| "no field".into(), |n| format!("`{n}`"))
 }
 
 fn prim_max(ty: &str) -> u64 {
@@ -425,15 +434,47 @@ fn exact(key: &Key, old: Option<&Value>, new: Option<&Value>, a: &Facts, b: &Fac
             w
         }
         ("ring", _) => {
+            let (og, ng) = match leaf.as_str() {
+                "size" => (
+                    format!(
+                        "a guest built from OLD queues into {o} slots, which a host built from NEW drains as {n}: they disagree on where the ring wraps and on the shared page's layout"
+                    ),
+                    format!(
+                        "a guest built from NEW queues into {n} slots, which a host built from OLD drains as {o}"
+                    ),
+                ),
+                "args" => (
+                    format!(
+                        "a guest built from OLD writes slots of {o} arguments, which a host built from NEW reads as slots of {n}"
+                    ),
+                    format!(
+                        "a guest built from NEW writes slots of {n} arguments, which a host built from OLD reads as slots of {o}"
+                    ),
+                ),
+                _ => (
+                    format!(
+                        "a guest built from OLD marks slots {leaf} with status {o}, which a host built from NEW does not take as {leaf} ({n})"
+                    ),
+                    format!(
+                        "a guest built from NEW marks them with {n}, which a host built from OLD does not take as {leaf} ({o})"
+                    ),
+                ),
+            };
+            let mut w = both(og, ng);
+            w.what = format!("ring {leaf} changed: {o} → {n}");
+            w
+        }
+        ("shared", "writer") => {
             let mut w = both(
                 format!(
-                    "a guest built from OLD fills the ring with {leaf} {o}, a host built from NEW drains it expecting {n}"
+                    "a guest built from OLD has `{}` written by {o}, a host built from NEW by {n}: writes one side makes the other overwrites or never reads",
+                    key.seg(2)
                 ),
                 format!(
-                    "a guest built from NEW fills it with {leaf} {n}, a host built from OLD expects {o}"
+                    "a guest built from NEW has it written by {n}, a host built from OLD by {o}"
                 ),
             );
-            w.what = format!("ring {leaf} changed: {o} → {n}");
+            w.what = format!("{owner}'s writer changed: {o} → {n}");
             w
         }
         ("transport", _) => {
@@ -862,7 +903,11 @@ pub fn compare(old: &Facts, new: &Facts) -> Vec<Change> {
                     old_guest: w.old_guest,
                     new_guest: w.new_guest,
                     old_span: if is_added { None } else { first_span(old, k) },
-                    new_span: if is_added { first_span(new, k) } else { None },
+                    new_span: if is_added {
+                        first_span(new, k)
+                    } else {
+                        nearest(new, k)
+                    },
                     always_error: false,
                 });
                 covered.push(k.clone());
@@ -890,13 +935,54 @@ pub fn compare(old: &Facts, new: &Facts) -> Vec<Change> {
             old_guest: w.old_guest,
             new_guest: w.new_guest,
             old_span: o.map(|f| f.span.clone()),
-            new_span: n.map(|f| f.span.clone()),
+            new_span: n.map(|f| f.span.clone()).or_else(|| nearest(new, k)),
             always_error: false,
         });
     }
     versions(old, new, &mut out);
+    merge_resizes(&mut out);
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// A shared-page field whose type and size both changed is one change: resized.
+fn merge_resizes(out: &mut Vec<Change>) {
+    let sized: Vec<Key> = out
+        .iter()
+        .filter(|c| c.path.0.len() == 4 && c.path.seg(0) == "shared" && c.path.seg(3) == "size")
+        .map(|c| c.path.prefix(3))
+        .collect();
+    for field in sized {
+        let is = |c: &Change, leaf: &str| {
+            c.path.prefix(3) == field && c.path.0.len() == 4 && c.path.seg(3) == leaf
+        };
+        let Some(size) = out.iter().position(|c| is(c, "size")) else {
+            continue;
+        };
+        let Some(ty) = out.iter().position(|c| is(c, "type")) else {
+            continue;
+        };
+        let bytes = out[size]
+            .what
+            .rsplit(": size ")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let types = out[ty]
+            .what
+            .rsplit(": type ")
+            .next()
+            .unwrap_or("")
+            .replace('"', "");
+        out[ty].what = format!("{} resized: {types} ({bytes} bytes)", noun_field(&field));
+        out[ty].old_guest = out[size].old_guest.clone();
+        out[ty].new_guest = out[size].new_guest.clone();
+        out.remove(size);
+    }
+}
+
+fn noun_field(field: &Key) -> String {
+    format!("shared-page field `{}`", field.seg(2))
 }
 
 /// The version rules: it never goes back, and an added hypercall's `since` is newer than
@@ -914,7 +1000,7 @@ fn versions(old: &Facts, new: &Facts, out: &mut Vec<Change>) {
             class: Breaking,
             what: format!("the ABI version went back: {ov} → {nv}"),
             old_guest: fails(format!(
-                "guests built from v{ov} would be taken for v{nv} guests"
+                "a guest built from OLD (v{ov}) would be taken for an older one by a host built from NEW (v{nv})"
             )),
             new_guest: Verdict::Works,
             old_span: at(old),
