@@ -665,7 +665,12 @@ fn judged(
                     format!("{}..={}", hex_or_dec(l), hex_or_dec(h))
                 }
             };
-            if nl <= ol && nh >= oh {
+            if (nl, nh) == (ol, oh) {
+                compat(format!(
+                    "{owner}'s range is written differently, the same bounds: {}",
+                    r(nl, nh)
+                ))
+            } else if nl <= ol && nh >= oh {
                 Words {
                     class: Additive,
                     what: format!("{owner}'s range relaxed: {} → {}", r(ol, oh), r(nl, nh)),
@@ -703,7 +708,11 @@ fn judged(
                 old.and_then(Value::int).unwrap_or(1).max(1),
                 new.and_then(Value::int).unwrap_or(1).max(1),
             );
-            if o % n == 0 {
+            if o == n {
+                compat(format!(
+                    "{owner}'s alignment is written differently, the same: {n}"
+                ))
+            } else if o % n == 0 {
                 Words {
                     class: Additive,
                     what: format!("{owner}'s alignment relaxed: {o} → {n}"),
