@@ -194,8 +194,10 @@ impl Diagnostic {
             text_start += BOM.len_utf8();
         }
         let text = &src[text_start..range.end];
+        // A CRLF file's line ends before its `\r`.
+        let text = text.strip_suffix('\r').unwrap_or(text);
         // The caret covers the span's part on its first line, at least one column.
-        let caret_end = end.min(range.end).max(start);
+        let caret_end = end.min(text_start + text.len()).max(start);
         let first = src[text_start..start].chars().count();
         let last = first + src[start..caret_end].chars().count();
         let (cells, cols) = display(text);
@@ -422,6 +424,16 @@ mod tests {
         assert_eq!(line, "1 |     name    = 1");
         assert_eq!(caret, "  |             ^");
         assert_eq!(line.find('='), caret.find('^'));
+    }
+
+    #[test]
+    fn crlf_lines_end_before_their_cr() {
+        let src = "a = 1\r\nbad = 2\r\n";
+        let at = src.find("bad").unwrap();
+        let text = Diagnostic::new(at..src.len(), "x").render("a.toml", src);
+        let (line, caret) = caret_line(&text);
+        assert_eq!(line, "2 | bad = 2");
+        assert_eq!(caret, "  | ^^^^^^^");
     }
 
     #[test]

@@ -512,3 +512,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A lock edited by hand (a line dropped, duplicated or garbled, a number changed)
+    /// reads as facts or is refused with diagnostics, and compares without panicking.
+    #[test]
+    fn edited_locks_never_panic(line in any::<prop::sample::Index>(), how in 0u8..5, junk in "[ -~]{0,12}") {
+        let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.lock")).expect("lock");
+        let spec_src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.toml")).expect("spec");
+        let mut lines: Vec<String> = src.lines().map(String::from).collect();
+        let i = line.index(lines.len());
+        match how {
+            0 => { lines.remove(i); }
+            1 => { let l = lines[i].clone(); lines.insert(i, l); }
+            2 => lines[i] = junk.clone(),
+            3 => lines[i] = format!("{} = {junk}", lines[i].split(" = ").next().unwrap_or("x")),
+            _ => lines[i] = lines[i].replace(|c: char| c.is_ascii_digit(), "9"),
+        }
+        let edited = lines.join("\n");
+        if let Ok(old) = Facts::parse_lock("x.lock", &edited) {
+            let new = facts("spec/lguest.toml", &spec_src);
+            let r = Report::new(&old, &new);
+            let _ = (r.text(&old, &new), r.json(&old, &new), r.diagnostics(&old, &new, "spec/lguest.toml"));
+        }
+    }
+}
