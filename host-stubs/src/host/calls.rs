@@ -1,0 +1,175 @@
+//! Room: the VMM-facing entry points of the reference host. [`Host::hypercall`] on every
+//! hypercall exit (drain the ring, then dispatch), [`Host::drain_ring`], [`Host::raise_irq`],
+//! [`Host::next`] before every guest entry, and [`Host::kill_from_vmm`].
+
+use crate::abi::host::{dispatch, dispatch_slot};
+use crate::abi::numbers::{ARG_REGS, FIRST_EXTERNAL_VECTOR, IRQS};
+use crate::abi::shared::{RING_DONE, RING_READY, RING_SIZE};
+use crate::clock::Clock;
+use crate::desc::INTERRUPT_GATE;
+use crate::irq::{Decision, View, decide, fire_timer};
+use crate::kill::{HostAccess, Kill, Origin, Stop};
+
+use super::shared::{BLOCKED_INTERRUPTS, IRQ_ENABLED};
+use super::{BadLine, Delivery, Drain, Host, Next};
+
+impl<C: Clock> Host<C> {
+    /// Handles a synchronous hypercall: drains the async ring first (as every exit does in
+    /// the original), then runs the call through the generated dispatch. Returns the result
+    /// register, or why the guest stopped.
+    ///
+    /// A NOTIFY in the ring stops the walk; this host serves it at once (it keeps the text
+    /// and the address), then walks on, and runs the synchronous call after the ring is
+    /// empty, which is the order the original reaches once its Launcher has served the
+    /// notification.
+    pub fn hypercall(&mut self, nr: u64, args: [u64; ARG_REGS]) -> Result<u64, Stop> {
+        self.check_running()?;
+        // Each pass runs at least the NOTIFY it stopped on, so RING_SIZE passes empty it.
+        for _ in 0..RING_SIZE {
+            if self.drain_ring()?.notify.is_none() {
+                break;
+            }
+        }
+        self.log(nr, args, Origin::Direct);
+        match dispatch(self, nr, args) {
+            Ok(v) => {
+                self.check_running()?;
+                Ok(v)
+            }
+            Err(e) => Err(self.kill(e.into(), Origin::Direct)),
+        }
+    }
+
+    /// Runs the ready slots of the async ring from the host's cursor, in order, each
+    /// through the same generated dispatch; stops at the first slot that is done, after a
+    /// NOTIFY, or at a kill. Before LGUEST_INIT there is no ring and nothing happens.
+    ///
+    /// Each slot's status byte is read once, then its call number and arguments are copied
+    /// once into locals, and only the locals are used. A status byte that is neither ready
+    /// nor done, or a ready slot the cursor cannot reach (the guest's cursor is out of
+    /// step), kills the guest: the original treated any byte but `0xff` as ready, and left
+    /// stranded slots waiting forever.
+    pub fn drain_ring(&mut self) -> Result<Drain, Stop> {
+        self.check_running()?;
+        let Some(page) = self.shared else {
+            return Ok(Drain::default());
+        };
+        let mut d = Drain::default();
+        self.pending_notify = None;
+        for _ in 0..RING_SIZE {
+            let slot = self.cursor;
+            let status = self.status(page, slot)?;
+            if status == RING_DONE {
+                break;
+            }
+            if status != RING_READY {
+                return Err(self.kill(
+                    Kill::RingStatus {
+                        slot,
+                        value: status,
+                    },
+                    Origin::Ring(slot),
+                ));
+            }
+            // Advance first, as the original does: a slot is never run twice.
+            self.cursor = (slot + 1) % RING_SIZE;
+            let (nr, args) = self.read_slot(page, slot)?;
+            self.log(nr, [args[0], args[1], args[2], 0], Origin::Ring(slot));
+            if let Err(e) = dispatch_slot(self, nr, args) {
+                return Err(self.kill(e.into(), Origin::Ring(slot)));
+            }
+            self.set_status(page, slot, RING_DONE)?;
+            d.ran += 1;
+            self.ring_ran += 1;
+            // A SHUTDOWN from the ring ends the run here.
+            self.check_running()?;
+            if let Some(addr) = self.pending_notify {
+                d.notify = Some(addr);
+                return Ok(d);
+            }
+        }
+        // The walk stopped at a done slot (or went all the way round): every other slot
+        // must be done too, since the guest fills them in order from the same cursor.
+        for slot in 0..RING_SIZE {
+            match self.status(page, slot)? {
+                RING_DONE => {}
+                RING_READY => {
+                    let cursor = self.cursor;
+                    return Err(self.kill(Kill::RingOutOfStep { cursor, slot }, Origin::Ring(slot)));
+                }
+                value => {
+                    return Err(self.kill(Kill::RingStatus { slot, value }, Origin::Ring(slot)));
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    /// Marks interrupt `line` pending (the Launcher's `LHREQ_IRQ`).
+    pub fn raise_irq(&mut self, line: u32) -> Result<(), BadLine> {
+        if u64::from(line) >= IRQS {
+            return Err(BadLine(line));
+        }
+        self.pending |= 1 << line;
+        Ok(())
+    }
+
+    /// Decides what happens before the next guest entry, with the guest at instruction
+    /// pointer `rip`: fires the clock event if due, then applies lguest's delivery rules
+    /// (see [`crate::irq::decide`]). For a delivery, the host has already done its part
+    /// (line no longer pending, halted guest woken, timestamp written, `irq_enabled`
+    /// cleared for an interrupt gate); building the frame is the caller's.
+    pub fn next(&mut self, rip: u64) -> Result<Next, Stop> {
+        self.check_running()?;
+        fire_timer(&mut self.timer, self.clock.now_ns(), &mut self.pending);
+        let Some(page) = self.shared else {
+            // No shared page yet, so no way to know what the guest blocks.
+            return Ok(Next::Run);
+        };
+        let blocked = self.page_u64(page, BLOCKED_INTERRUPTS, HostAccess::InterruptState)?;
+        let irq_enabled = self.page_u32(page, IRQ_ENABLED, HostAccess::InterruptState)?;
+        let mut handled = 0u64;
+        for line in 0..IRQS {
+            if self.gate(FIRST_EXTERNAL_VECTOR + line).present() {
+                handled |= 1 << line;
+            }
+        }
+        let view = View {
+            pending: self.pending,
+            blocked,
+            irq_enabled,
+            halted: self.halted,
+            in_noirq_window: self.noirq.0 <= rip && rip < self.noirq.1,
+            handled,
+            timer: self.timer,
+        };
+        match decide(&view) {
+            Decision::Run => Ok(Next::Run),
+            Decision::Sleep { until } => Ok(Next::Sleep { until }),
+            Decision::Wake => {
+                self.wake(page)?;
+                Ok(Next::Run)
+            }
+            Decision::Deliver { line, vector, wake } => {
+                if wake {
+                    self.wake(page)?;
+                }
+                self.pending &= !(1 << line);
+                self.write_time(page)?;
+                let gate = self.gate(u64::from(vector));
+                if gate.gate_type() == INTERRUPT_GATE {
+                    let during = HostAccess::DeliverInterrupt { line };
+                    self.store_page_u32(page, IRQ_ENABLED, 0, during)?;
+                }
+                self.delivered += 1;
+                Ok(Next::Deliver(Delivery { line, vector, gate }))
+            }
+        }
+    }
+
+    /// Stops the guest for a reason the VMM found (a trap it cannot deliver, its watchdog,
+    /// an exit the ABI has no place for). The first stop stands; returns it.
+    pub fn kill_from_vmm(&mut self, reason: Kill) -> Stop {
+        self.kill(reason, Origin::Entry)
+    }
+}

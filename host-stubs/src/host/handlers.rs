@@ -1,0 +1,408 @@
+//! Room: the hypercall handlers. The reference host's implementation of the generated
+//! [`LguestHost`] trait, one method per call, with the semantics of lguest's
+//! `drivers/lguest/hypercalls.c` and the original's bugs fixed.
+
+use std::sync::atomic::Ordering;
+
+use crate::abi::host::{DecodeError, LguestHost, Violation, decode};
+use crate::abi::numbers::{
+    ARG_REGS, GDT_ENTRIES, GUEST_PL, Hypercall, IDT_ENTRIES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM,
+    SHUTDOWN_REASON_MAX, SYSCALL_VECTOR, TLS_ENTRIES, TLS_FIRST,
+};
+use crate::abi::shared::LguestData;
+use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
+use crate::clock::Clock;
+use crate::desc::{fix_gate, fix_segment};
+use crate::kill::{Arg, Kill, Shutdown, Stop, arg};
+use crate::shadow;
+
+use super::shared::{KERNEL_ADDRESS, NOIRQ_END, SYSCALL_VEC, TIME_NSEC, TIME_SEC};
+use super::{Host, Stack};
+
+/// LGUEST_INIT's shared-page argument.
+const INIT_DATA: Arg = arg!(LguestInit, data);
+const TLS_BYTES: usize = TLS_ENTRIES as usize * 8;
+
+impl<C: Clock> Host<C> {
+    /// Where every handler starts: refuses after a stop, and re-runs the spec's checks on
+    /// the call's arguments (in register order). Through [`dispatch`] that repeats what it
+    /// checked; but the trait is public, and a caller that reaches a handler directly gets
+    /// the same kill, naming the same argument, as through [`dispatch`].
+    fn checked(&self, call: Hypercall, args: &[u64]) -> Result<(), Kill> {
+        if self.stop.is_some() {
+            return Err(Kill::AfterStop { nr: call.nr() });
+        }
+        spec_check(call, args)
+    }
+
+    /// [`Host::checked`], then the shared page: refuses before LGUEST_INIT.
+    fn ready(&self, call: Hypercall, args: &[u64]) -> Result<Gpa, Kill> {
+        self.checked(call, args)?;
+        self.shared.ok_or(Kill::BeforeInit { call })
+    }
+}
+
+/// Checks a guest-virtual address: canonical for 4-level paging, and not in the top
+/// `RESERVE_MEM` bytes the host keeps (the original's switcher pages).
+fn check_vaddr(v: Gva) -> Result<(), &'static str> {
+    // 48-bit virtual addresses: bits 63..47 all equal.
+    let top = v >> 47;
+    if top != 0 && top != (1 << 17) - 1 {
+        return Err("not a canonical address");
+    }
+    if v >= 0u64.wrapping_sub(RESERVE_MEM) {
+        return Err("inside the top RESERVE_MEM bytes the host keeps for itself");
+    }
+    Ok(())
+}
+
+/// Text up to the first NUL of `buf`, at most `max` bytes, lossily decoded.
+fn c_text(buf: &[u8], max: usize) -> String {
+    let end = buf
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(buf.len())
+        .min(max);
+    String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).into_owned()
+}
+
+/// Runs the generated checks on `args` (the call's arguments in register order) without
+/// running anything: the spec's ranges, alignments and enums, named as the generated code
+/// names them, with no copy of them here.
+fn spec_check(call: Hypercall, args: &[u64]) -> Result<(), Kill> {
+    let mut regs = [0u64; ARG_REGS];
+    for (r, a) in regs.iter_mut().zip(args) {
+        *r = *a;
+    }
+    match decode(call.nr(), regs) {
+        Ok(_) => Ok(()),
+        Err(DecodeError::BadArgument(b)) => Err(Kill::BadArgument(b)),
+        Err(DecodeError::UnknownHypercall { nr }) => Err(Kill::UnknownHypercall { nr }),
+    }
+}
+
+// Every handler starts with `ready` (or `checked`), which re-runs the spec's checks: the
+// trait is public, so a caller may reach a handler without the generated dispatch.
+impl<C: Clock> LguestHost for Host<C> {
+    type Error = Kill;
+
+    fn flush_async(&mut self) -> Result<(), Kill> {
+        // The exit itself drained the ring.
+        self.ready(Hypercall::FlushAsync, &[]).map(|_| ())
+    }
+
+    fn lguest_init(&mut self, data: Gpa) -> Result<(), Kill> {
+        self.checked(Hypercall::LguestInit, &[data])?;
+        if let Some(first) = self.shared {
+            return Err(Kill::SecondInit { data, first });
+        }
+        let size = LguestData::SIZE as u64;
+        if self.mem.check(data, size).is_err() {
+            return Err(self.outside(INIT_DATA, data, size));
+        }
+        // Read what the guest set up, once each, and check all of it before changing
+        // anything: the original carried on after a bad address and half-initialised.
+        let at = |off: usize| data + off as u64;
+        let page_err = |_| self.outside(INIT_DATA, data, size);
+        let syscall_vec = self
+            .mem
+            .load_u32(at(SYSCALL_VEC.offset), Ordering::Acquire)
+            .map_err(page_err)?;
+        let noirq_start = self
+            .mem
+            .load_u64(at(LguestData::NOIRQ_START_OFFSET), Ordering::Acquire)
+            .map_err(page_err)?;
+        let noirq_end = self
+            .mem
+            .load_u64(at(NOIRQ_END.offset), Ordering::Acquire)
+            .map_err(page_err)?;
+        let kernel_address = self
+            .mem
+            .load_u64(at(KERNEL_ADDRESS.offset), Ordering::Acquire)
+            .map_err(page_err)?;
+        if u64::from(syscall_vec) != SYSCALL_VECTOR {
+            return Err(Kill::BadSharedPage {
+                field: SYSCALL_VEC.name,
+                value: u64::from(syscall_vec),
+                why: "is not SYSCALL_VECTOR",
+            });
+        }
+        if noirq_start > noirq_end {
+            return Err(Kill::BadSharedPage {
+                field: NOIRQ_END.name,
+                value: noirq_end,
+                why: "is below noirq_start",
+            });
+        }
+        if let Err(why) = check_vaddr(kernel_address) {
+            return Err(Kill::BadSharedPage {
+                field: KERNEL_ADDRESS.name,
+                value: kernel_address,
+                why,
+            });
+        }
+        let boot_pgdir = self.cfg.boot_pgdir;
+        let writes = [
+            (LguestData::RESERVE_MEM_OFFSET, RESERVE_MEM),
+            (LguestData::PGDIR_OFFSET, boot_pgdir),
+        ];
+        for (off, v) in writes {
+            self.mem
+                .store_u64(at(off), v, Ordering::Release)
+                .map_err(page_err)?;
+        }
+        self.mem
+            .store_u32(
+                at(LguestData::TSC_KHZ_OFFSET),
+                self.clock.tsc_khz(),
+                Ordering::Release,
+            )
+            .map_err(page_err)?;
+        let t = self.clock.wall();
+        self.mem
+            .store_u64(at(TIME_NSEC.offset), t.nsec, Ordering::Release)
+            .and_then(|()| {
+                self.mem
+                    .store_u64(at(TIME_SEC.offset), t.sec, Ordering::Release)
+            })
+            .map_err(page_err)?;
+        self.shared = Some(data);
+        self.noirq = (noirq_start, noirq_end);
+        self.kernel_address = kernel_address;
+        self.pgdir = boot_pgdir;
+        self.shadow.touch(boot_pgdir);
+        self.cursor = 0;
+        Ok(())
+    }
+
+    fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), Kill> {
+        self.ready(Hypercall::Shutdown, &[reason, kind.raw()])?;
+        // At most SHUTDOWN_REASON_MAX bytes and never past the end of memory: the original
+        // always read 128 bytes, so a reason near the top of memory killed the guest.
+        let len = SHUTDOWN_REASON_MAX.min(self.mem.available(reason));
+        if len == 0 {
+            return Err(self.outside(arg!(Shutdown, reason), reason, 1));
+        }
+        let mut buf = vec![0u8; len as usize];
+        if self.mem.read(reason, &mut buf).is_err() {
+            return Err(self.outside(arg!(Shutdown, reason), reason, len));
+        }
+        // The original forces a NUL at the last byte it reads.
+        let reason = c_text(&buf, SHUTDOWN_REASON_MAX as usize - 1);
+        self.stop = Some(Stop::Shutdown(Shutdown { kind, reason }));
+        Ok(())
+    }
+
+    fn new_pgtable(&mut self, pgdir: Gpa) -> Result<(), Kill> {
+        self.ready(Hypercall::NewPgtable, &[pgdir])?;
+        // Checked now, not when the tables are first walked: the kill names this call.
+        if self.mem.check(pgdir, PAGE_SIZE).is_err() {
+            return Err(self.outside(arg!(NewPgtable, pgdir), pgdir, PAGE_SIZE));
+        }
+        self.pgdir = pgdir;
+        self.follow(pgdir);
+        Ok(())
+    }
+
+    fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
+        self.ready(Hypercall::FlushTlb, &[scope.raw()])?;
+        self.resync(scope)?;
+        let i = match scope {
+            FlushScope::User => 0,
+            FlushScope::All => 1,
+        };
+        self.flushes[i] += 1;
+        Ok(())
+    }
+
+    fn load_idt_entry(&mut self, vector: u64, lo: u64, hi: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::LoadIdtEntry, &[vector, lo, hi])?;
+        // The spec's range is checked above; the table's own bound is checked too, so a
+        // spec whose range outgrew IDT_ENTRIES still cannot write past the table.
+        let Some(slot) = usize::try_from(vector)
+            .ok()
+            .and_then(|v| self.idt.get_mut(v))
+        else {
+            let range = Violation::Range {
+                lo: 0,
+                hi: IDT_ENTRIES - 1,
+            };
+            return Err(arg!(LoadIdtEntry, vector).bad(vector, range).into());
+        };
+        // A bad gate kills before anything is stored (the original stored it anyway).
+        if let Some(gate) = fix_gate(vector, lo, hi)? {
+            *slot = gate;
+        }
+        Ok(())
+    }
+
+    fn set_stack(&mut self, ss: u64, sp: Gva, pages: u64) -> Result<(), Kill> {
+        // The spec's checks (the page count among them) come first, and every check comes
+        // before the store: the original stored a bad ss or page count even after killing
+        // the guest for it.
+        self.ready(Hypercall::SetStack, &[ss, sp, pages])?;
+        if ss & 3 != GUEST_PL {
+            return Err(Kill::BadStackSegment { ss });
+        }
+        if let Err(why) = check_vaddr(sp) {
+            return Err(Kill::bad_vaddr(arg!(SetStack, sp), sp, why));
+        }
+        if pages.checked_mul(PAGE_SIZE).is_none_or(|bytes| sp < bytes) {
+            return Err(Kill::BadStackPointer { sp, pages });
+        }
+        self.stack = Some(Stack { ss, sp, pages });
+        Ok(())
+    }
+
+    fn ts(&mut self, state: TsState) -> Result<(), Kill> {
+        self.ready(Hypercall::Ts, &[state.raw()])?;
+        self.ts = state;
+        Ok(())
+    }
+
+    fn set_clockevent(&mut self, delta: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::SetClockevent, &[delta])?;
+        // Only the one argument is read: the ABI loads 0 into every unused register, so a
+        // "stop the clock" call really is delta 0 (the original read a stale %ebx here and
+        // armed a timer instead of stopping it).
+        self.timer = match delta {
+            0 => None,
+            d => Some(self.clock.now_ns().saturating_add(d)),
+        };
+        Ok(())
+    }
+
+    fn halt(&mut self) -> Result<(), Kill> {
+        self.ready(Hypercall::Halt, &[])?;
+        self.halted = true;
+        Ok(())
+    }
+
+    fn set_pte(&mut self, pgdir: Gpa, vaddr: Gva, pte: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::SetPte, &[pgdir, vaddr, pte])?;
+        if self.mem.check(pgdir, PAGE_SIZE).is_err() {
+            return Err(self.outside(arg!(SetPte, pgdir), pgdir, PAGE_SIZE));
+        }
+        if let Err(why) = check_vaddr(vaddr) {
+            return Err(Kill::bad_vaddr(arg!(SetPte, vaddr), vaddr, why));
+        }
+        if shadow::pte_present(pte) && self.mem.check(shadow::pte_frame(pte), PAGE_SIZE).is_err() {
+            return Err(Kill::BadPte { vaddr, pte });
+        }
+        let page = vaddr & !(PAGE_SIZE - 1);
+        // Kernel mappings are shared by every table, so a change there reaches them all.
+        let mut targets = vec![pgdir];
+        if vaddr >= self.kernel_address {
+            targets.extend(self.shadow.pgdirs().filter(|p| *p != pgdir));
+        }
+        // Record what the guest's tables hold now (a flush_tlb_single reports 0 and means
+        // "look again"), walking every table before changing anything.
+        let mut updates = Vec::new();
+        for t in targets {
+            match self.record_for(t, page) {
+                Ok(e) => updates.push((t, Some(e))),
+                Err(b) if t == pgdir => {
+                    return Err(Kill::bad_table(arg!(SetPte, pgdir), pgdir, b));
+                }
+                // Another table the guest may have reused: stop following it.
+                Err(_) => updates.push((t, None)),
+            }
+        }
+        self.follow(pgdir);
+        for (t, e) in updates {
+            match e {
+                Some(e) => self.apply(t, page, e),
+                None => {
+                    if let Some(tbl) = self.shadow.table_mut(t) {
+                        tbl.clear();
+                    }
+                }
+            }
+        }
+        if shadow::pte_present(pte) {
+            self.mapped += 1;
+        }
+        Ok(())
+    }
+
+    fn set_pmd(&mut self, table: Gpa, index: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::SetPmd, &[table, index])?;
+        if self.mem.check(table, PAGE_SIZE).is_err() {
+            return Err(self.outside(arg!(SetPmd, table), table, PAGE_SIZE));
+        }
+        self.shadow.drop_below(table, index);
+        Ok(())
+    }
+
+    fn load_tls(&mut self, tls: Gpa, cpu: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::LoadTls, &[tls, cpu])?;
+        let mut buf = [0u8; TLS_BYTES];
+        // One copy; on failure nothing changes (the original zero-filled the TLS entries).
+        if self.mem.read(tls, &mut buf).is_err() {
+            return Err(self.outside(arg!(LoadTls, tls), tls, TLS_BYTES as u64));
+        }
+        let first = TLS_FIRST as usize;
+        for (i, d) in buf.chunks_exact(8).enumerate() {
+            let lo = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+            let hi = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+            if let Some(slot) = self.gdt.get_mut(first + i) {
+                *slot = fix_segment(lo, hi);
+            }
+        }
+        Ok(())
+    }
+
+    fn notify(&mut self, addr: Gpa) -> Result<(), Kill> {
+        self.ready(Hypercall::Notify, &[addr])?;
+        if addr == 0 {
+            // 0 notifies nothing, as in the original.
+            return Ok(());
+        }
+        // A bounded read: at most NOTIFY_MAX bytes, never past the end of memory.
+        let len = NOTIFY_MAX.min(self.mem.available(addr));
+        if len == 0 {
+            return Err(self.outside(arg!(Notify, addr), addr, 1));
+        }
+        let mut buf = vec![0u8; len as usize];
+        if self.mem.read(addr, &mut buf).is_err() {
+            return Err(self.outside(arg!(Notify, addr), addr, len));
+        }
+        let text = c_text(&buf, NOTIFY_MAX as usize - 1);
+        let room = self.cfg.console_limit.saturating_sub(self.console.len());
+        if text.len() <= room {
+            self.console.push_str(&text);
+        } else {
+            self.console_dropped += text.len() as u64;
+        }
+        if self.notifications.len() < self.cfg.call_log {
+            self.notifications.push(addr);
+        }
+        self.pending_notify = Some(addr);
+        Ok(())
+    }
+
+    fn load_gdt_entry(&mut self, index: u64, lo: u64, hi: u64) -> Result<(), Kill> {
+        self.ready(Hypercall::LoadGdtEntry, &[index, lo, hi])?;
+        // The spec's checks above bound the halves and the index; the host's own types and
+        // table are checked too, so a spec that widened them could not make the host
+        // truncate a half or write past the table (the original killed the guest for
+        // index >= GDT_ENTRIES, then wrote the entry anyway).
+        let half = |a: Arg, v: u64| {
+            u32::try_from(v).map_err(|_| a.bad(v, Violation::Width { bits: u32::BITS }))
+        };
+        let lo32 = half(arg!(LoadGdtEntry, lo), lo)?;
+        let hi32 = half(arg!(LoadGdtEntry, hi), hi)?;
+        let Some(slot) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.gdt.get_mut(i))
+        else {
+            let range = Violation::Range {
+                lo: 0,
+                hi: GDT_ENTRIES - 1,
+            };
+            return Err(arg!(LoadGdtEntry, index).bad(index, range).into());
+        };
+        *slot = fix_segment(lo32, hi32);
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Room: the run loop. Enter the guest, take one exit, serve it: a hypercall (through the
+//! reference host), a trap from a ring-0 stub, a benchmark mark, or a kill; the watchdog
+//! and interrupt delivery between entries.
+
+use std::time::{Duration, Instant};
+
+use guest::abi::guest::Pio;
+use host_stubs::clock::Clock;
+use host_stubs::{Kill, Next};
+use kvm_ioctls::VcpuExit;
+use lguest_kernel::params::MARK_PORT;
+use lguest_kernel::workload::Phase;
+
+use crate::layout::{self, HOST_SIZE};
+use crate::run::{Config, host_total_calls};
+
+use super::kicker::Kicker;
+use super::vcpu::Cpu;
+use super::{Machine, VmError};
+
+impl Machine {
+    /// Runs the guest until it stops: between entries the watchdog, table changes and
+    /// interrupt delivery; then one exit, served.
+    pub(super) fn run_loop(&mut self, cfg: &Config, kicker: &Kicker) -> Result<(), VmError> {
+        self.start = Instant::now();
+        let mut last_calls = 0;
+        let mut last_progress = Instant::now();
+        loop {
+            self.cpu.vcpu.set_kvm_immediate_exit(0);
+            if self.host.stopped().is_some() {
+                return Ok(());
+            }
+            self.sync_tables()?;
+            if self.host.stopped().is_some() {
+                return Ok(());
+            }
+            // The watchdog: hypercalls are progress.
+            let calls = host_total_calls(&self.host);
+            if calls != last_calls {
+                last_calls = calls;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > cfg.watchdog {
+                self.kill(Kill::Watchdog {
+                    ms: cfg.watchdog.as_millis() as u64,
+                });
+                return Ok(());
+            }
+            // Interrupts, only while the guest is at ring 3 (not inside a host stub).
+            let sregs = self.cpu.sregs()?;
+            if sregs.cs.selector & 3 == 3 {
+                let rip = self.cpu.regs()?.rip;
+                match self.host.next(rip) {
+                    Err(_) => return Ok(()),
+                    Ok(Next::Run) => {}
+                    Ok(Next::Sleep { until: None }) => {
+                        self.kill(Kill::HaltedForever);
+                        return Ok(());
+                    }
+                    Ok(Next::Sleep { until: Some(t) }) => {
+                        let now = self.host.clock().now_ns();
+                        std::thread::sleep(Duration::from_nanos(t.saturating_sub(now)));
+                        last_progress = Instant::now();
+                        continue;
+                    }
+                    Ok(Next::Deliver(d)) => {
+                        self.deliver(d)?;
+                    }
+                }
+            }
+            kicker.arm(Some(self.kick_deadline(last_progress + cfg.watchdog)));
+            let exit = self.enter()?;
+            if exit != Exit::Kicked {
+                self.exits += 1;
+            }
+            if cfg.live_console {
+                crate::run::show_console(self.host.console(), &mut self.console_shown);
+            }
+            self.serve(exit)?;
+        }
+    }
+
+    /// One KVM_RUN, and what ended it.
+    fn enter(&mut self) -> Result<Exit, VmError> {
+        Ok(match self.cpu.vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => Exit::Out(port, data.first().copied()),
+            Ok(VcpuExit::IoIn(port, _)) => Exit::In(port),
+            Ok(VcpuExit::MmioWrite(addr, data)) => Exit::MmioWrite(addr, data.len()),
+            Ok(VcpuExit::MmioRead(addr, _)) => Exit::MmioRead(addr),
+            Ok(VcpuExit::Hlt) => Exit::Cpu("hlt at ring 0".into()),
+            Ok(VcpuExit::Shutdown) => Exit::Cpu("shutdown (a triple fault)".into()),
+            Ok(VcpuExit::FailEntry(reason, _)) => {
+                Exit::Cpu(format!("VM entry failed, hardware reason {reason:#x}"))
+            }
+            Ok(VcpuExit::InternalError) => Exit::Cpu("KVM internal error".into()),
+            Ok(other) => Exit::Cpu(format!("unexpected exit {other:?}")),
+            Err(e) if e.errno() == libc::EINTR => Exit::Kicked,
+            Err(e) if e.errno() == libc::EAGAIN => Exit::Kicked,
+            Err(err) => {
+                return Err(VmError::Kvm {
+                    what: "KVM_RUN",
+                    err,
+                });
+            }
+        })
+    }
+
+    /// Serves one exit: a hypercall, a trap from a host stub, a benchmark mark, or a kill.
+    fn serve(&mut self, exit: Exit) -> Result<(), VmError> {
+        match exit {
+            Exit::Kicked => self.kicks += 1,
+            Exit::Out(port, _) if port == Pio::PORT => self.hypercall()?,
+            Exit::Out(port, _) if port == layout::TRAP_PORT => self.trap()?,
+            Exit::Out(port, Some(byte)) if port == MARK_PORT => {
+                if let Some(p) = Phase::from_raw(byte) {
+                    let s = self.snapshot();
+                    self.marks.push((p, s));
+                }
+            }
+            Exit::Out(port, _) | Exit::In(port) => self.kill(Kill::BadPort { port }),
+            Exit::MmioWrite(gpa, len) => {
+                if (self.host_gpa..self.host_gpa + HOST_SIZE).contains(&gpa) {
+                    self.kill(Kill::HostMemory {
+                        gpa,
+                        len: len as u64,
+                    });
+                } else {
+                    self.kill(Kill::Cpu {
+                        what: format!("write to unbacked guest-physical {gpa:#x}"),
+                    });
+                }
+            }
+            Exit::MmioRead(gpa) => self.kill(Kill::Cpu {
+                what: format!("read of unbacked guest-physical {gpa:#x}"),
+            }),
+            Exit::Cpu(what) => {
+                // A guest that took away the host's mapping triple-faults at its next
+                // event: name the cause, not just the symptom.
+                self.check_host_entry();
+                self.kill(Kill::Cpu { what });
+            }
+        }
+        Ok(())
+    }
+
+    /// When the kicker must interrupt the running guest: the clock event, a pending
+    /// interrupt that could not be delivered yet (every millisecond, like a host tick), or
+    /// the watchdog.
+    fn kick_deadline(&self, watchdog: Instant) -> Instant {
+        let now_ns = self.host.clock().now_ns();
+        let start = self.host.clock().start();
+        let mut d = watchdog;
+        if let Some(t) = self.host.timer() {
+            d = d.min(start + Duration::from_nanos(t.max(now_ns)));
+        }
+        if self.host.pending_irqs() != 0 {
+            d = d.min(Instant::now() + Duration::from_millis(1));
+        }
+        d
+    }
+
+    /// A hypercall exit: read the call from the spec's registers, run it (after the ring),
+    /// put the result back.
+    fn hypercall(&mut self) -> Result<(), VmError> {
+        let mut regs = self.cpu.regs()?;
+        let gprs = Cpu::gprs(&regs);
+        let nr = gprs[Pio::NR_REG];
+        let args = Pio::ARG_REGS.map(|r| gprs[r]);
+        match self.host.hypercall(nr, args) {
+            Ok(ret) => {
+                Cpu::set_gpr(&mut regs, Pio::RET_REG, ret);
+                self.cpu.set_regs(&regs)?;
+            }
+            Err(_) => return Ok(()),
+        }
+        // An interrupt may go in before the guest runs again: let KVM finish the `out`
+        // first, so the frame returns past it.
+        let due = self
+            .host
+            .timer()
+            .is_some_and(|t| t <= self.host.clock().now_ns());
+        if self.host.halted() || self.host.pending_irqs() != 0 || due {
+            self.complete_io()?;
+        }
+        Ok(())
+    }
+
+    /// KVM_RUN with immediate_exit set: completes the pending port write (advancing rip)
+    /// and returns without running the guest.
+    fn complete_io(&mut self) -> Result<(), VmError> {
+        self.cpu.vcpu.set_kvm_immediate_exit(1);
+        let r = match self.cpu.vcpu.run() {
+            Err(e) if e.errno() == libc::EINTR => Ok(()),
+            Err(err) => Err(VmError::Kvm {
+                what: "KVM_RUN",
+                err,
+            }),
+            Ok(exit) => Err(VmError::NoKvm(format!(
+                "KVM ran the guest despite immediate_exit ({exit:?})"
+            ))),
+        };
+        self.cpu.vcpu.set_kvm_immediate_exit(0);
+        r
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Out(u16, Option<u8>),
+    In(u16),
+    MmioWrite(u64, usize),
+    MmioRead(u64),
+    Cpu(String),
+    Kicked,
+}

@@ -1,0 +1,40 @@
+//! Room: the real descriptor tables. The GDT and IDT the CPU uses live in the host's region;
+//! they are rebuilt ([`crate::layout`]) from what the guest loaded whenever that changes.
+
+use host_stubs::GuestMem;
+
+use crate::layout;
+
+use super::{Machine, VmError};
+
+impl Machine {
+    /// Follows what the guest's hypercalls changed: the real GDT and IDT here, then the
+    /// page tables (`paging.rs`).
+    pub(super) fn sync_tables(&mut self) -> Result<(), VmError> {
+        if self.host.gdt() != self.gdt_seen.as_slice() {
+            self.gdt_seen = self.host.gdt().to_vec();
+            write_gdt(&self.region, &layout::real_gdt(&self.gdt_seen))?;
+        }
+        if self.host.idt() != self.idt_seen.as_slice() {
+            self.idt_seen = self.host.idt().to_vec();
+            self.region
+                .write(layout::IDT_OFF, &layout::real_idt(&self.idt_seen))
+                .map_err(|e| VmError::Memory(e.to_string()))?;
+        }
+        self.sync_paging()
+    }
+
+    pub(super) fn real_gdt_entry(&self, sel: u16) -> u64 {
+        layout::real_gdt(&self.gdt_seen)
+            .get(usize::from(sel >> 3))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+pub(super) fn write_gdt(region: &GuestMem, gdt: &[u64]) -> Result<(), VmError> {
+    let bytes: Vec<u8> = gdt.iter().flat_map(|e| e.to_le_bytes()).collect();
+    region
+        .write(layout::GDT_OFF, &bytes)
+        .map_err(|e| VmError::Memory(e.to_string()))
+}
