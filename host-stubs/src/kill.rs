@@ -5,7 +5,7 @@
 //! the argument and the value, and the first one wins: the host refuses everything after
 //! it (the original kept going in places and stored bad values after the kill).
 
-use crate::abi::host::{BadArgument, DispatchError, Violation};
+use crate::abi::host::{BadArgument, DecodeError, DispatchError, Violation};
 use crate::abi::numbers::Hypercall;
 use crate::abi::shared::{FieldInfo, LguestData};
 use crate::abi::types::{Gpa, Gva, ShutdownKind};
@@ -109,7 +109,7 @@ macro_rules! arg {
 pub(crate) use arg;
 
 /// The shared-page argument of LGUEST_INIT.
-const INIT_DATA: Arg = arg!(LguestInit, data);
+pub(crate) const INIT_DATA: Arg = arg!(LguestInit, data);
 /// LOAD_IDT_ENTRY's low half, which holds the gate type.
 const IDT_LO: Arg = arg!(LoadIdtEntry, lo);
 /// SET_STACK's stack segment.
@@ -377,13 +377,6 @@ pub enum Kill {
         /// What the CPU reported.
         what: String,
     },
-    /// A handler ran after the guest had already stopped (through [`crate::abi::host::dispatch`]
-    /// directly; the host's own entry points refuse earlier).
-    #[error("hypercall {nr:#x} after the guest stopped")]
-    AfterStop {
-        /// The call number.
-        nr: u64,
-    },
 }
 
 impl Kill {
@@ -400,8 +393,7 @@ impl Kill {
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
             | Kill::HostMapping { .. }
-            | Kill::Cpu { .. }
-            | Kill::AfterStop { .. } => None,
+            | Kill::Cpu { .. } => None,
             Kill::BadArgument(b) => Some(b.call),
             Kill::BeforeInit { call }
             | Kill::OutsideMemory { call, .. }
@@ -438,8 +430,7 @@ impl Kill {
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
             | Kill::HostMapping { .. }
-            | Kill::Cpu { .. }
-            | Kill::AfterStop { .. } => None,
+            | Kill::Cpu { .. } => None,
         }
     }
 }
@@ -484,6 +475,15 @@ impl Kill {
 impl From<BadArgument> for Kill {
     fn from(b: BadArgument) -> Self {
         Kill::BadArgument(b)
+    }
+}
+
+impl From<DecodeError> for Kill {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownHypercall { nr } => Kill::UnknownHypercall { nr },
+            DecodeError::BadArgument(b) => Kill::BadArgument(b),
+        }
     }
 }
 

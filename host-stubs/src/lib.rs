@@ -3,7 +3,7 @@
 //! friends, ported to x86_64, with the original's bugs fixed.
 //!
 //! - [`memory::GuestMem`]: guest memory (rust-vmm `vm-memory`), every access bounds-checked.
-//! - [`host::Host`]: implements the generated [`abi::host::LguestHost`]; its entry points
+//! - [`host::Host`]: behind the generated [`abi::host::LguestHost`]; its entry points
 //!   drain the async ring and dispatch ([`host::Host::hypercall`]), decide interrupt
 //!   delivery ([`host::Host::next`]) and take device interrupts ([`host::Host::raise_irq`]).
 //! - [`kill`]: why a guest stopped, typed, naming the call, the argument and the value.

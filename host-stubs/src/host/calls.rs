@@ -2,14 +2,15 @@
 //! hypercall exit (drain the ring, then dispatch), [`Host::drain_ring`], [`Host::raise_irq`],
 //! [`Host::next`] before every guest entry, and [`Host::kill_from_vmm`].
 
-use crate::abi::host::{dispatch, dispatch_slot};
-use crate::abi::numbers::{ARG_REGS, FIRST_EXTERNAL_VECTOR, IRQS};
+use crate::abi::host::{decode, dispatch_slot, run};
+use crate::abi::numbers::{ARG_REGS, FIRST_EXTERNAL_VECTOR, Hypercall, IRQS};
 use crate::abi::shared::{RING_DONE, RING_READY, RING_SIZE};
 use crate::clock::Clock;
 use crate::desc::INTERRUPT_GATE;
 use crate::irq::{Decision, View, decide, fire_timer};
 use crate::kill::{HostAccess, Kill, Origin, Stop};
 
+use super::handlers::Handlers;
 use super::shared::{BLOCKED_INTERRUPTS, IRQ_ENABLED};
 use super::{BadLine, Delivery, Drain, Host, Next};
 
@@ -30,13 +31,24 @@ impl<C: Clock> Host<C> {
                 break;
             }
         }
-        self.log(nr, args, Origin::Direct);
-        match dispatch(self, nr, args) {
+        self.log(nr, &args, Origin::Direct);
+        // Decoded once, here: the handlers take the typed call and check only what the spec
+        // cannot say (memory, the host's own tables, the guest's state).
+        let result = match decode(nr, args) {
+            Err(e) => Err(e.into()),
+            Ok(call) if self.shared.is_none() && call.hypercall() != Hypercall::LguestInit => {
+                Err(Kill::BeforeInit {
+                    call: call.hypercall(),
+                })
+            }
+            Ok(call) => run(&mut Handlers(self), call),
+        };
+        match result {
             Ok(v) => {
                 self.check_running()?;
                 Ok(v)
             }
-            Err(e) => Err(self.kill(e.into(), Origin::Direct)),
+            Err(k) => Err(self.kill(k, Origin::Direct)),
         }
     }
 
@@ -74,8 +86,9 @@ impl<C: Clock> Host<C> {
             // Advance first, as the original does: a slot is never run twice.
             self.cursor = (slot + 1) % RING_SIZE;
             let (nr, args) = self.read_slot(page, slot)?;
-            self.log(nr, [args[0], args[1], args[2], 0], Origin::Ring(slot));
-            if let Err(e) = dispatch_slot(self, nr, args) {
+            self.log(nr, &args, Origin::Ring(slot));
+            // Ring calls run only after LGUEST_INIT (there is no ring before it).
+            if let Err(e) = dispatch_slot(&mut Handlers(self), nr, args) {
                 return Err(self.kill(e.into(), Origin::Ring(slot)));
             }
             self.set_status(page, slot, RING_DONE)?;

@@ -2,45 +2,25 @@
 //! [`LguestHost`] trait, one method per call, with the semantics of lguest's
 //! `drivers/lguest/hypercalls.c` and the original's bugs fixed.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
-use crate::abi::host::{DecodeError, LguestHost, Violation, decode};
+use crate::abi::host::{LguestHost, Violation};
 use crate::abi::numbers::{
-    ARG_REGS, GDT_ENTRIES, GUEST_PL, Hypercall, IDT_ENTRIES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM,
-    SHUTDOWN_REASON_MAX, SYSCALL_VECTOR, TLS_ENTRIES, TLS_FIRST,
+    GDT_ENTRIES, GUEST_PL, IDT_ENTRIES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, SHUTDOWN_REASON_MAX,
+    SYSCALL_VECTOR, TLS_ENTRIES, TLS_FIRST,
 };
 use crate::abi::shared::LguestData;
 use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
 use crate::clock::Clock;
 use crate::desc::{fix_gate, fix_segment};
-use crate::kill::{Arg, Kill, Shutdown, Stop, arg};
+use crate::kill::{Arg, INIT_DATA, Kill, Shutdown, Stop, arg};
 use crate::shadow;
 
 use super::shared::{KERNEL_ADDRESS, NOIRQ_END, SYSCALL_VEC, TIME_NSEC, TIME_SEC};
 use super::{Host, Stack};
 
-/// LGUEST_INIT's shared-page argument.
-const INIT_DATA: Arg = arg!(LguestInit, data);
 const TLS_BYTES: usize = TLS_ENTRIES as usize * 8;
-
-impl<C: Clock> Host<C> {
-    /// Where every handler starts: refuses after a stop, and re-runs the spec's checks on
-    /// the call's arguments (in register order). Through [`dispatch`] that repeats what it
-    /// checked; but the trait is public, and a caller that reaches a handler directly gets
-    /// the same kill, naming the same argument, as through [`dispatch`].
-    fn checked(&self, call: Hypercall, args: &[u64]) -> Result<(), Kill> {
-        if self.stop.is_some() {
-            return Err(Kill::AfterStop { nr: call.nr() });
-        }
-        spec_check(call, args)
-    }
-
-    /// [`Host::checked`], then the shared page: refuses before LGUEST_INIT.
-    fn ready(&self, call: Hypercall, args: &[u64]) -> Result<Gpa, Kill> {
-        self.checked(call, args)?;
-        self.shared.ok_or(Kill::BeforeInit { call })
-    }
-}
 
 /// Checks a guest-virtual address: canonical for 4-level paging, and not in the top
 /// `RESERVE_MEM` bytes the host keeps (the original's switcher pages).
@@ -66,33 +46,34 @@ fn c_text(buf: &[u8], max: usize) -> String {
     String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).into_owned()
 }
 
-/// Runs the generated checks on `args` (the call's arguments in register order) without
-/// running anything: the spec's ranges, alignments and enums, named as the generated code
-/// names them, with no copy of them here.
-fn spec_check(call: Hypercall, args: &[u64]) -> Result<(), Kill> {
-    let mut regs = [0u64; ARG_REGS];
-    for (r, a) in regs.iter_mut().zip(args) {
-        *r = *a;
-    }
-    match decode(call.nr(), regs) {
-        Ok(_) => Ok(()),
-        Err(DecodeError::BadArgument(b)) => Err(Kill::BadArgument(b)),
-        Err(DecodeError::UnknownHypercall { nr }) => Err(Kill::UnknownHypercall { nr }),
+/// The handlers' side of the host: the only implementor of the generated [`LguestHost`],
+/// and private, so a handler runs only on a call the generated decode has checked and typed
+/// (see `calls.rs`). Each call is decoded once; no handler re-checks what the spec says.
+pub(super) struct Handlers<'a, C: Clock>(pub(super) &'a mut Host<C>);
+
+impl<C: Clock> Deref for Handlers<'_, C> {
+    type Target = Host<C>;
+
+    fn deref(&self) -> &Host<C> {
+        self.0
     }
 }
 
-// Every handler starts with `ready` (or `checked`), which re-runs the spec's checks: the
-// trait is public, so a caller may reach a handler without the generated dispatch.
-impl<C: Clock> LguestHost for Host<C> {
+impl<C: Clock> DerefMut for Handlers<'_, C> {
+    fn deref_mut(&mut self) -> &mut Host<C> {
+        self.0
+    }
+}
+
+impl<C: Clock> LguestHost for Handlers<'_, C> {
     type Error = Kill;
 
     fn flush_async(&mut self) -> Result<(), Kill> {
         // The exit itself drained the ring.
-        self.ready(Hypercall::FlushAsync, &[]).map(|_| ())
+        Ok(())
     }
 
     fn lguest_init(&mut self, data: Gpa) -> Result<(), Kill> {
-        self.checked(Hypercall::LguestInit, &[data])?;
         if let Some(first) = self.shared {
             return Err(Kill::SecondInit { data, first });
         }
@@ -176,7 +157,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), Kill> {
-        self.ready(Hypercall::Shutdown, &[reason, kind.raw()])?;
         // At most SHUTDOWN_REASON_MAX bytes and never past the end of memory: the original
         // always read 128 bytes, so a reason near the top of memory killed the guest.
         let len = SHUTDOWN_REASON_MAX.min(self.mem.available(reason));
@@ -194,7 +174,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn new_pgtable(&mut self, pgdir: Gpa) -> Result<(), Kill> {
-        self.ready(Hypercall::NewPgtable, &[pgdir])?;
         // Checked now, not when the tables are first walked: the kill names this call.
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(NewPgtable, pgdir), pgdir, PAGE_SIZE));
@@ -205,7 +184,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
-        self.ready(Hypercall::FlushTlb, &[scope.raw()])?;
         self.resync(scope)?;
         let i = match scope {
             FlushScope::User => 0,
@@ -216,7 +194,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn load_idt_entry(&mut self, vector: u64, lo: u64, hi: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadIdtEntry, &[vector, lo, hi])?;
         // The spec's range is checked above; the table's own bound is checked too, so a
         // spec whose range outgrew IDT_ENTRIES still cannot write past the table.
         let Some(slot) = usize::try_from(vector)
@@ -240,7 +217,6 @@ impl<C: Clock> LguestHost for Host<C> {
         // The spec's checks (the page count among them) come first, and every check comes
         // before the store: the original stored a bad ss or page count even after killing
         // the guest for it.
-        self.ready(Hypercall::SetStack, &[ss, sp, pages])?;
         if ss & 3 != GUEST_PL {
             return Err(Kill::BadStackSegment { ss });
         }
@@ -255,13 +231,11 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn ts(&mut self, state: TsState) -> Result<(), Kill> {
-        self.ready(Hypercall::Ts, &[state.raw()])?;
         self.ts = state;
         Ok(())
     }
 
     fn set_clockevent(&mut self, delta: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetClockevent, &[delta])?;
         // Only the one argument is read: the ABI loads 0 into every unused register, so a
         // "stop the clock" call really is delta 0 (the original read a stale %ebx here and
         // armed a timer instead of stopping it).
@@ -273,13 +247,11 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn halt(&mut self) -> Result<(), Kill> {
-        self.ready(Hypercall::Halt, &[])?;
         self.halted = true;
         Ok(())
     }
 
     fn set_pte(&mut self, pgdir: Gpa, vaddr: Gva, pte: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetPte, &[pgdir, vaddr, pte])?;
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(SetPte, pgdir), pgdir, PAGE_SIZE));
         }
@@ -326,7 +298,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn set_pmd(&mut self, table: Gpa, index: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::SetPmd, &[table, index])?;
         if self.mem.check(table, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(SetPmd, table), table, PAGE_SIZE));
         }
@@ -334,8 +305,8 @@ impl<C: Clock> LguestHost for Host<C> {
         Ok(())
     }
 
-    fn load_tls(&mut self, tls: Gpa, cpu: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadTls, &[tls, cpu])?;
+    fn load_tls(&mut self, tls: Gpa, _cpu: u64) -> Result<(), Kill> {
+        // The CPU is ignored, as in the original: lguest guests are uniprocessor.
         let mut buf = [0u8; TLS_BYTES];
         // One copy; on failure nothing changes (the original zero-filled the TLS entries).
         if self.mem.read(tls, &mut buf).is_err() {
@@ -353,7 +324,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn notify(&mut self, addr: Gpa) -> Result<(), Kill> {
-        self.ready(Hypercall::Notify, &[addr])?;
         if addr == 0 {
             // 0 notifies nothing, as in the original.
             return Ok(());
@@ -382,7 +352,6 @@ impl<C: Clock> LguestHost for Host<C> {
     }
 
     fn load_gdt_entry(&mut self, index: u64, lo: u64, hi: u64) -> Result<(), Kill> {
-        self.ready(Hypercall::LoadGdtEntry, &[index, lo, hi])?;
         // The spec's checks above bound the halves and the index; the host's own types and
         // table are checked too, so a spec that widened them could not make the host
         // truncate a half or write past the table (the original killed the guest for

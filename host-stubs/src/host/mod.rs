@@ -124,6 +124,21 @@ pub enum Next {
 pub struct BadLine(pub u32);
 
 /// The reference lguest host for one uniprocessor guest.
+///
+/// Its handlers implement the generated [`LguestHost`] on a private type, so the only way
+/// in is [`Host::hypercall`] (and the ring it drains), where each call is decoded once by
+/// the generated [`decode`] and handed on typed. A handler cannot be called with
+/// arguments the spec refuses:
+///
+/// ```compile_fail,E0599
+/// use host_stubs::abi::host::LguestHost;
+/// use host_stubs::{clock::{ManualClock, WallTime}, GuestMem, Host, HostConfig};
+/// let mem = GuestMem::new(0x10000).unwrap();
+/// let mut h = Host::new(mem, ManualClock::new(WallTime::default(), 0), HostConfig::default());
+/// h.set_stack(0, 0x4008, 99); // no such method: not through the trait, not directly
+/// ```
+///
+/// [`decode`]: crate::abi::host::decode
 #[derive(Debug)]
 pub struct Host<C: Clock> {
     mem: GuestMem,

@@ -26,13 +26,23 @@ impl CallRecord {
 }
 
 impl<C: Clock> Host<C> {
-    pub(super) fn log(&mut self, nr: u64, args: [u64; ARG_REGS], origin: Origin) {
+    /// Counts and logs one call; `args` are its argument registers or ring-slot arguments
+    /// (the registers a slot does not hold are logged as 0).
+    pub(super) fn log(&mut self, nr: u64, args: &[u64], origin: Origin) {
         match Hypercall::ALL.iter().position(|c| c.nr() == nr) {
             Some(i) => self.counts[i] += 1,
             None => self.unknown_calls += 1,
         }
         if self.calls.len() < self.cfg.call_log {
-            self.calls.push(CallRecord { nr, args, origin });
+            let mut regs = [0; ARG_REGS];
+            for (r, a) in regs.iter_mut().zip(args) {
+                *r = *a;
+            }
+            self.calls.push(CallRecord {
+                nr,
+                args: regs,
+                origin,
+            });
         } else {
             self.calls_dropped += 1;
         }
