@@ -13,10 +13,9 @@ use crate::abi::types::ShutdownKind;
 use crate::hw::{RawCpuid, Translate};
 use crate::lguest::Lguest;
 
-/// The kernel code segment selector of x86_64 Linux (`__KERNEL_CS`, GDT entry 2).
-pub const KERNEL_CS: u64 = 2 * 8;
-/// The kernel data segment selector of x86_64 Linux (`__KERNEL_DS`, GDT entry 3).
-pub const KERNEL_DS: u64 = 3 * 8;
+/// The kernel's code and data segment selectors (`__KERNEL_CS`, `__KERNEL_DS`): the spec's,
+/// since the host starts the kernel on them.
+pub use crate::abi::numbers::{KERNEL_CS, KERNEL_DS};
 
 /// Pages in a kernel stack: x86_64 Linux 2.6.30's THREAD_SIZE is 8 KiB, the most SET_STACK
 /// may pin.

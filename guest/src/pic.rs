@@ -28,8 +28,24 @@ impl fmt::Display for BadIrq {
 
 impl core::error::Error for BadIrq {}
 
-/// Gate type and attributes of a present, ring-0 64-bit interrupt gate (type 0xE).
-const INTERRUPT_GATE: u128 = 0x8e;
+/// A 64-bit interrupt gate's type (entering it clears the interrupt flag).
+pub const INTERRUPT_GATE: u8 = 0xe;
+/// A 64-bit trap gate's type.
+pub const TRAP_GATE: u8 = 0xf;
+
+/// A present 64-bit IDT gate to `offset` through code segment `selector`, of type `ty`
+/// ([`INTERRUPT_GATE`] or [`TRAP_GATE`]), which code at privilege `dpl` may raise with
+/// `int n` (x86 architecture bits). The one encoder: the guest's IDT, the kernel's and the
+/// host's real IDT all use it.
+pub const fn encode_gate(offset: u64, selector: u16, ty: u8, dpl: u8) -> u128 {
+    let off = offset as u128;
+    let attrs = 0x80 | ((dpl as u128 & 3) << 5) | (ty as u128 & 0xf);
+    (off & 0xffff)
+        | ((selector as u128) << 16)
+        | (attrs << 40)
+        | (((off >> 16) & 0xffff) << 48)
+        | ((off >> 32) << 64)
+}
 
 /// Where [`Lguest::init_irq`] points the external interrupt vectors: the kernel's IDT and
 /// the entry stub of each interrupt line (Linux's `interrupt[]`).
@@ -62,12 +78,7 @@ impl<'a> IrqGates<'a> {
 
     /// The interrupt gate for line `irq`.
     fn gate(&self, irq: usize) -> u128 {
-        let off = u128::from(self.handlers[irq]);
-        (off & 0xffff)
-            | (u128::from(self.code_selector) << 16)
-            | (INTERRUPT_GATE << 40)
-            | (((off >> 16) & 0xffff) << 48)
-            | ((off >> 32) << 64)
+        encode_gate(self.handlers[irq], self.code_selector, INTERRUPT_GATE, 0)
     }
 }
 

@@ -3,7 +3,10 @@
 //!
 //! The bit positions below are x86 architecture, not ABI: the spec has no say in them.
 
-use crate::abi::numbers::{DOUBLE_FAULT_VECTOR, GUEST_PL, NMI_VECTOR, RESERVED_VECTOR, TRAP_ENTRY};
+use crate::abi::numbers::{
+    DOUBLE_FAULT_VECTOR, ERROR_CODE_VECTORS, FIRST_EXTERNAL_VECTOR, GUEST_PL, NMI_VECTOR,
+    RESERVED_VECTOR, TRAP_ENTRY,
+};
 use crate::kill::Kill;
 
 /// Present bit of a gate's low half (bit 47) and of a segment's high word (bit 15).
@@ -50,6 +53,17 @@ impl Gate {
     pub fn selector(&self) -> u16 {
         ((self.lo >> 16) & 0xffff) as u16
     }
+
+    /// The privilege level that may raise it with `int n`.
+    pub fn dpl(&self) -> u8 {
+        ((self.lo >> 45) & 3) as u8
+    }
+}
+
+/// Whether the CPU pushes an error code for `vector` (the spec's `ERROR_CODE_VECTORS`,
+/// exceptions only).
+pub fn has_error_code(vector: u64) -> bool {
+    vector < FIRST_EXTERNAL_VECTOR && (ERROR_CODE_VECTORS >> vector) & 1 != 0
 }
 
 /// Vectors the guest may not set: NMI, double fault, a reserved one and the original's

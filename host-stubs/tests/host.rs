@@ -12,11 +12,10 @@ use host_stubs::desc::Gate;
 use host_stubs::host::{Delivery, Next, Stack};
 use host_stubs::kill::{HostAccess, Kill, Origin, Shutdown, Stop};
 
-/// A present 64-bit gate of type `ty` for handler `offset`.
+/// A present 64-bit gate of type `ty` for handler `offset`, as the guest encodes it.
 fn gate(offset: u64, ty: u64) -> [u64; 2] {
-    let lo =
-        (offset & 0xffff) | (0x10 << 16) | (ty << 40) | (1 << 47) | ((offset & 0xffff_0000) << 32);
-    [lo, offset >> 32]
+    let g = guest::pic::encode_gate(offset, 0x10, ty as u8, 0);
+    [g as u64, (g >> 64) as u64]
 }
 
 fn killed(r: Result<u64, Stop>) -> (Kill, Origin) {

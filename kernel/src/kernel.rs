@@ -4,7 +4,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest::abi::guest::Pio;
-use guest::abi::numbers::{IRQS, PAGE_SIZE};
+use guest::abi::numbers::{ERROR_CODE_VECTORS, IRQS, PAGE_SIZE, SHUTDOWN_REASON_MAX};
 use guest::abi::shared::LguestData;
 use guest::{DirectMap, Instance, IrqGates, Lguest, NativeCpuid, Scratch};
 use lguest_kernel::console::CBuf;
@@ -172,7 +172,7 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if !PANICKING.swap(true, Ordering::Relaxed) {
-        let mut msg = CBuf::<128>::new();
+        let mut msg = CBuf::<{ SHUTDOWN_REASON_MAX as usize }>::new();
         let _ = write!(msg, "{}", info.message());
         // Straight to the guest, not the pv_ops: they may not be installed yet.
         LG.panic(msg.as_cstr());
@@ -298,14 +298,14 @@ core::arch::global_asm!(
     // Any other line: nothing to do but return (restoring the interrupt flag).
     "spurious_entry:",
     "jmp {iret}",
-    // Exceptions: push a zero error code where the CPU pushes none, then the vector.
-    ".irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31",
-    "exc_\\v: push 0",
+    // Exceptions: push a zero error code where the CPU pushes none (the spec's
+    // ERROR_CODE_VECTORS says where it does), then the vector.
+    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "exc_\\v:",
+    ".if (({error_code_vectors} >> \\v) & 1) == 0",
+    "push 0",
+    ".endif",
     "push \\v",
-    "jmp exc_common",
-    ".endr",
-    ".irp v, 8,10,11,12,13,14,17,21,29,30",
-    "exc_\\v: push \\v",
     "jmp exc_common",
     ".endr",
     "exc_common:",
@@ -335,4 +335,5 @@ core::arch::global_asm!(
     iret = sym guest::init::lguest_iret,
     exception = sym exception,
     irqs = const IRQS,
+    error_code_vectors = const ERROR_CODE_VECTORS,
 );

@@ -11,9 +11,13 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use guest::abi::guest::{LguestHypercalls, Transport};
-use guest::abi::numbers::{GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE};
+use guest::abi::numbers::{
+    FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE,
+    SHUTDOWN_REASON_MAX,
+};
 use guest::abi::pv_ops::PvOps;
 use guest::abi::shared::RING_SIZE;
+use guest::pic::{INTERRUPT_GATE, TRAP_GATE, encode_gate};
 use guest::{Instance, Ops};
 use pv_sites::Slot;
 use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
@@ -34,10 +38,10 @@ pub const BOOT_MMU_PAGES: u64 = 64;
 pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
 /// An address the kernel never maps.
 pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
-/// The kernel code segment selector (`__KERNEL_CS`, GDT entry 2).
-pub const KERNEL_CS: u16 = guest::misc::KERNEL_CS as u16;
-/// Exceptions the kernel installs handlers for (vectors 0..EXCEPTIONS).
-pub const EXCEPTIONS: usize = 32;
+/// The kernel code segment selector (the spec's `KERNEL_CS`).
+pub const KERNEL_CS: u16 = guest::abi::numbers::KERNEL_CS as u16;
+/// Exceptions the kernel installs handlers for: every vector below the first external one.
+pub const EXCEPTIONS: usize = FIRST_EXTERNAL_VECTOR as usize;
 
 /// Present, writable, user: upper-level entries (the kernel runs at ring 3, so every level
 /// needs the user bit).
@@ -257,16 +261,6 @@ pub fn idt() -> *mut u128 {
     IDT.0.get().cast()
 }
 
-/// A present 64-bit gate of type `ty` (0xe interrupt, 0xf trap) to `offset`.
-pub fn gate(offset: u64, selector: u16, ty: u8) -> u128 {
-    let off = u128::from(offset);
-    (off & 0xffff)
-        | (u128::from(selector) << 16)
-        | (u128::from(0x80 | ty) << 40)
-        | (((off >> 16) & 0xffff) << 48)
-        | ((off >> 32) << 64)
-}
-
 fn load_tables<P: Platform>(p: &P) {
     let gdt = GDT.0.get();
     let gdt_ptr = DescriptorTablePointer::<Descriptor> {
@@ -281,8 +275,8 @@ fn load_tables<P: Platform>(p: &P) {
         for (v, h) in handlers.iter().enumerate() {
             // Page faults come in with interrupts off, so cr2 cannot change under the
             // handler; the rest are trap gates, as Linux has them.
-            let ty = if v == 14 { 0xe } else { 0xf };
-            idt[v] = gate(*h, KERNEL_CS, ty);
+            let ty = if v == 14 { INTERRUPT_GATE } else { TRAP_GATE };
+            idt[v] = encode_gate(*h, KERNEL_CS, ty, 0);
         }
     }
     let idt_ptr = DescriptorTablePointer::<u128> {
@@ -522,7 +516,7 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
             (pv().machine.power_off)();
         }
         Mode::Panic => {
-            let mut msg = CBuf::<128>::new();
+            let mut msg = CBuf::<{ SHUTDOWN_REASON_MAX as usize }>::new();
             let _ = write!(msg, "panic on request after {} ticks", ticks());
             (pv().machine.panic)(msg.as_cstr());
         }

@@ -32,7 +32,7 @@ const FRAME: u64 = 0x3000;
 const BOOT_PGDIR: u64 = 0x4000;
 /// Where a panic message goes, and its longest length with the NUL.
 const PANIC_MSG: u64 = 0x5000;
-const PANIC_MAX: usize = 128;
+const PANIC_MAX: usize = host_stubs::abi::numbers::SHUTDOWN_REASON_MAX as usize;
 const STACK_TOP: u64 = 0x1_0000;
 /// What the kernel "maps at the same address": the low 2 MiB, as its image would be.
 const IDENTITY: std::ops::Range<u64> = PAGE_SIZE..0x20_0000;

@@ -23,10 +23,12 @@ use guest::abi::numbers::GUEST_PL;
 use guest::abi::numbers::{
     GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM,
 };
-use guest::misc::{KERNEL_CS, KERNEL_DS};
-use host_stubs::desc::{Gate, Segment, fix_segment};
+use guest::pic::{INTERRUPT_GATE, encode_gate};
+use host_stubs::abi::numbers::{KERNEL_CS, KERNEL_DS};
+use host_stubs::desc::{Gate, Segment, fix_segment, has_error_code};
+// The mark port is the kernel's boot-block contract with this VMM (not lguest's ABI), and
+// `params` is that contract's one home.
 use lguest_kernel::params::MARK_PORT;
-use lguest_kernel::workload::GDT_INIT;
 
 /// Where the host region is mapped: the first address of the last top-level entry.
 pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
@@ -34,6 +36,10 @@ const _: () = assert!(
     RESERVE_MEM == 1 << 39,
     "the host keeps exactly one PML4 entry"
 );
+/// The slot of the host's entry in every top-level table: the one `HOST_VA` falls in.
+pub const HOST_PML4_SLOT: u64 = (HOST_VA >> 39) & 511;
+/// Byte offset of that slot in a top-level table.
+pub const HOST_PML4_OFF: u64 = HOST_PML4_SLOT * 8;
 
 /// The real GDT (`GDT_ENTRIES` 8-byte entries).
 pub const GDT_OFF: u64 = 0x0000;
@@ -62,6 +68,15 @@ pub const STACK_SIZE: u64 = PAGE_SIZE;
 /// The whole region.
 pub const HOST_SIZE: u64 = STACK_OFF + STACK_SIZE;
 
+/// What a stub leaves on the ring-0 stack when it tells the host: the vector, the error
+/// code (the CPU's, or the zero the stub pushed), then the CPU's `iretq` frame (rip, cs,
+/// rflags, rsp, ss). From a trap at ring 3 it sits at the top of the stack.
+pub const STUB_FRAME_WORDS: u64 = 7;
+/// Words before the `iretq` frame in it (vector, error code).
+pub const STUB_FRAME_IRET: u64 = 2;
+/// Where a stub's frame starts, for a trap taken at ring 3.
+pub const STUB_FRAME_OFF: u64 = STACK_OFF + STACK_SIZE - STUB_FRAME_WORDS * 8;
+
 /// The port the stubs write to, from ring 0: "a trap happened, its frame is on my stack".
 /// The guest cannot use it (its TSS bit is set).
 pub const TRAP_PORT: u16 = 0xf8;
@@ -83,16 +98,16 @@ pub const TSS_SEL: u16 = (HOST_TSS_ENTRY * 8) as u16;
 pub const TSS_LIMIT: u64 = 0x68 + 0x2000;
 const IOMAP_BASE: u64 = 0x68;
 
-/// The guest's boot segments, as the kernel's `__KERNEL_CS`/`__KERNEL_DS` look after the
-/// host's fix-up: 64-bit code and flat data at the guest's privilege level.
+/// The guest's boot segments, the spec's kernel selectors with the guest's privilege level
+/// (lguest's host likewise starts the guest on `__KERNEL_CS|GUEST_PL`).
 pub const BOOT_CS: u16 = (KERNEL_CS | GUEST_PL) as u16;
 /// See [`BOOT_CS`].
 pub const BOOT_DS: u16 = (KERNEL_DS | GUEST_PL) as u16;
 
-/// Vectors for which the CPU pushes an error code.
-pub fn has_error_code(vector: u8) -> bool {
-    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
-}
+/// A flat 64-bit code segment at ring 0, accessed (x86 descriptor bits).
+const CODE64: u64 = 0x00af_9b00_0000_ffff;
+/// A flat 4 GiB read-write data segment at ring 0, accessed.
+const DATA: u64 = 0x00cf_9300_0000_ffff;
 
 /// The virtual address of region offset `off`.
 pub const fn va(off: u64) -> u64 {
@@ -126,8 +141,8 @@ pub fn host_region(host_gpa: u64) -> Vec<u8> {
     // The stub tail: tell the host, then drop the vector and error code and return to
     // wherever the host pointed the frame.
     put(&mut r, COMMON_OFF, &common_code());
-    for v in 0..=255u8 {
-        put(&mut r, STUBS_OFF + u64::from(v) * STUB_SIZE, &stub_code(v));
+    for v in 0..IDT_ENTRIES {
+        put(&mut r, STUBS_OFF + v * STUB_SIZE, &stub_code(v));
     }
     // TSS: RSP0, then the I/O map base; the bitmap denies every port but the ABI's.
     put(&mut r, TSS_OFF + 4, &stack_top().to_le_bytes());
@@ -165,14 +180,14 @@ fn common_code() -> Vec<u8> {
 
 /// Vector `v`'s stub: push a zero error code where the CPU pushes none, push the vector,
 /// jump to the common tail.
-fn stub_code(v: u8) -> Vec<u8> {
+fn stub_code(v: u64) -> Vec<u8> {
     let mut c = Vec::with_capacity(STUB_SIZE as usize);
     if !has_error_code(v) {
         c.extend([0x6a, 0x00]);
     }
     c.push(0x68);
-    c.extend(u32::from(v).to_le_bytes());
-    let next = va(STUBS_OFF + u64::from(v) * STUB_SIZE) + c.len() as u64 + 5;
+    c.extend((v as u32).to_le_bytes());
+    let next = va(STUBS_OFF + v * STUB_SIZE) + c.len() as u64 + 5;
     let rel = va(COMMON_OFF).wrapping_sub(next) as i64;
     c.push(0xe9);
     c.extend((rel as i32).to_le_bytes());
@@ -181,14 +196,12 @@ fn stub_code(v: u8) -> Vec<u8> {
 }
 
 /// The real GDT: the host's entries where the spec reserves them, the guest's fixed-up
-/// entries elsewhere (before it loads any, the boot segments).
+/// entries elsewhere (before it loads any, the boot segments: flat code and data, fixed up
+/// to the guest's privilege level as lguest's `setup_guest_gdt` does).
 pub fn real_gdt(guest: &[Segment]) -> [u64; GDT_ENTRIES as usize] {
     let loaded = guest.iter().any(Segment::present);
-    let boot = [KERNEL_CS, KERNEL_DS].map(|sel| {
-        let i = (sel >> 3) as usize;
-        let d = GDT_INIT[i];
-        (i, fix_segment(d as u32, (d >> 32) as u32))
-    });
+    let boot = [(KERNEL_CS, CODE64), (KERNEL_DS, DATA)]
+        .map(|(sel, d)| ((sel >> 3) as usize, fix_segment(d as u32, (d >> 32) as u32)));
     let base = va(TSS_OFF);
     let tss_lo = (TSS_LIMIT & 0xffff)
         | ((base & 0xff_ffff) << 16)
@@ -199,8 +212,8 @@ pub fn real_gdt(guest: &[Segment]) -> [u64; GDT_ENTRIES as usize] {
     let mut g = [0u64; GDT_ENTRIES as usize];
     for (i, e) in g.iter_mut().enumerate() {
         *e = match i as u64 {
-            HOST_CS_ENTRY => 0x00af_9b00_0000_ffff,
-            HOST_DS_ENTRY => 0x00cf_9300_0000_ffff,
+            HOST_CS_ENTRY => CODE64,
+            HOST_DS_ENTRY => DATA,
             HOST_TSS_ENTRY => tss_lo,
             x if x == HOST_TSS_ENTRY + 1 => tss_hi,
             _ if loaded => guest.get(i).map_or(0, Segment::raw),
@@ -221,16 +234,9 @@ pub fn real_idt(guest: &[Gate]) -> Vec<u8> {
         let dpl = guest
             .get(v as usize)
             .filter(|g| g.present())
-            .map_or(0, |g| (g.lo >> 45) & 3);
+            .map_or(0, Gate::dpl);
         let off = va(STUBS_OFF + v * STUB_SIZE);
-        let lo = (off & 0xffff)
-            | (u64::from(HOST_CS) << 16)
-            | (0xe << 40)
-            | (dpl << 45)
-            | (1 << 47)
-            | ((off & 0xffff_0000) << 32);
-        out.extend(lo.to_le_bytes());
-        out.extend((off >> 32).to_le_bytes());
+        out.extend(encode_gate(off, HOST_CS, INTERRUPT_GATE, dpl).to_le_bytes());
     }
     out
 }
@@ -247,7 +253,7 @@ pub fn boot_tables(mem: u64, host_gpa: u64) -> (u64, Vec<u8>) {
         t[at..at + 8].copy_from_slice(&v.to_le_bytes());
     };
     put(pml4, pdpt | P | RW | US | A);
-    put(pml4 + 511 * 8, host_pml4_entry(host_gpa));
+    put(pml4 + HOST_PML4_OFF, host_pml4_entry(host_gpa));
     put(pdpt, pd | P | RW | US | A);
     for i in 0..mem.div_ceil(2 << 20) {
         put(pd + i * 8, (i << 21) | P | RW | US | A | D | PS);
@@ -334,7 +340,7 @@ mod tests {
     #[test]
     fn the_gdt_keeps_host_entries_and_takes_the_guests() {
         let boot = real_gdt(&[Segment::default(); 16]);
-        assert_eq!(boot[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff);
+        assert_eq!(boot[HOST_CS_ENTRY as usize], CODE64);
         let cs = kvm_segment(BOOT_CS, boot[2]);
         assert_eq!((cs.l, cs.dpl, cs.present, cs.s), (1, 3, 1, 1));
         let tss = kvm_segment(TSS_SEL, boot[HOST_TSS_ENTRY as usize]);
@@ -346,10 +352,7 @@ mod tests {
         guest[HOST_CS_ENTRY as usize] = fix_segment(0xffff, 0x00af_9a00);
         guest[5] = fix_segment(0xffff, 0x00cf_f200);
         let g = real_gdt(&guest);
-        assert_eq!(
-            g[HOST_CS_ENTRY as usize], 0x00af_9b00_0000_ffff,
-            "host keeps its own"
-        );
+        assert_eq!(g[HOST_CS_ENTRY as usize], CODE64, "host keeps its own");
         assert_eq!(g[5], guest[5].raw());
         assert_eq!(
             g[2], 0,
@@ -359,7 +362,7 @@ mod tests {
 
     #[test]
     fn idt_gates_go_to_the_stubs_with_the_guests_privilege() {
-        let mut guest = vec![Gate::default(); 256];
+        let mut guest = vec![Gate::default(); IDT_ENTRIES as usize];
         guest[0x80] = Gate {
             lo: (3 << 45) | (1 << 47) | (0xf << 40),
             hi: 0,
@@ -380,7 +383,7 @@ mod tests {
         let (pml4, t) = boot_tables(64 << 20, 64 << 20);
         assert_eq!(pml4, (64 << 20) - 3 * PAGE_SIZE);
         let e = |i: usize| u64::from_le_bytes(t[i * 8..][..8].try_into().unwrap());
-        assert_eq!(e(511), host_pml4_entry(64 << 20));
+        assert_eq!(e(HOST_PML4_SLOT as usize), host_pml4_entry(64 << 20));
         assert_eq!(e(0) & US, US);
         let pd = 2 * 512;
         assert_eq!(e(pd + 31), (31 << 21) | P | RW | US | A | D | PS);

@@ -174,6 +174,7 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
     }
 
     fn new_pgtable(&mut self, pgdir: Gpa) -> Result<(), Kill> {
+        self.table_changes += 1;
         // Checked now, not when the tables are first walked: the kill names this call.
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(NewPgtable, pgdir), pgdir, PAGE_SIZE));
@@ -184,6 +185,7 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
     }
 
     fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
+        self.table_changes += 1;
         self.resync(scope)?;
         let i = match scope {
             FlushScope::User => 0,
@@ -252,6 +254,7 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
     }
 
     fn set_pte(&mut self, pgdir: Gpa, vaddr: Gva, pte: u64) -> Result<(), Kill> {
+        self.table_changes += 1;
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(SetPte, pgdir), pgdir, PAGE_SIZE));
         }
@@ -298,6 +301,7 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
     }
 
     fn set_pmd(&mut self, table: Gpa, index: u64) -> Result<(), Kill> {
+        self.table_changes += 1;
         if self.mem.check(table, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(SetPmd, table), table, PAGE_SIZE));
         }

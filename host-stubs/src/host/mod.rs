@@ -170,6 +170,8 @@ pub struct Host<C: Clock> {
     ring_ran: u64,
     delivered: u64,
     mapped: u64,
+    /// Page-table calls run (SET_PTE, SET_PMD, FLUSH_TLB, NEW_PGTABLE): each one bumps it.
+    table_changes: u64,
     stop: Option<Stop>,
 }
 
@@ -206,6 +208,7 @@ impl<C: Clock> Host<C> {
             ring_ran: 0,
             delivered: 0,
             mapped: 0,
+            table_changes: 0,
             stop: None,
         }
     }

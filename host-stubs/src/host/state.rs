@@ -145,6 +145,12 @@ impl<C: Clock> Host<C> {
         self.ring_ran
     }
 
+    /// How many page-table calls the host has run: it changes whenever the guest told the
+    /// host its tables changed, which is when a VMM must make the MMU drop what it cached.
+    pub fn table_changes(&self) -> u64 {
+        self.table_changes
+    }
+
     /// SET_PTE calls that mapped a present page.
     pub fn pages_mapped(&self) -> u64 {
         self.mapped

@@ -43,7 +43,9 @@ use crate::run::{Backend, Config, Report, Snapshot, host_counts, host_total_call
 use kicker::{KVM_RUN, Kicker, install_kick_handler};
 use vcpu::Cpu;
 
-const RFLAGS_IF: u64 = 0x200;
+/// The interrupt flag, the spec's (the value of `irq_enabled` is the flag's bit).
+const EFLAGS_IF: u64 = host_stubs::abi::numbers::EFLAGS_IF;
+/// The trap flag (x86 architecture).
 const RFLAGS_TF: u64 = 0x100;
 
 /// Why the VM could not be set up or run (as opposed to the guest being stopped, which
@@ -88,8 +90,8 @@ struct Machine {
     cr3: u64,
     gdt_seen: Vec<Segment>,
     idt_seen: Vec<Gate>,
-    /// Page-table calls (SET_PTE, SET_PMD, FLUSH_TLB, NEW_PGTABLE) the host has run.
-    mmu_calls_seen: u64,
+    /// [`Host::table_changes`] when the MMU last caught up.
+    table_changes_seen: u64,
     /// CR3's write-through bit, flipped to make KVM take a CR3 load.
     cr3_flip: u64,
     exits: u64,

@@ -4,7 +4,6 @@
 
 use host_stubs::GuestMem;
 use host_stubs::Kill;
-use host_stubs::abi::numbers::Hypercall;
 
 use crate::layout;
 
@@ -22,14 +21,19 @@ impl Machine {
         // cannot: invlpg and CR3 writes are privileged). A CR3 load does that; flipping the
         // table's write-through bit (which only affects how the PML4 itself is cached)
         // makes each one a load KVM cannot skip.
-        let mmu_calls = self.mmu_calls();
+        let changes = self.host.table_changes();
         let pgdir = self.host.pgdir();
-        if mmu_calls != self.mmu_calls_seen {
-            self.mmu_calls_seen = mmu_calls;
+        if changes != self.table_changes_seen {
+            self.table_changes_seen = changes;
             if pgdir != 0 && pgdir != self.cr3 {
                 // The host's slot in the guest's new table (NEW_PGTABLE checked the page).
                 let entry = layout::host_pml4_entry(self.host_gpa);
-                if self.host.mem().write_u64(pgdir + 511 * 8, entry).is_err() {
+                if self
+                    .host
+                    .mem()
+                    .write_u64(pgdir + layout::HOST_PML4_OFF, entry)
+                    .is_err()
+                {
                     self.kill(Kill::HostMapping { pgdir, entry: 0 });
                     return Ok(());
                 }
@@ -47,7 +51,7 @@ impl Machine {
     /// Kills the guest if the host's entry is gone from its current top-level table.
     pub(super) fn check_host_entry(&mut self) {
         let want = layout::host_pml4_entry(self.host_gpa);
-        match self.host.mem().read_u64(self.cr3 + 511 * 8) {
+        match self.host.mem().read_u64(self.cr3 + layout::HOST_PML4_OFF) {
             Ok(e) if e == want => {}
             Ok(entry) => self.kill(Kill::HostMapping {
                 pgdir: self.cr3,
@@ -58,23 +62,6 @@ impl Machine {
                 entry: 0,
             }),
         }
-    }
-
-    /// Page-table hypercalls the host has run so far.
-    fn mmu_calls(&self) -> u64 {
-        let (counts, _) = self.host.counts();
-        counts
-            .filter(|(c, _)| {
-                matches!(
-                    c,
-                    Hypercall::SetPte
-                        | Hypercall::SetPmd
-                        | Hypercall::FlushTlb
-                        | Hypercall::NewPgtable
-                )
-            })
-            .map(|(_, n)| n)
-            .sum()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use host_stubs::abi::numbers::PAGE_SIZE;
+use host_stubs::abi::numbers::{IDT_ENTRIES, PAGE_SIZE};
 use host_stubs::clock::SystemClock;
 use host_stubs::{GuestMem, Host, HostConfig};
 use kvm_bindings::{
@@ -18,7 +18,7 @@ use crate::run::Config;
 
 use super::tables::write_gdt;
 use super::vcpu::Cpu;
-use super::{Machine, RFLAGS_IF, VmError, kvm_err};
+use super::{EFLAGS_IF, Machine, VmError, kvm_err};
 
 fn mem_err(e: impl std::fmt::Display) -> VmError {
     VmError::Memory(e.to_string())
@@ -71,7 +71,7 @@ impl Machine {
             cr3: boot_pgdir,
             gdt_seen,
             idt_seen,
-            mmu_calls_seen: 0,
+            table_changes_seen: 0,
             cr3_flip: 0,
             exits: 0,
             kicks: 0,
@@ -197,13 +197,13 @@ fn first_state(vcpu: &VcpuFd, entry: u64, boot_pgdir: u64) -> Result<(), VmError
     sregs.gdt.base = layout::va(layout::GDT_OFF);
     sregs.gdt.limit = (gdt.len() * 8 - 1) as u16;
     sregs.idt.base = layout::va(layout::IDT_OFF);
-    sregs.idt.limit = 4095;
+    sregs.idt.limit = (IDT_ENTRIES * 16 - 1) as u16;
     vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
     let regs = kvm_regs {
         rip: entry,
         rsp: BOOT_BLOCK,
         rdi: BOOT_BLOCK,
-        rflags: 0x2 | RFLAGS_IF,
+        rflags: 0x2 | EFLAGS_IF,
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))

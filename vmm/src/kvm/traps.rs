@@ -4,16 +4,17 @@
 
 use std::sync::atomic::Ordering;
 
+use host_stubs::abi::numbers::IDT_ENTRIES;
 use host_stubs::abi::shared::LguestData;
-use host_stubs::desc::{Gate, INTERRUPT_GATE};
+use host_stubs::desc::{Gate, INTERRUPT_GATE, has_error_code};
 use host_stubs::host::Delivery;
 use host_stubs::{GuestMem, Kill};
 use kvm_bindings::{kvm_regs, kvm_sregs};
 
-use crate::layout::{self, STACK_OFF};
+use crate::layout::{self, STUB_FRAME_IRET, STUB_FRAME_OFF, STUB_FRAME_WORDS};
 
 use super::paging::translate;
-use super::{Machine, RFLAGS_IF, RFLAGS_TF, VmError};
+use super::{EFLAGS_IF, Machine, RFLAGS_TF, VmError};
 
 /// Bytes below the interrupted stack pointer left alone when pushing a frame: the System V
 /// red zone, which the prebuilt `core` may use in leaf functions.
@@ -32,7 +33,7 @@ impl Machine {
         let frame = Frame {
             rip: regs.rip,
             cs: u64::from(sregs.cs.selector),
-            rflags: regs.rflags | RFLAGS_IF,
+            rflags: regs.rflags | EFLAGS_IF,
             rsp: regs.rsp,
             ss: u64::from(sregs.ss.selector),
         };
@@ -74,16 +75,15 @@ impl Machine {
     /// into the guest's handler (rewriting that frame, which the stub returns through), or
     /// kill the guest.
     pub(super) fn trap(&mut self) -> Result<(), VmError> {
-        let top = STACK_OFF + layout::STACK_SIZE;
-        let mut f = [0u64; 7];
+        let mut f = [0u64; STUB_FRAME_WORDS as usize];
         for (i, w) in f.iter_mut().enumerate() {
             *w = self
                 .region
-                .read_u64(top - 56 + 8 * i as u64)
+                .read_u64(STUB_FRAME_OFF + 8 * i as u64)
                 .map_err(|e| VmError::Memory(e.to_string()))?;
         }
         let [vector, error, rip, cs, rflags, rsp, ss] = f;
-        if cs & 3 != 3 || vector > 255 {
+        if cs & 3 != 3 || vector >= IDT_ENTRIES {
             self.kill(Kill::Cpu {
                 what: format!(
                     "exception {vector} in the host's ring-0 code at {rip:#x} (error {error:#x})"
@@ -104,7 +104,7 @@ impl Machine {
                 // Rewrite the ring-0 frame: the stub's iretq lands in the guest's handler.
                 for (i, w) in new.iter().enumerate() {
                     self.region
-                        .write_u64(top - 40 + 8 * i as u64, *w)
+                        .write_u64(STUB_FRAME_OFF + (STUB_FRAME_IRET + i as u64) * 8, *w)
                         .map_err(|e| VmError::Memory(e.to_string()))?;
                 }
             }
@@ -156,13 +156,13 @@ impl Machine {
         };
         let pushed = Frame {
             rflags: if irq_on != 0 {
-                f.rflags | RFLAGS_IF
+                f.rflags | EFLAGS_IF
             } else {
-                f.rflags & !RFLAGS_IF
+                f.rflags & !EFLAGS_IF
             },
             ..*f
         };
-        let code = layout::has_error_code(vector).then_some(error);
+        let code = has_error_code(u64::from(vector)).then_some(error);
         let sp = match push_frame(mem, sregs.cr3, &pushed, code) {
             Ok(sp) => sp,
             Err(why) => return Ok(Err(format!("pushing the trap frame: {why}"))),
@@ -175,7 +175,7 @@ impl Machine {
         Ok(Ok([
             gate.offset(),
             u64::from(gate.selector()),
-            (f.rflags & !RFLAGS_TF) | RFLAGS_IF,
+            (f.rflags & !RFLAGS_TF) | EFLAGS_IF,
             sp,
             f.ss,
         ]))
