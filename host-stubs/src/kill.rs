@@ -347,6 +347,78 @@ pub enum Kill {
     /// it (the original's Launcher would wait forever for a device).
     #[error("halted with no timer armed and no interrupt that could wake it")]
     HaltedForever,
+    /// The guest halted with nothing pending and its clock event further away than the
+    /// host's halt limit ([`crate::host::HostConfig::max_halt_ns`]): a wake-up that far off
+    /// counts as none (SET_CLOCKEVENT(u64::MAX) then HALT would sleep for 584 years).
+    #[error(
+        "halted with its clock event {due_ns} ns away, beyond the host's halt limit of {limit_ms} ms: nothing would wake it in time"
+    )]
+    HaltedTooLong {
+        /// How far away the clock event was.
+        due_ns: u64,
+        /// The host's limit.
+        limit_ms: u64,
+    },
+    /// The guest kept the host busy serving its exits for this long without going idle
+    /// (an exit storm): hypercalls alone are not progress when each costs the host dearly.
+    #[error(
+        "the guest kept the host busy for {ms} ms of exit handling ({exits} exits) without going idle"
+    )]
+    HostBusy {
+        /// The host's time spent, in ms.
+        ms: u64,
+        /// Exits in that time.
+        exits: u64,
+    },
+    /// The whole run took longer than its limit (`lguest-run --timeout-ms`).
+    #[error("the run's time limit of {ms} ms ran out")]
+    Timeout {
+        /// The limit.
+        ms: u64,
+    },
+    /// A gate the host was about to enter names a code segment the guest kernel cannot run
+    /// in (not a present 64-bit code segment at `GUEST_PL`): entering it would fault in the
+    /// host's own ring-0 stub.
+    #[error("vector {vector}: the guest's gate has selector {selector:#x}, which {why}")]
+    BadGateSelector {
+        /// The vector being delivered.
+        vector: u8,
+        /// The gate's code-segment selector (its RPL already forced to `GUEST_PL`).
+        selector: u16,
+        /// What is wrong with the segment it names.
+        why: String,
+    },
+    /// The host's own ring-0 stub faulted while returning into the guest.
+    #[error(
+        "the host's ring-0 stub faulted (exception {fault}, error code {error:#x}) entering the guest's gate for vector {vector} with selector {selector:#x}"
+    )]
+    HostStubFault {
+        /// The exception the stub took.
+        fault: u64,
+        /// Its error code.
+        error: u64,
+        /// The vector whose gate the stub was entering.
+        vector: u64,
+        /// The code-segment selector it was entering.
+        selector: u64,
+    },
+    /// The guest read from the hypercall port: hypercalls are port writes.
+    #[error("`in` from the hypercall port {port:#x}: hypercalls are made with `out`")]
+    HypercallIn {
+        /// The port.
+        port: u16,
+    },
+    /// The guest kernel used a fast system-call instruction, which an lguest guest has no
+    /// path for (its system calls go through `int SYSCALL_VECTOR`).
+    #[error(
+        "the guest executed `{instruction}` at rip {rip:#x}: an lguest guest has no fast system-call path"
+    )]
+    FastSyscall {
+        /// `syscall` or `sysenter`.
+        instruction: &'static str,
+        /// Where.
+        rip: Gva,
+    },
     /// The guest wrote to memory the host keeps for itself (its descriptor tables, stubs
     /// or page tables).
     #[error("wrote {len} bytes to host memory at guest-physical {gpa:#x}")]
@@ -393,7 +465,14 @@ impl Kill {
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
             | Kill::HostMapping { .. }
-            | Kill::Cpu { .. } => None,
+            | Kill::Cpu { .. }
+            | Kill::HaltedTooLong { .. }
+            | Kill::HostBusy { .. }
+            | Kill::Timeout { .. }
+            | Kill::BadGateSelector { .. }
+            | Kill::HostStubFault { .. }
+            | Kill::HypercallIn { .. }
+            | Kill::FastSyscall { .. } => None,
             Kill::BadArgument(b) => Some(b.call),
             Kill::BeforeInit { call }
             | Kill::OutsideMemory { call, .. }
@@ -430,7 +509,14 @@ impl Kill {
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
             | Kill::HostMapping { .. }
-            | Kill::Cpu { .. } => None,
+            | Kill::Cpu { .. }
+            | Kill::HaltedTooLong { .. }
+            | Kill::HostBusy { .. }
+            | Kill::Timeout { .. }
+            | Kill::BadGateSelector { .. }
+            | Kill::HostStubFault { .. }
+            | Kill::HypercallIn { .. }
+            | Kill::FastSyscall { .. } => None,
         }
     }
 }

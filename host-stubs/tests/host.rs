@@ -296,6 +296,35 @@ fn halt_sleeps_until_the_timer_then_wakes_with_interrupts_enabled() {
     );
 }
 
+/// SET_CLOCKEVENT(u64::MAX) then HALT would sleep 584 years: a clock event beyond the
+/// host's halt limit is no wake source, and the guest is killed when it halts on it (not
+/// when it arms it: a computing guest may keep a far timer).
+#[test]
+fn a_halt_on_a_clock_event_beyond_the_limit_is_killed() {
+    let (mut h, _) = booted();
+    ready_for_timer(&mut h, 0xf);
+    h.hypercall(SET_CLOCKEVENT, [u64::MAX, 0, 0, 0]).unwrap();
+    assert_eq!(h.next(0), Ok(Next::Run), "armed far off, the guest runs on");
+    h.hypercall(HALT, [0; 4]).unwrap();
+    let limit_ms = host_stubs::host::DEFAULT_MAX_HALT_NS / 1_000_000;
+    let (k, origin) = killed(h.next(0).map(|_| 0));
+    assert_eq!(
+        k,
+        Kill::HaltedTooLong {
+            due_ns: u64::MAX,
+            limit_ms
+        }
+    );
+    assert_eq!(origin, Origin::Entry);
+    // Within the limit it is an ordinary sleep.
+    let (mut h, _) = booted();
+    ready_for_timer(&mut h, 0xf);
+    let max = host_stubs::host::DEFAULT_MAX_HALT_NS;
+    h.hypercall(SET_CLOCKEVENT, [max, 0, 0, 0]).unwrap();
+    h.hypercall(HALT, [0; 4]).unwrap();
+    assert!(matches!(h.next(0), Ok(Next::Sleep { until: Some(_) })));
+}
+
 #[test]
 fn interrupts_wait_while_blocked_disabled_or_in_the_noirq_window() {
     let (mut h, _) = booted();

@@ -11,6 +11,9 @@ use lguest_kernel::console::CBuf;
 use lguest_kernel::params::{BootParams, MARK_PORT};
 use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
 
+/// The device-not-available exception (x86).
+const NM_VECTOR: u64 = 7;
+
 /// Bytes of the kernel stack.
 const STACK_SIZE: usize = 64 * 1024;
 /// Pages for page tables.
@@ -158,6 +161,11 @@ extern "C" fn timer_irq() {
 /// An exception the host reflected to us: the kernel has no way to recover, so it says
 /// what happened and panics. `frame` points at the error code, then rip, cs, rflags.
 extern "C" fn exception(vector: u64, frame: *const u64) -> ! {
+    if vector == NM_VECTOR {
+        // Device not available: the task-switched bit is set. Clear it first, as Linux's
+        // math_state_restore does, so the report below may use SSE registers.
+        (workload::pv().cpu.clts)();
+    }
     // SAFETY: the entry code passes the frame the host pushed: error code, rip, cs,
     // rflags, rsp, ss.
     let (err, rip) = unsafe { (frame.read(), frame.add(1).read()) };

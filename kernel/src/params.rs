@@ -85,6 +85,29 @@ pub enum Fault {
     HostWrite = 8,
     /// Clear the top-level entry the host keeps in every page table, then exit.
     HostEntry = 9,
+    /// Halt with no clock event armed: nothing could ever wake it.
+    HaltNoTimer = 10,
+    /// Arm the clock event `u64::MAX` ns away, then halt.
+    HaltFarTimer = 11,
+    /// Keep the host busy: exit after exit, each draining a ring of FLUSH_TLB(all), never
+    /// halting.
+    ExitStorm = 12,
+    /// Take a timer interrupt with the stack pointer non-canonical.
+    WildStack = 13,
+    /// Point the breakpoint gate at the host's own code segment (selector 0x08), then
+    /// `int3`.
+    GateHostSelector = 14,
+    /// Point the breakpoint gate at a code segment of privilege level 1, then `int3`.
+    GateDpl1Selector = 15,
+    /// `in eax, dx` from the hypercall port.
+    HypercallIn = 16,
+    /// Execute `syscall`.
+    Syscall = 17,
+    /// Execute `sysenter`.
+    Sysenter = 18,
+    /// Set cr0.TS through the TS hypercall, then execute an SSE instruction: the #NM must
+    /// reach the kernel's handler.
+    TsNm = 19,
 }
 
 impl Mode {
@@ -107,7 +130,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 20] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -118,6 +141,16 @@ impl Fault {
         Fault::BadPort,
         Fault::HostWrite,
         Fault::HostEntry,
+        Fault::HaltNoTimer,
+        Fault::HaltFarTimer,
+        Fault::ExitStorm,
+        Fault::WildStack,
+        Fault::GateHostSelector,
+        Fault::GateDpl1Selector,
+        Fault::HypercallIn,
+        Fault::Syscall,
+        Fault::Sysenter,
+        Fault::TsNm,
     ];
 
     /// From the block's field.
@@ -138,6 +171,16 @@ impl Fault {
             Fault::BadPort => "bad-port",
             Fault::HostWrite => "host-write",
             Fault::HostEntry => "host-entry",
+            Fault::HaltNoTimer => "halt-no-timer",
+            Fault::HaltFarTimer => "halt-far-timer",
+            Fault::ExitStorm => "exit-storm",
+            Fault::WildStack => "wild-stack",
+            Fault::GateHostSelector => "gate-host-selector",
+            Fault::GateDpl1Selector => "gate-dpl1-selector",
+            Fault::HypercallIn => "hypercall-in",
+            Fault::Syscall => "syscall",
+            Fault::Sysenter => "sysenter",
+            Fault::TsNm => "ts-nm",
         }
     }
 }

@@ -412,6 +412,7 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
     if (pv().mmu.read_cr3)() != pgdir {
         return Err("read_cr3 does not give the table the kernel switched to");
     }
+    crate::hostile::commit::<I, P>(p, params.fault)?;
     match params.fault {
         Fault::Hang => {
             irq_disable();
@@ -614,13 +615,6 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
     let lg = I::lguest();
     let t = lg.transport();
     match params.fault {
-        Fault::None
-        | Fault::BeforeInit
-        | Fault::Hang
-        | Fault::PageFault
-        | Fault::BadPort
-        | Fault::HostWrite
-        | Fault::HostEntry => return Ok(()),
         Fault::IdtVector => {
             t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
         }
@@ -633,6 +627,8 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
         Fault::OutsideMemory => {
             t.hypercall(NOTIFY, [params.raw.mem_size + PAGE_SIZE, 0, 0, 0]);
         }
+        // The others come later (`run`, `crate::hostile`).
+        _ => return Ok(()),
     }
     Err("the host ran a broken hypercall")
 }

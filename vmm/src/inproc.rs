@@ -59,6 +59,10 @@ struct World {
     marks: RefCell<Vec<(Phase, Snapshot)>>,
     start: Instant,
     watchdog: Duration,
+    deadline: Option<(Instant, Duration)>,
+    /// The host's time serving exits since the guest last halted, and those exits.
+    busy: Cell<Duration>,
+    busy_exits: Cell<u64>,
     lg: Lguest<'static, Loop, NativeCpuid, DirectMap>,
 }
 
@@ -83,9 +87,12 @@ struct Loop;
 impl Transport for Loop {
     fn hypercall(&self, nr: u64, args: [u64; ARG_REGS]) -> u64 {
         let w = world();
+        w.check_deadline();
         w.exits.set(w.exits.get() + 1);
         w.last_exit.set(Instant::now());
+        let served = Instant::now();
         let result = w.lb.call(nr, args);
+        w.charge(served.elapsed());
         w.show_console();
         match result {
             Ok(ret) => {
@@ -101,6 +108,11 @@ impl World {
     /// What the host does before it would re-enter the guest: sleep through HALT, deliver
     /// what is due.
     fn before_entry(&self) {
+        if self.lb.host().halted() {
+            // Going idle: the host's busy time starts again.
+            self.busy.set(Duration::ZERO);
+            self.busy_exits.set(0);
+        }
         loop {
             let next = self.lb.host_mut().next(RIP);
             match next {
@@ -110,8 +122,16 @@ impl World {
                     resume_unwind(Box::new(GuestStopped));
                 }
                 Ok(Next::Sleep { until: Some(t) }) => {
+                    // The host bounded `t` (its halt limit); the run's deadline bounds it too.
                     let now = self.lb.host().clock().now_ns();
-                    std::thread::sleep(Duration::from_nanos(t.saturating_sub(now)));
+                    let mut nap = Duration::from_nanos(t.saturating_sub(now));
+                    if let Some((d, _)) = self.deadline {
+                        nap = nap.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    std::thread::sleep(nap);
+                    self.busy.set(Duration::ZERO);
+                    self.busy_exits.set(0);
+                    self.check_deadline();
                 }
                 Ok(Next::Deliver(d)) => {
                     if d.line == 0 {
@@ -126,6 +146,33 @@ impl World {
                 }
                 Err(_) => resume_unwind(Box::new(GuestStopped)),
             }
+        }
+    }
+
+    /// Adds `t` of the host's time serving an exit; kills the guest once that time since
+    /// it last halted passes the watchdog (an exit storm: see the KVM backend's run loop).
+    fn charge(&self, t: Duration) {
+        let busy = self.busy.get() + t;
+        self.busy.set(busy);
+        self.busy_exits.set(self.busy_exits.get() + 1);
+        if busy > self.watchdog {
+            self.lb.host_mut().kill_from_vmm(Kill::HostBusy {
+                ms: busy.as_millis() as u64,
+                exits: self.busy_exits.get(),
+            });
+            resume_unwind(Box::new(GuestStopped));
+        }
+    }
+
+    /// Ends the run once its time limit is past.
+    fn check_deadline(&self) {
+        if let Some((d, t)) = self.deadline
+            && Instant::now() >= d
+        {
+            self.lb.host_mut().kill_from_vmm(Kill::Timeout {
+                ms: t.as_millis() as u64,
+            });
+            resume_unwind(Box::new(GuestStopped));
         }
     }
 
@@ -202,6 +249,7 @@ impl Platform for World {
     }
 
     fn now_ns(&self) -> u64 {
+        self.check_deadline();
         if self.last_exit.get().elapsed() > self.watchdog {
             // A busy wait that outlives the watchdog: in process nothing can interrupt it.
             self.lb.host_mut().kill_from_vmm(Kill::Watchdog {
@@ -276,6 +324,9 @@ pub fn run_with<T>(
         marks: RefCell::new(Vec::new()),
         start: Instant::now(),
         watchdog: cfg.watchdog,
+        deadline: cfg.timeout.map(|t| (Instant::now() + t, t)),
+        busy: Cell::new(Duration::ZERO),
+        busy_exits: Cell::new(0),
         lg: Lguest::new(data, scratch, Loop, NativeCpuid, DirectMap::new(base, 0)),
     });
     let params = cfg

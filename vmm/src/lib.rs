@@ -45,6 +45,7 @@ pub struct Outcome {
 /// original Launcher re-executes itself), then returns the last boot's report with the
 /// boot count.
 pub fn boot(cfg: &Config, choice: Choice) -> Result<Outcome, String> {
+    let started = std::time::Instant::now();
     let mut fallback = None;
     let once = |cfg: &Config, fallback: &mut Option<String>| -> Result<Report, String> {
         match choice {
@@ -71,9 +72,13 @@ pub fn boot(cfg: &Config, choice: Choice) -> Result<Outcome, String> {
                 s.reason
             );
         }
-        // The restarted kernel boots normally.
+        // The restarted kernel boots normally, within what is left of the time limit.
         let again = Config {
             mode: lguest_kernel::Mode::PowerOff,
+            timeout: cfg.timeout.map(|t| {
+                t.saturating_sub(started.elapsed())
+                    .max(std::time::Duration::from_millis(1))
+            }),
             ..cfg.clone()
         };
         let first = report;

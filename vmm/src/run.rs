@@ -12,6 +12,11 @@ use serde_json::json;
 
 use crate::layout::MAX_MEM;
 
+/// Longest tick the idle loop may ask for: 1 s (the kernel busy-waits three ticks with
+/// interrupts masked, and a halted guest's clock event must stay within the host's halt
+/// limit).
+pub const MAX_TICK_NS: u64 = 1_000_000_000;
+
 /// How to run the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -31,8 +36,11 @@ pub struct Config {
     pub tick_ns: u64,
     /// A deliberate ABI violation.
     pub fault: Fault,
-    /// Running this long without a hypercall ends the guest.
+    /// Running this long without a hypercall ends the guest, and so does keeping the host
+    /// busy this long serving exits without going idle.
     pub watchdog: Duration,
+    /// The whole run (every boot of it) ends after this long, if set.
+    pub timeout: Option<Duration>,
     /// Print the guest's console text on stdout as it arrives.
     pub live_console: bool,
 }
@@ -49,6 +57,7 @@ impl Default for Config {
             tick_ns: 1_000_000,
             fault: Fault::None,
             watchdog: Duration::from_secs(5),
+            timeout: None,
             live_console: false,
         }
     }
@@ -68,6 +77,16 @@ impl Config {
             return Err(format!(
                 "the tick must be at least CLOCK_MIN_DELTA = {CLOCK_MIN_DELTA} ns"
             ));
+        }
+        if self.tick_ns > MAX_TICK_NS {
+            return Err(format!(
+                "the tick must be at most {} µs (got {} ns)",
+                MAX_TICK_NS / 1000,
+                self.tick_ns
+            ));
+        }
+        if self.watchdog.is_zero() || self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err("the watchdog and the time limit must be longer than 0 ms".into());
         }
         // The kernel's page pool holds 512 tables; each maps 512 pages.
         if self.pages > 200_000 {

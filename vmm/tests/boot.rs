@@ -10,52 +10,11 @@ use host_stubs::abi::types::ShutdownKind;
 use host_stubs::clock::SystemClock;
 use host_stubs::{Host, Kill, Stop};
 use lguest_kernel::{Fault, Mode, Workload};
-use lguest_vmm::kvm::{self, VmError};
-use lguest_vmm::{Backend, Config, KERNEL_ELF, Report, inproc};
+use lguest_vmm::{Backend, Config, inproc};
 
-/// Boots under KVM, or says why not and boots in process.
-fn boot_with<T>(cfg: &Config, inspect: impl Fn(&Host<SystemClock>) -> T) -> (Report, T) {
-    match kvm::run_with(cfg, KERNEL_ELF, &inspect) {
-        Ok(r) => {
-            println!("checked under KVM");
-            r
-        }
-        Err(VmError::NoKvm(why)) => {
-            assert!(
-                std::env::var("LGUEST_REQUIRE_KVM").is_err(),
-                "LGUEST_REQUIRE_KVM is set but KVM is not usable: {why}"
-            );
-            println!("NOT checked under KVM ({why}): checking the in-process run instead");
-            inproc::run_with(cfg, inspect).expect("the in-process run")
-        }
-        Err(e) => panic!("the VM could not run: {e}"),
-    }
-}
+mod common;
 
-fn boot(cfg: &Config) -> Report {
-    boot_with(cfg, |_| ()).0
-}
-
-fn count(r: &Report, call: Hypercall) -> u64 {
-    r.hypercalls
-        .iter()
-        .find(|(n, _)| *n == call.name())
-        .map_or(0, |(_, c)| *c)
-}
-
-fn shut_down(r: &Report) -> &host_stubs::Shutdown {
-    match &r.stop {
-        Stop::Shutdown(s) => s,
-        other => panic!("expected a shutdown, got {other}\n{}", r.console),
-    }
-}
-
-fn killed(r: &Report) -> &Kill {
-    match &r.stop {
-        Stop::Killed(k) => &k.reason,
-        other => panic!("expected a kill, got {other}\n{}", r.console),
-    }
-}
+use common::*;
 
 #[test]
 fn the_kernel_boots_to_a_clean_power_off() {
@@ -444,6 +403,16 @@ fn in_process_faults_end_as_they_should() {
             Fault::Hang => "no hypercall for 300 ms",
             Fault::PageFault | Fault::BadPort | Fault::HostWrite => "needs a real CPU",
             Fault::HostEntry => "did not notice",
+            Fault::HaltNoTimer => "halted with no timer armed",
+            Fault::HaltFarTimer => "beyond the host's halt limit of 60000 ms",
+            Fault::ExitStorm => "kept the host busy",
+            Fault::WildStack
+            | Fault::GateHostSelector
+            | Fault::GateDpl1Selector
+            | Fault::HypercallIn
+            | Fault::Syscall
+            | Fault::Sysenter
+            | Fault::TsNm => "needs a real CPU",
         };
         assert!(reason.contains(want), "{fault:?}: {reason}");
         assert_eq!(r.clean(), fault == Fault::None, "{fault:?}");

@@ -131,7 +131,9 @@ impl<C: Clock> Host<C> {
     /// pointer `rip`: fires the clock event if due, then applies lguest's delivery rules
     /// (see [`crate::irq::decide`]). For a delivery, the host has already done its part
     /// (line no longer pending, halted guest woken, timestamp written, `irq_enabled`
-    /// cleared for an interrupt gate); building the frame is the caller's.
+    /// cleared for an interrupt gate); building the frame is the caller's. A halted guest
+    /// whose clock event is further off than [`super::HostConfig::max_halt_ns`] is killed
+    /// here.
     pub fn next(&mut self, rip: u64) -> Result<Next, Stop> {
         self.check_running()?;
         fire_timer(&mut self.timer, self.clock.now_ns(), &mut self.pending);
@@ -158,7 +160,15 @@ impl<C: Clock> Host<C> {
         };
         match decide(&view) {
             Decision::Run => Ok(Next::Run),
-            Decision::Sleep { until } => Ok(Next::Sleep { until }),
+            Decision::Sleep { until: Some(t) } => {
+                let due_ns = t.saturating_sub(self.clock.now_ns());
+                if due_ns > self.cfg.max_halt_ns {
+                    let limit_ms = self.cfg.max_halt_ns / 1_000_000;
+                    return Err(self.kill(Kill::HaltedTooLong { due_ns, limit_ms }, Origin::Entry));
+                }
+                Ok(Next::Sleep { until: Some(t) })
+            }
+            Decision::Sleep { until: None } => Ok(Next::Sleep { until: None }),
             Decision::Wake => {
                 self.wake(page)?;
                 Ok(Next::Run)

@@ -59,7 +59,14 @@ pub struct HostConfig {
     /// Most pages kept in the page-table record; beyond it the table being added to is
     /// dropped and re-recorded from scratch, as a shadow cache would.
     pub shadow_limit: usize,
+    /// Longest a halted guest may sleep towards its clock event: a guest that halts with
+    /// nothing pending and its clock event further off than this is killed
+    /// ([`Kill::HaltedTooLong`]), as one with no clock event at all is. 60 s by default.
+    pub max_halt_ns: u64,
 }
+
+/// [`HostConfig::max_halt_ns`]'s default: 60 s.
+pub const DEFAULT_MAX_HALT_NS: u64 = 60_000_000_000;
 
 impl Default for HostConfig {
     fn default() -> Self {
@@ -68,6 +75,7 @@ impl Default for HostConfig {
             call_log: 1 << 16,
             console_limit: 1 << 20,
             shadow_limit: 1 << 20,
+            max_halt_ns: DEFAULT_MAX_HALT_NS,
         }
     }
 }

@@ -90,6 +90,10 @@ struct Machine {
     cr3: u64,
     gdt_seen: Vec<Segment>,
     idt_seen: Vec<Gate>,
+    /// Where `syscall` would jump (the vCPU's LSTAR, which nothing sets up).
+    lstar: u64,
+    /// Whether the real CR0.TS is set (the guest's TS hypercall).
+    ts_seen: bool,
     /// [`Host::table_changes`] when the MMU last caught up.
     table_changes_seen: u64,
     /// CR3's write-through bit, flipped to make KVM take a CR3 load.

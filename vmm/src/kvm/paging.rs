@@ -65,20 +65,42 @@ impl Machine {
     }
 }
 
-/// The guest-physical address of `va` under `cr3`, which the guest itself may write (present,
-/// writable and user at every level; 1 GiB, 2 MiB and 4 KiB pages).
-pub(super) fn translate(mem: &GuestMem, cr3: u64, va: u64) -> Result<u64, String> {
+/// What the host means to do at a guest-virtual address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Read it (the guest may read it: present and user at every level).
+    Read,
+    /// Write it (the guest may write it: present, writable and user at every level).
+    Write,
+}
+
+/// The guest-physical address of `va` under `cr3`, if the guest itself may make `access`
+/// there (1 GiB, 2 MiB and 4 KiB pages). A non-canonical address is refused before any
+/// table is read.
+pub(super) fn translate(mem: &GuestMem, cr3: u64, va: u64, access: Access) -> Result<u64, String> {
     const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    // 48-bit virtual addresses: bits 63..47 all equal.
+    let top = va >> 47;
+    if top != 0 && top != (1 << 17) - 1 {
+        return Err(format!("address {va:#x} is not canonical"));
+    }
+    let need = match access {
+        Access::Read => 5,
+        Access::Write => 7,
+    };
     let mut table = cr3 & ADDR;
     for level in 0..4u32 {
         let index = (va >> (39 - 9 * level)) & 511;
         let e = mem
             .read_u64(table + index * 8)
             .map_err(|_| format!("the page tables for {va:#x} leave guest memory"))?;
-        if e & 7 != 7 {
-            return Err(format!(
-                "stack address {va:#x} is not mapped writable for the guest"
-            ));
+        if e & need != need {
+            return Err(match access {
+                Access::Write => {
+                    format!("stack address {va:#x} is not mapped writable for the guest")
+                }
+                Access::Read => format!("address {va:#x} is not mapped for the guest"),
+            });
         }
         let huge = e & 0x80 != 0;
         match level {
@@ -88,5 +110,5 @@ pub(super) fn translate(mem: &GuestMem, cr3: u64, va: u64) -> Result<u64, String
             _ => table = e & ADDR,
         }
     }
-    Err(format!("stack address {va:#x} has no leaf entry"))
+    Err(format!("address {va:#x} has no leaf entry"))
 }

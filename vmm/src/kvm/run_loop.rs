@@ -19,31 +19,29 @@ use super::vcpu::Cpu;
 use super::{Machine, VmError};
 
 impl Machine {
-    /// Runs the guest until it stops: between entries the watchdog, table changes and
-    /// interrupt delivery; then one exit, served.
+    /// Runs the guest until it stops: between entries the limits (the run's time limit, the
+    /// watchdog, the host's busy time), table changes and interrupt delivery; then one
+    /// exit, served. A stop recorded anywhere (a handler, a trap that cannot be delivered,
+    /// a limit) ends the loop before the guest runs again.
     pub(super) fn run_loop(&mut self, cfg: &Config, kicker: &Kicker) -> Result<(), VmError> {
         self.start = Instant::now();
-        let mut last_calls = 0;
-        let mut last_progress = Instant::now();
+        let deadline = cfg.timeout.map(|t| self.start + t);
+        let mut progress = Progress::new();
         loop {
             self.cpu.vcpu.set_kvm_immediate_exit(0);
             if self.host.stopped().is_some() {
+                return Ok(());
+            }
+            if let Some(k) = progress.check(cfg, host_total_calls(&self.host), deadline) {
+                self.kill(k);
                 return Ok(());
             }
             self.sync_tables()?;
             if self.host.stopped().is_some() {
                 return Ok(());
             }
-            // The watchdog: hypercalls are progress.
-            let calls = host_total_calls(&self.host);
-            if calls != last_calls {
-                last_calls = calls;
-                last_progress = Instant::now();
-            } else if last_progress.elapsed() > cfg.watchdog {
-                self.kill(Kill::Watchdog {
-                    ms: cfg.watchdog.as_millis() as u64,
-                });
-                return Ok(());
+            if self.host.halted() {
+                progress.idle();
             }
             // Interrupts, only while the guest is at ring 3 (not inside a host stub).
             let sregs = self.cpu.sregs()?;
@@ -57,20 +55,36 @@ impl Machine {
                         return Ok(());
                     }
                     Ok(Next::Sleep { until: Some(t) }) => {
+                        // The host bounded `t` (its halt limit); the run's deadline bounds
+                        // it too.
                         let now = self.host.clock().now_ns();
-                        std::thread::sleep(Duration::from_nanos(t.saturating_sub(now)));
-                        last_progress = Instant::now();
+                        let mut nap = Duration::from_nanos(t.saturating_sub(now));
+                        if let Some(d) = deadline {
+                            nap = nap.min(d.saturating_duration_since(Instant::now()));
+                        }
+                        std::thread::sleep(nap);
+                        progress.idle();
                         continue;
                     }
                     Ok(Next::Deliver(d)) => {
                         self.deliver(d)?;
+                        if self.host.stopped().is_some() {
+                            return Ok(());
+                        }
                     }
                 }
             }
-            kicker.arm(Some(self.kick_deadline(last_progress + cfg.watchdog)));
+            let mut kick = self.kick_deadline(progress.last_call + cfg.watchdog);
+            if let Some(d) = deadline {
+                kick = kick.min(d);
+            }
+            kicker.arm(Some(kick));
+            progress.host_time();
             let exit = self.enter()?;
+            progress.guest_time();
             if exit != Exit::Kicked {
                 self.exits += 1;
+                progress.exits += 1;
             }
             if cfg.live_console {
                 crate::run::show_console(self.host.console(), &mut self.console_shown);
@@ -116,6 +130,7 @@ impl Machine {
                     self.marks.push((p, s));
                 }
             }
+            Exit::In(port) if port == Pio::PORT => self.kill(Kill::HypercallIn { port }),
             Exit::Out(port, _) | Exit::In(port) => self.kill(Kill::BadPort { port }),
             Exit::MmioWrite(gpa, len) => {
                 if (self.host_gpa..self.host_gpa + HOST_SIZE).contains(&gpa) {
@@ -211,4 +226,77 @@ enum Exit {
     MmioRead(u64),
     Cpu(String),
     Kicked,
+}
+
+/// What the limits between entries measure. Hypercalls are progress for the watchdog, but
+/// not for the host's busy time: that counts the host's own time serving exits since the
+/// guest last went idle (halted), so an exit storm that keeps the host busy cannot keep the
+/// watchdog reset forever.
+struct Progress {
+    /// Hypercalls at the last check, and when they last changed.
+    calls: u64,
+    last_call: Instant,
+    /// The host's time serving exits since the guest last halted.
+    busy: Duration,
+    /// Exits since the guest last halted.
+    exits: u64,
+    /// When the host last got the vCPU back.
+    back: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let now = Instant::now();
+        Progress {
+            calls: 0,
+            last_call: now,
+            busy: Duration::ZERO,
+            exits: 0,
+            back: now,
+        }
+    }
+
+    /// The guest went idle: both clocks start again.
+    fn idle(&mut self) {
+        let now = Instant::now();
+        self.last_call = now;
+        self.busy = Duration::ZERO;
+        self.exits = 0;
+        self.back = now;
+    }
+
+    /// The host is about to enter the guest: its time since it got the vCPU back was its own.
+    fn host_time(&mut self) {
+        self.busy += self.back.elapsed();
+    }
+
+    /// The guest just exited.
+    fn guest_time(&mut self) {
+        self.back = Instant::now();
+    }
+
+    /// Which limit, if any, the run has reached.
+    fn check(&mut self, cfg: &Config, calls: u64, deadline: Option<Instant>) -> Option<Kill> {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            let ms = cfg.timeout.unwrap_or_default().as_millis() as u64;
+            return Some(Kill::Timeout { ms });
+        }
+        if calls != self.calls {
+            self.calls = calls;
+            self.last_call = now;
+        } else if now.duration_since(self.last_call) > cfg.watchdog {
+            return Some(Kill::Watchdog {
+                ms: cfg.watchdog.as_millis() as u64,
+            });
+        }
+        let busy = self.busy + self.back.elapsed();
+        if busy > cfg.watchdog {
+            return Some(Kill::HostBusy {
+                ms: busy.as_millis() as u64,
+                exits: self.exits,
+            });
+        }
+        None
+    }
 }

@@ -8,7 +8,8 @@ use host_stubs::abi::numbers::{IDT_ENTRIES, PAGE_SIZE};
 use host_stubs::clock::SystemClock;
 use host_stubs::{GuestMem, Host, HostConfig};
 use kvm_bindings::{
-    KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, kvm_regs, kvm_userspace_memory_region,
+    KVM_API_VERSION, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, Msrs, kvm_msr_entry, kvm_regs,
+    kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuFd, VmFd};
 
@@ -45,6 +46,7 @@ impl Machine {
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
         first_state(&vcpu, entry, boot_pgdir)?;
+        let lstar = read_msr(&vcpu, MSR_LSTAR)?;
 
         let mut vcpu = vcpu;
         let sync = kvm.check_extension(Cap::SyncRegs);
@@ -71,6 +73,8 @@ impl Machine {
             cr3: boot_pgdir,
             gdt_seen,
             idt_seen,
+            lstar,
+            ts_seen: false,
             table_changes_seen: 0,
             cr3_flip: 0,
             exits: 0,
@@ -92,6 +96,16 @@ fn open_kvm() -> Result<Kvm, VmError> {
         .map_err(|_| VmError::NoKvm(format!("{path:?} is not a path")))?;
     let kvm =
         Kvm::new_with_path(&cpath).map_err(|e| VmError::NoKvm(format!("opening {path}: {e}")))?;
+    // Any file opens; only a KVM device answers KVM_GET_API_VERSION with KVM's version.
+    let version = kvm.get_api_version();
+    if i64::from(version) != i64::from(KVM_API_VERSION) {
+        let err = std::io::Error::last_os_error();
+        return Err(VmError::NoKvm(if version < 0 {
+            format!("{path} is not a KVM device (KVM_GET_API_VERSION: {err})")
+        } else {
+            format!("{path} speaks KVM API version {version}, not {KVM_API_VERSION}")
+        }));
+    }
     for (cap, name) in [
         (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
         (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
@@ -207,4 +221,17 @@ fn first_state(vcpu: &VcpuFd, entry: u64, boot_pgdir: u64) -> Result<(), VmError
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))
+}
+
+/// `syscall`'s target (x86 MSR number).
+const MSR_LSTAR: u32 = 0xc000_0082;
+
+fn read_msr(vcpu: &VcpuFd, index: u32) -> Result<u64, VmError> {
+    let mut msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index,
+        ..Default::default()
+    }])
+    .map_err(|e| VmError::NoKvm(format!("building a KVM_GET_MSRS request: {e:?}")))?;
+    vcpu.get_msrs(&mut msrs).map_err(kvm_err("KVM_GET_MSRS"))?;
+    Ok(msrs.as_slice().first().map_or(0, |m| m.data))
 }

@@ -1,7 +1,11 @@
 //! Room: the real descriptor tables. The GDT and IDT the CPU uses live in the host's region;
 //! they are rebuilt ([`crate::layout`]) from what the guest loaded whenever that changes.
+//! The guest's TS bit follows into the real CR0 here too: it is state the guest set by
+//! hypercall, like its tables.
 
 use host_stubs::GuestMem;
+use host_stubs::abi::numbers::CR0_TS;
+use host_stubs::abi::types::TsState;
 
 use crate::layout;
 
@@ -21,7 +25,23 @@ impl Machine {
                 .write(layout::IDT_OFF, &layout::real_idt(&self.idt_seen))
                 .map_err(|e| VmError::Memory(e.to_string()))?;
         }
+        self.sync_ts()?;
         self.sync_paging()
+    }
+
+    /// The guest's TS bit (the TS hypercall) in the real CR0, as lguest's host sets it
+    /// before entering the guest: its next FPU or SSE instruction then traps with #NM, which
+    /// the host reflects to the guest's handler. (kvm_pvm keeps the bit in the vCPU's CR0
+    /// but runs ring-3 SSE natively regardless; the `ts-nm` test says so where it happens.)
+    fn sync_ts(&mut self) -> Result<(), VmError> {
+        let ts = self.host.ts() == TsState::Set;
+        if ts != self.ts_seen {
+            self.ts_seen = ts;
+            let mut s = self.cpu.sregs()?;
+            s.cr0 = if ts { s.cr0 | CR0_TS } else { s.cr0 & !CR0_TS };
+            self.cpu.set_sregs(&s)?;
+        }
+        Ok(())
     }
 
     pub(super) fn real_gdt_entry(&self, sel: u16) -> u64 {

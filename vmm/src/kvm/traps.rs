@@ -4,7 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use host_stubs::abi::numbers::IDT_ENTRIES;
+use host_stubs::abi::numbers::{
+    GDT_ENTRIES, GUEST_PL, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES,
+};
 use host_stubs::abi::shared::LguestData;
 use host_stubs::desc::{Gate, INTERRUPT_GATE, has_error_code};
 use host_stubs::host::Delivery;
@@ -13,12 +15,18 @@ use kvm_bindings::{kvm_regs, kvm_sregs};
 
 use crate::layout::{self, STUB_FRAME_IRET, STUB_FRAME_OFF, STUB_FRAME_WORDS};
 
-use super::paging::translate;
+use super::paging::{Access, translate};
 use super::{EFLAGS_IF, Machine, RFLAGS_TF, VmError};
 
 /// Bytes below the interrupted stack pointer left alone when pushing a frame: the System V
 /// red zone, which the prebuilt `core` may use in leaf functions.
 const RED_ZONE: u64 = 128;
+/// Invalid opcode and general protection (x86 exception vectors).
+const UD_VECTOR: u64 = 6;
+const GP_VECTOR: u64 = 13;
+/// The encodings of `syscall` and `sysenter`.
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+const SYSENTER: [u8; 2] = [0x0f, 0x34];
 
 impl Machine {
     /// Delivers interrupt `d` as lguest does: a frame on the guest's stack, rip at its
@@ -27,6 +35,14 @@ impl Machine {
     pub(super) fn deliver(&mut self, d: Delivery) -> Result<(), VmError> {
         if d.line == 0 {
             self.ticks += 1;
+        }
+        if let Err(why) = self.check_gate_selector(d.gate) {
+            self.kill(Kill::BadGateSelector {
+                vector: d.vector,
+                selector: d.gate.selector(),
+                why,
+            });
+            return Ok(());
         }
         let regs = self.cpu.regs()?;
         let sregs = self.cpu.sregs()?;
@@ -75,12 +91,36 @@ impl Machine {
     /// into the guest's handler (rewriting that frame, which the stub returns through), or
     /// kill the guest.
     pub(super) fn trap(&mut self) -> Result<(), VmError> {
+        let read = |m: &Machine, off: u64| {
+            m.region
+                .read_u64(off)
+                .map_err(|e| VmError::Memory(e.to_string()))
+        };
+        // A trap taken at ring 3 leaves its frame at the top of the ring-0 stack. Anything
+        // else is a fault in the stub itself (its iretq into a gate the CPU refused), whose
+        // frame the CPU pushed below the one the stub was returning through.
+        let rsp = self.cpu.regs()?.rsp;
+        if rsp != layout::va(STUB_FRAME_OFF) {
+            let off = rsp.wrapping_sub(layout::va(0));
+            let inside = (layout::STACK_OFF..STUB_FRAME_OFF).contains(&off);
+            let (fault, error) = if inside {
+                (read(self, off)?, read(self, off + 8)?)
+            } else {
+                (u64::MAX, 0)
+            };
+            let vector = read(self, STUB_FRAME_OFF)?;
+            let selector = read(self, STUB_FRAME_OFF + (STUB_FRAME_IRET + 1) * 8)?;
+            self.kill(Kill::HostStubFault {
+                fault,
+                error,
+                vector,
+                selector,
+            });
+            return Ok(());
+        }
         let mut f = [0u64; STUB_FRAME_WORDS as usize];
         for (i, w) in f.iter_mut().enumerate() {
-            *w = self
-                .region
-                .read_u64(STUB_FRAME_OFF + 8 * i as u64)
-                .map_err(|e| VmError::Memory(e.to_string()))?;
+            *w = read(self, STUB_FRAME_OFF + 8 * i as u64)?;
         }
         let [vector, error, rip, cs, rflags, rsp, ss] = f;
         if cs & 3 != 3 || vector >= IDT_ENTRIES {
@@ -91,7 +131,10 @@ impl Machine {
             });
             return Ok(());
         }
-        self.traps += 1;
+        if let Some((instruction, rip)) = self.fast_syscall_at(vector, rip)? {
+            self.kill(Kill::FastSyscall { instruction, rip });
+            return Ok(());
+        }
         let frame = Frame {
             rip,
             cs,
@@ -101,6 +144,7 @@ impl Machine {
         };
         match self.reflect(vector as u8, error, &frame)? {
             Ok(new) => {
+                self.traps += 1;
                 // Rewrite the ring-0 frame: the stub's iretq lands in the guest's handler.
                 for (i, w) in new.iter().enumerate() {
                     self.region
@@ -108,12 +152,91 @@ impl Machine {
                         .map_err(|e| VmError::Memory(e.to_string()))?;
                 }
             }
-            Err(why) => self.kill(Kill::Trap {
-                vector: vector as u8,
-                error,
-                rip,
-                why,
-            }),
+            Err(k) => self.kill(k),
+        }
+        Ok(())
+    }
+
+    /// `syscall` or `sysenter`, and where, if that is what the trap at `rip` comes from:
+    /// the instruction itself faulted (#UD, or #GP with no fast system-call target set
+    /// up), or `syscall` went to LSTAR, where nothing is mapped, with its return address
+    /// (rcx) right after a `syscall`.
+    fn fast_syscall_at(
+        &self,
+        vector: u64,
+        rip: u64,
+    ) -> Result<Option<(&'static str, u64)>, VmError> {
+        let cr3 = self.cpu.sregs()?.cr3;
+        let mem = self.host.mem();
+        let bytes = |va: u64| -> Option<[u8; 2]> {
+            let mut out = [0u8; 2];
+            for (i, b) in out.iter_mut().enumerate() {
+                let pa = translate(mem, cr3, va.wrapping_add(i as u64), Access::Read).ok()?;
+                let mut one = [0u8];
+                mem.read(pa, &mut one).ok()?;
+                *b = one[0];
+            }
+            Some(out)
+        };
+        if vector == UD_VECTOR || vector == GP_VECTOR {
+            match bytes(rip) {
+                Some(SYSCALL) => return Ok(Some(("syscall", rip))),
+                Some(SYSENTER) => return Ok(Some(("sysenter", rip))),
+                _ => {}
+            }
+        }
+        if rip == self.lstar {
+            let at = self.cpu.regs()?.rcx.wrapping_sub(2);
+            if bytes(at) == Some(SYSCALL) {
+                return Ok(Some(("syscall", at)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the vCPU can enter `gate`: its selector must name a present 64-bit code
+    /// segment of the guest's at `GUEST_PL` in the real GDT, or the stub's `iretq` (or the
+    /// entry) faults in the host. Says what is wrong otherwise.
+    fn check_gate_selector(&self, gate: Gate) -> Result<(), String> {
+        let sel = gate.selector();
+        let index = u64::from(sel >> 3);
+        if sel & 4 != 0 {
+            return Err("is in the LDT, and the guest has none".into());
+        }
+        if index >= GDT_ENTRIES {
+            return Err(format!("is past the GDT's {GDT_ENTRIES} entries"));
+        }
+        if [
+            HOST_CS_ENTRY,
+            HOST_DS_ENTRY,
+            HOST_TSS_ENTRY,
+            HOST_TSS_ENTRY + 1,
+        ]
+        .contains(&index)
+        {
+            return Err(format!(
+                "names GDT entry {index}, which the host keeps for its own ring-0 segments"
+            ));
+        }
+        let d = layout::kvm_segment(sel, self.real_gdt_entry(sel));
+        if d.present == 0 {
+            return Err(format!("names GDT entry {index}, which is not present"));
+        }
+        if d.s == 0 || d.type_ & 8 == 0 {
+            return Err(format!(
+                "names GDT entry {index}, which is not a code segment"
+            ));
+        }
+        if d.l == 0 {
+            return Err(format!(
+                "names GDT entry {index}, which is not a 64-bit code segment"
+            ));
+        }
+        if u64::from(d.dpl) != GUEST_PL {
+            return Err(format!(
+                "names GDT entry {index}, a code segment of privilege level {}, not the guest kernel's ({GUEST_PL})",
+                d.dpl
+            ));
         }
         Ok(())
     }
@@ -127,9 +250,17 @@ impl Machine {
         vector: u8,
         error: u64,
         f: &Frame,
-    ) -> Result<Result<[u64; 5], String>, VmError> {
+    ) -> Result<Result<[u64; 5], Kill>, VmError> {
+        let trap = |why: String| {
+            Ok(Err(Kill::Trap {
+                vector,
+                error,
+                rip: f.rip,
+                why,
+            }))
+        };
         let Some(page) = self.host.shared_page() else {
-            return Ok(Err("before LGUEST_INIT, the guest has no handlers".into()));
+            return trap("before LGUEST_INIT, the guest has no handlers".into());
         };
         let gate = self
             .host
@@ -138,7 +269,14 @@ impl Machine {
             .copied()
             .unwrap_or_default();
         if !gate.present() {
-            return Ok(Err("the guest has no handler for it".into()));
+            return trap("the guest has no handler for it".into());
+        }
+        if let Err(why) = self.check_gate_selector(gate) {
+            return Ok(Err(Kill::BadGateSelector {
+                vector,
+                selector: gate.selector(),
+                why,
+            }));
         }
         let sregs = self.cpu.sregs()?;
         let mem = self.host.mem();
@@ -148,11 +286,11 @@ impl Machine {
                 .write_u64(page + LguestData::CR2_OFFSET as u64, sregs.cr2)
                 .is_err()
         {
-            return Ok(Err(gone()));
+            return trap(gone());
         }
         let irq_at = page + LguestData::IRQ_ENABLED_OFFSET as u64;
         let Ok(irq_on) = mem.load_u32(irq_at, Ordering::Acquire) else {
-            return Ok(Err(gone()));
+            return trap(gone());
         };
         let pushed = Frame {
             rflags: if irq_on != 0 {
@@ -165,12 +303,12 @@ impl Machine {
         let code = has_error_code(u64::from(vector)).then_some(error);
         let sp = match push_frame(mem, sregs.cr3, &pushed, code) {
             Ok(sp) => sp,
-            Err(why) => return Ok(Err(format!("pushing the trap frame: {why}"))),
+            Err(why) => return trap(format!("pushing the trap frame: {why}")),
         };
         if gate.gate_type() == INTERRUPT_GATE
             && mem.store_u32(irq_at, 0, Ordering::Release).is_err()
         {
-            return Ok(Err(gone()));
+            return trap(gone());
         }
         Ok(Ok([
             gate.offset(),
@@ -201,7 +339,7 @@ fn push_frame(mem: &GuestMem, cr3: u64, f: &Frame, error: Option<u64>) -> Result
     words.extend(error);
     for w in words {
         sp = sp.wrapping_sub(8);
-        let pa = translate(mem, cr3, sp)?;
+        let pa = translate(mem, cr3, sp, Access::Write)?;
         mem.write_u64(pa, w)
             .map_err(|_| format!("stack address {sp:#x} maps outside guest memory"))?;
     }

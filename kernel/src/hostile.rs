@@ -1,0 +1,126 @@
+//! Room: the hostile guest. The deliberate ABI violations of issue 11's liveness and
+//! precise-reason cases, one function each, committed after the kernel's tables are loaded
+//! (so traps reach its handlers) and before its workload. Each ends the kernel one way or
+//! another; the host must end it first, with the reason its test expects.
+
+use guest::Instance;
+use guest::abi::guest::{LguestHypercalls, Transport};
+use guest::abi::numbers::{CR0_TS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
+use guest::abi::shared::RING_SIZE;
+use guest::pic::{TRAP_GATE, encode_gate};
+
+use crate::params::Fault;
+use crate::workload::{Failure, Platform, pv};
+
+/// The breakpoint vector (x86).
+const BP_VECTOR: u64 = 3;
+/// A flat 64-bit code segment at privilege level 1 (x86 descriptor bits).
+const CODE64_DPL1: u64 = 0x00af_bb00_0000_ffff;
+/// A GDT entry the kernel does not run on (its user data segment).
+const SPARE_GDT_ENTRY: u64 = 5;
+/// When the wild-stack fault's timer fires.
+const WILD_STACK_TICK_NS: u64 = 1_000_000;
+/// An address no canonical form has.
+const NON_CANONICAL: u64 = 0x8000_0000_0000_0000;
+
+/// Commits `fault` if it is one of this room's; returns normally for any other.
+pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failure> {
+    let lg = I::lguest();
+    let t = lg.transport();
+    match fault {
+        Fault::HaltNoTimer => {
+            t.halt();
+            Err("the host woke a guest that had nothing to wake it")
+        }
+        Fault::HaltFarTimer => {
+            t.set_clockevent(u64::MAX);
+            t.halt();
+            Err("the host slept through a clock event 584 years away and came back")
+        }
+        Fault::ExitStorm => loop {
+            // A ring of FLUSH_TLB(all) per exit, each making the host re-read the tables.
+            (pv().mmu.lazy_mode_enter)();
+            for _ in 0..RING_SIZE {
+                (pv().mmu.flush_tlb_kernel)();
+            }
+            (pv().mmu.lazy_mode_leave)();
+            let _ = p.now_ns();
+        },
+        Fault::WildStack
+        | Fault::GateHostSelector
+        | Fault::GateDpl1Selector
+        | Fault::HypercallIn
+        | Fault::Syscall
+        | Fault::Sysenter
+        | Fault::TsNm
+            if !p.mappings_live() =>
+        {
+            Err("this fault needs a real CPU: in process nothing is mapped")
+        }
+        Fault::WildStack => {
+            (pv().time.time_init)();
+            lg.set_next_event(WILD_STACK_TICK_NS)
+                .map_err(|_| "the clock event refused the tick")?;
+            crate::workload::irq_enable();
+            // SAFETY: deliberately wrong: the stack pointer leaves canonical space and
+            // the loop waits for the timer, whose frame the host cannot push.
+            unsafe {
+                core::arch::asm!("mov rsp, {bad}", "2: jmp 2b", bad = in(reg) NON_CANONICAL,
+                    options(noreturn))
+            }
+        }
+        Fault::GateHostSelector | Fault::GateDpl1Selector => {
+            let selector = if fault == Fault::GateHostSelector {
+                // The host's own code segment (its GDT entry 1), at ring 0.
+                0x08
+            } else {
+                t.hypercall(
+                    LOAD_GDT_ENTRY,
+                    [
+                        SPARE_GDT_ENTRY,
+                        CODE64_DPL1 & 0xffff_ffff,
+                        CODE64_DPL1 >> 32,
+                        0,
+                    ],
+                );
+                (SPARE_GDT_ENTRY * 8) as u16
+            };
+            let handler = p.exception_handlers().map_or(0, |h| h[BP_VECTOR as usize]);
+            let g = encode_gate(handler, selector, TRAP_GATE, 3);
+            t.hypercall(LOAD_IDT_ENTRY, [BP_VECTOR, g as u64, (g >> 64) as u64, 0]);
+            // SAFETY: deliberately wrong: a breakpoint through a gate the guest cannot run.
+            unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+            Err("the host entered a gate with a selector the guest cannot run in")
+        }
+        Fault::HypercallIn => {
+            let port = guest::abi::guest::Pio::PORT;
+            let v: u32;
+            // SAFETY: deliberately wrong: a read from the hypercall port, which the I/O
+            // bitmap lets through; the host ends the guest.
+            unsafe {
+                core::arch::asm!("in eax, dx", in("dx") port, out("eax") v,
+                    options(nomem, nostack, preserves_flags))
+            };
+            let _ = v;
+            Err("the host let `in` from the hypercall port through")
+        }
+        Fault::Syscall => {
+            // SAFETY: deliberately wrong: lguest guests have no fast system calls.
+            unsafe { core::arch::asm!("syscall", out("rcx") _, out("r11") _, options(nostack)) };
+            Err("`syscall` returned")
+        }
+        Fault::Sysenter => {
+            // SAFETY: deliberately wrong: as `syscall`.
+            unsafe { core::arch::asm!("sysenter", options(nostack)) };
+            Err("`sysenter` returned")
+        }
+        Fault::TsNm => {
+            (pv().cpu.write_cr0)((pv().cpu.read_cr0)() | CR0_TS);
+            // SAFETY: an SSE instruction on registers only; with cr0.TS set it raises #NM,
+            // which must reach the kernel's handler (which says so and panics).
+            unsafe { core::arch::asm!("addps xmm0, xmm0", out("xmm0") _, options(nomem, nostack)) };
+            Err("an SSE instruction ran with cr0.TS set")
+        }
+        _ => Ok(()),
+    }
+}
