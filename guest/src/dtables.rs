@@ -11,6 +11,7 @@ use x86::segmentation::Descriptor;
 
 use crate::abi::guest::{LguestHypercalls, Transport};
 use crate::abi::lazy::{LguestLazyHypercalls, Sent};
+use crate::abi::numbers::TLS_ENTRIES;
 use crate::hw::{RawCpuid, Translate};
 use crate::lguest::Lguest;
 
@@ -103,7 +104,7 @@ impl<T: Transport, C: RawCpuid, P: Translate> Lguest<'_, T, C, P> {
     /// entries we were using. On x86_64 %gs is the kernel's per-CPU base (an MSR, not a TLS
     /// entry), loading a null selector would wipe it, and the host keeps the loaded
     /// segment state; so the port skips that step.
-    pub fn load_tls(&self, tls: &[Descriptor; 3], cpu: u32) -> Sent {
+    pub fn load_tls(&self, tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) -> Sent {
         let tls = self.pa(tls.as_ptr());
         self.lazy_hcall(|b| b.load_tls(tls, u64::from(cpu)))
     }

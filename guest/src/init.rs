@@ -17,7 +17,7 @@ use x86::dtables::DescriptorTablePointer;
 use x86::segmentation::Descriptor;
 
 use crate::abi::guest::{LguestHypercalls, Transport};
-use crate::abi::numbers::{EFLAGS_IF, SYSCALL_VECTOR};
+use crate::abi::numbers::{EFLAGS_IF, SYSCALL_VECTOR, TLS_ENTRIES};
 use crate::abi::pv_ops::{ApicOps, CpuOps, InitOps, IrqOps, MachineOps, MmuOps, PvOps, TimeOps};
 use crate::hw::{RawCpuid, Translate};
 use crate::lguest::Lguest;
@@ -202,7 +202,7 @@ impl<I: Instance> CpuOps for Ops<I> {
     fn set_ldt(base: u64, entries: u32) {
         I::lguest().set_ldt(base, entries)
     }
-    fn load_tls(tls: &[Descriptor; 3], cpu: u32) {
+    fn load_tls(tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) {
         I::lguest().load_tls(tls, cpu);
     }
     fn set_debugreg(regno: u8, value: u64) {

@@ -5,7 +5,7 @@
 
 use guest::Instance;
 use guest::abi::guest::{LguestHypercalls, Transport};
-use guest::abi::numbers::{CR0_TS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
+use guest::abi::numbers::{CR0_TS, HOST_CS_ENTRY, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
 use guest::abi::shared::RING_SIZE;
 use guest::pic::{TRAP_GATE, encode_gate};
 
@@ -17,7 +17,7 @@ const BP_VECTOR: u64 = 3;
 /// A flat 64-bit code segment at privilege level 1 (x86 descriptor bits).
 const CODE64_DPL1: u64 = 0x00af_bb00_0000_ffff;
 /// A GDT entry the kernel does not run on (its user data segment).
-const SPARE_GDT_ENTRY: u64 = 5;
+pub const SPARE_GDT_ENTRY: u64 = 5;
 /// When the wild-stack fault's timer fires.
 const WILD_STACK_TICK_NS: u64 = 1_000_000;
 /// An address no canonical form has.
@@ -71,8 +71,8 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
         }
         Fault::GateHostSelector | Fault::GateDpl1Selector => {
             let selector = if fault == Fault::GateHostSelector {
-                // The host's own code segment (its GDT entry 1), at ring 0.
-                0x08
+                // The host's own code segment, at ring 0.
+                (HOST_CS_ENTRY * 8) as u16
             } else {
                 t.hypercall(
                     LOAD_GDT_ENTRY,

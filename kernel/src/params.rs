@@ -94,7 +94,7 @@ pub enum Fault {
     ExitStorm = 12,
     /// Take a timer interrupt with the stack pointer non-canonical.
     WildStack = 13,
-    /// Point the breakpoint gate at the host's own code segment (selector 0x08), then
+    /// Point the breakpoint gate at the host's own code segment (`HOST_CS_ENTRY`), then
     /// `int3`.
     GateHostSelector = 14,
     /// Point the breakpoint gate at a code segment of privilege level 1, then `int3`.

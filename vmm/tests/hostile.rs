@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use host_stubs::Kill;
 use host_stubs::abi::guest::Pio;
+use host_stubs::abi::numbers::{GUEST_PL, HOST_CS_ENTRY};
 use host_stubs::abi::types::TsState;
 use host_stubs::host::DEFAULT_MAX_HALT_NS;
 use lguest_kernel::Fault;
@@ -156,16 +157,20 @@ fn a_kill_on_the_delivery_path_ends_the_run_at_once() {
 
 #[test]
 fn gates_the_guest_cannot_run_in_are_named() {
+    // The guest's selectors with the RPL the host forces on every gate.
+    let sel = |entry: u64| (entry * 8 | GUEST_PL) as u16;
     for (fault, selector, says) in [
         (
             Fault::GateHostSelector,
-            0x0b,
-            "names GDT entry 1, which the host keeps for its own ring-0 segments",
+            sel(HOST_CS_ENTRY),
+            format!(
+                "names GDT entry {HOST_CS_ENTRY}, which the host keeps for its own ring-0 segments"
+            ),
         ),
         (
             Fault::GateDpl1Selector,
-            0x2b,
-            "a code segment of privilege level 1",
+            sel(lguest_kernel::hostile::SPARE_GDT_ENTRY),
+            "a code segment of privilege level 1".to_string(),
         ),
     ] {
         let r = run_within(&config(fault), Duration::from_secs(5));
@@ -179,7 +184,7 @@ fn gates_the_guest_cannot_run_in_are_named() {
                 why,
             } => {
                 assert_eq!((*vector, *s), (3, selector), "{fault:?}");
-                assert!(why.contains(says), "{fault:?}: {why}");
+                assert!(why.contains(&says), "{fault:?}: {why}");
             }
             k => panic!("{fault:?}: {k}"),
         }
