@@ -158,7 +158,7 @@ fn a_kill_on_the_delivery_path_ends_the_run_at_once() {
 #[test]
 fn gates_the_guest_cannot_run_in_are_named() {
     // The guest's selectors with the RPL the host forces on every gate.
-    let sel = |entry: u64| (entry * 8 | GUEST_PL) as u16;
+    let sel = |entry: u64| ((entry * 8) | GUEST_PL) as u16;
     for (fault, selector, says) in [
         (
             Fault::GateHostSelector,
