@@ -133,9 +133,9 @@ pub struct BadLine(pub u32);
 
 /// The reference lguest host for one uniprocessor guest.
 ///
-/// Its handlers implement the generated [`LguestHost`] on a private type, so the only way
-/// in is [`Host::hypercall`] (and the ring it drains), where each call is decoded once by
-/// the generated [`decode`] and handed on typed. A handler cannot be called with
+/// Its handlers implement the generated [`LguestHost`] on a private type, so the only
+/// way in is [`Host::hypercall`] (and the ring it drains), where each call is decoded once
+/// by the generated [`decode`] and handed on typed. A handler cannot be called with
 /// arguments the spec refuses:
 ///
 /// ```compile_fail,E0599
@@ -147,6 +147,7 @@ pub struct BadLine(pub u32);
 /// ```
 ///
 /// [`decode`]: crate::abi::host::decode
+/// [`LguestHost`]: crate::abi::host::LguestHost
 #[derive(Debug)]
 pub struct Host<C: Clock> {
     mem: GuestMem,
