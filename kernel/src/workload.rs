@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use guest::abi::guest::{LguestHypercalls, Transport};
 use guest::abi::numbers::{
     FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE,
-    SHUTDOWN_REASON_MAX,
+    RESERVE_MEM, SHUTDOWN_REASON_MAX,
 };
 use guest::abi::pv_ops::PvOps;
 use guest::abi::shared::RING_SIZE;
@@ -36,6 +36,9 @@ pub const KERNEL_ADDRESS: u64 = 0x0000_4000_0000_0000;
 pub const BOOT_MMU_PAGES: u64 = 64;
 /// Where the mmu workload maps its pages: 1 GiB into the kernel's half.
 pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
+/// The top-level slot the host keeps for itself: the one `RESERVE_MEM` below the top of
+/// the address space falls in.
+const HOST_PML4_SLOT: usize = ((0u64.wrapping_sub(RESERVE_MEM) >> 39) & 511) as usize;
 /// An address the kernel never maps.
 pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
 /// The kernel code segment selector (the spec's `KERNEL_CS`).
@@ -425,7 +428,7 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
         Fault::HostEntry => {
             // SAFETY: deliberately wrong: the last entry of our own top-level table is the
             // host's (RESERVE_MEM); the next exit must end us.
-            unsafe { p.va(pgdir).add(511).write_volatile(0) };
+            unsafe { p.va(pgdir).add(HOST_PML4_SLOT).write_volatile(0) };
             (pv().mmu.flush_tlb_kernel)();
             return Err("the host did not notice its top-level entry was cleared");
         }

@@ -59,7 +59,7 @@ fn guest_leaves(host: &Host<SystemClock>, pgdir: u64) -> BTreeMap<u64, u64> {
     let read = |a: u64| mem.read_u64(a).expect("tables inside guest memory");
     let addr = |e: u64| e & 0x000f_ffff_ffff_f000;
     let mut out = BTreeMap::new();
-    for i4 in 0..511u64 {
+    for i4 in (0..512u64).filter(|i| *i != lguest_vmm::layout::HOST_PML4_SLOT) {
         let e4 = read(pgdir + i4 * 8);
         if e4 & 1 == 0 {
             continue;
