@@ -74,8 +74,9 @@ pub fn ignored_vector(vector: u64) -> bool {
 
 /// What LOAD_IDT_ENTRY stores for `vector`: `None` for an ignored vector, a zero gate for
 /// a not-present one, otherwise the fixed-up gate (selector RPL forced to `GUEST_PL`, IST
-/// and reserved bits cleared). A present gate of any other type kills the guest, and,
-/// unlike the original's `set_trap`, nothing is stored.
+/// and reserved bits cleared). A present gate of any other type, or one whose handler
+/// address is not canonical, kills the guest, and, unlike the original's `set_trap`,
+/// nothing is stored.
 pub fn fix_gate(vector: u64, lo: u64, hi: u64) -> Result<Option<Gate>, Kill> {
     if ignored_vector(vector) {
         return Ok(None);
@@ -93,10 +94,19 @@ pub fn fix_gate(vector: u64, lo: u64, hi: u64) -> Result<Option<Gate>, Kill> {
         });
     }
     let lo = (lo & GATE_LO_KEEP & !GATE_RPL) | (GUEST_PL << 16);
-    Ok(Some(Gate {
+    let gate = Gate {
         lo,
         hi: hi & 0xffff_ffff,
-    }))
+    };
+    // 48-bit virtual addresses: bits 63..47 all equal.
+    let top = gate.offset() >> 47;
+    if top != 0 && top != (1 << 17) - 1 {
+        return Err(Kill::BadGateOffset {
+            vector,
+            offset: gate.offset(),
+        });
+    }
+    Ok(Some(gate))
 }
 
 /// One 8-byte GDT entry as the host stores it.
@@ -170,6 +180,21 @@ mod tests {
         assert_eq!(g.gate_type(), INTERRUPT_GATE);
         assert_eq!((g.lo >> 32) & 7, 0, "IST cleared");
         assert!(g.present());
+    }
+
+    #[test]
+    fn a_gate_to_a_non_canonical_handler_is_refused() {
+        let (lo, hi) = gate(0x8000_0000_0000_0000, 0x10, TRAP_GATE, 3, 0);
+        assert_eq!(
+            fix_gate(3, lo, hi),
+            Err(Kill::BadGateOffset {
+                vector: 3,
+                offset: 0x8000_0000_0000_0000
+            })
+        );
+        // The upper canonical half is fine.
+        let (lo, hi) = gate(0xffff_8000_0000_1000, 0x10, TRAP_GATE, 3, 0);
+        assert!(fix_gate(3, lo, hi).unwrap().is_some());
     }
 
     #[test]

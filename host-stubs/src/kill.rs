@@ -112,6 +112,8 @@ pub(crate) use arg;
 pub(crate) const INIT_DATA: Arg = arg!(LguestInit, data);
 /// LOAD_IDT_ENTRY's low half, which holds the gate type.
 const IDT_LO: Arg = arg!(LoadIdtEntry, lo);
+/// LOAD_IDT_ENTRY's high half, which holds the top of the handler address.
+const IDT_HI: Arg = arg!(LoadIdtEntry, hi);
 /// SET_STACK's stack segment.
 const STACK_SS: Arg = arg!(SetStack, ss);
 /// SET_STACK's stack top.
@@ -233,6 +235,20 @@ pub enum Kill {
         lo: u64,
         /// The gate type the guest asked for.
         gate_type: u64,
+    },
+    /// LOAD_IDT_ENTRY with a present gate whose handler address is not canonical: entering
+    /// it would fault in the host's own stub (or, on some CPUs, in the guest at that
+    /// address).
+    #[error(
+        "hypercall {}: argument `{}`: vector {vector}'s handler {offset:#x} is not a canonical address",
+        IDT_HI.call(),
+        IDT_HI.name()
+    )]
+    BadGateOffset {
+        /// The vector.
+        vector: u64,
+        /// The handler address the gate holds.
+        offset: u64,
     },
     /// SET_STACK with a stack segment whose RPL is not `GUEST_PL`.
     #[error(
@@ -480,6 +496,7 @@ impl Kill {
             | Kill::BadTableEntry { call, .. } => Some(*call),
             Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.call()),
             Kill::BadGate { .. } => Some(IDT_LO.call()),
+            Kill::BadGateOffset { .. } => Some(IDT_HI.call()),
             Kill::BadStackSegment { .. } => Some(STACK_SS.call()),
             Kill::BadStackPointer { .. } => Some(STACK_SP.call()),
             Kill::BadPte { .. } => Some(SET_PTE_PTE.call()),
@@ -495,6 +512,7 @@ impl Kill {
             | Kill::BadTableEntry { arg, .. } => Some(arg),
             Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.name()),
             Kill::BadGate { .. } => Some(IDT_LO.name()),
+            Kill::BadGateOffset { .. } => Some(IDT_HI.name()),
             Kill::BadStackSegment { .. } => Some(STACK_SS.name()),
             Kill::BadStackPointer { .. } => Some(STACK_SP.name()),
             Kill::BadPte { .. } => Some(SET_PTE_PTE.name()),

@@ -53,6 +53,7 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
         | Fault::Syscall
         | Fault::Sysenter
         | Fault::TsNm
+        | Fault::GateWildOffset
             if !p.mappings_live() =>
         {
             Err("this fault needs a real CPU: in process nothing is mapped")
@@ -91,6 +92,13 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             // SAFETY: deliberately wrong: a breakpoint through a gate the guest cannot run.
             unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
             Err("the host entered a gate with a selector the guest cannot run in")
+        }
+        Fault::GateWildOffset => {
+            let g = encode_gate(NON_CANONICAL, crate::workload::KERNEL_CS, TRAP_GATE, 3);
+            t.hypercall(LOAD_IDT_ENTRY, [BP_VECTOR, g as u64, (g >> 64) as u64, 0]);
+            // SAFETY: deliberately wrong: a breakpoint through a gate to nowhere.
+            unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+            Err("the host took a gate with a non-canonical handler")
         }
         Fault::HypercallIn => {
             let port = guest::abi::guest::Pio::PORT;

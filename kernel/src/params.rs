@@ -108,6 +108,8 @@ pub enum Fault {
     /// Set cr0.TS through the TS hypercall, then execute an SSE instruction: the #NM must
     /// reach the kernel's handler.
     TsNm = 19,
+    /// Point the breakpoint gate at a non-canonical handler address, then `int3`.
+    GateWildOffset = 20,
 }
 
 impl Mode {
@@ -130,7 +132,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 21] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -151,6 +153,7 @@ impl Fault {
         Fault::Syscall,
         Fault::Sysenter,
         Fault::TsNm,
+        Fault::GateWildOffset,
     ];
 
     /// From the block's field.
@@ -181,6 +184,7 @@ impl Fault {
             Fault::Syscall => "syscall",
             Fault::Sysenter => "sysenter",
             Fault::TsNm => "ts-nm",
+            Fault::GateWildOffset => "gate-wild-offset",
         }
     }
 }

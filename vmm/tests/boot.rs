@@ -412,7 +412,8 @@ fn in_process_faults_end_as_they_should() {
             | Fault::HypercallIn
             | Fault::Syscall
             | Fault::Sysenter
-            | Fault::TsNm => "needs a real CPU",
+            | Fault::TsNm
+            | Fault::GateWildOffset => "needs a real CPU",
         };
         assert!(reason.contains(want), "{fault:?}: {reason}");
         assert_eq!(r.clean(), fault == Fault::None, "{fault:?}");

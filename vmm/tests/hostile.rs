@@ -193,6 +193,24 @@ fn gates_the_guest_cannot_run_in_are_named() {
 }
 
 #[test]
+fn a_gate_to_a_non_canonical_handler_is_refused_when_loaded() {
+    // Entering it would fault in the host's own stub (or, on this AMD CPU, raise #GP in
+    // the guest at the non-canonical address): LOAD_IDT_ENTRY refuses it, naming it.
+    let r = run_within(&config(Fault::GateWildOffset), Duration::from_secs(5));
+    if !needs_cpu(&r) {
+        return;
+    }
+    assert_eq!(
+        killed(&r),
+        &Kill::BadGateOffset {
+            vector: 3,
+            offset: 0x8000_0000_0000_0000
+        }
+    );
+    assert_eq!(r.traps, 0);
+}
+
+#[test]
 fn in_on_the_hypercall_port_is_named() {
     let r = run_within(&config(Fault::HypercallIn), Duration::from_secs(5));
     if needs_cpu(&r) {
