@@ -1,27 +1,29 @@
-//! Cross-cutting checks that need the whole spec: unique names and numbers, register and
+//! Room: the checks that need the whole spec: unique names and numbers (including the
+//! Rust names derived from two spec names), names the generator already uses, register and
 //! ring budgets, the shared page's layout, and references between sections.
 //!
-//! Runs after parsing, on a spec with no local problems, and fixes up what only the whole
-//! spec knows (field offsets, relocation targets).
+//! Runs after parsing, in the same pass (on whatever parsed, so a typo elsewhere does not
+//! hide these), and fixes up what only the whole spec knows (field offsets, relocation
+//! targets). All arithmetic is checked: sizes are bounded by the page before they are summed.
 
 use std::collections::HashMap;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::names::camel;
+use crate::names::{camel, upper};
 use crate::spec::*;
 
 /// Size of a ring slot in bytes: the call number plus `args` arguments, 8 bytes each.
 pub fn slot_size(ring: &Ring) -> u64 {
-    8 * (1 + ring.args)
+    ring.args.saturating_add(1).saturating_mul(8)
 }
 
 /// Size and alignment of a shared-page field.
 pub fn field_size_align(ty: &FieldType, ring: Option<&Ring>) -> (u64, u64) {
     match ty {
         FieldType::Prim(p) => (p.size(), p.size()),
-        FieldType::Array(p, n) => (p.size() * n, p.size()),
+        FieldType::Array(p, n) => (p.size().saturating_mul(*n), p.size()),
         FieldType::RingStatus => (ring.map_or(0, |r| r.size), 1),
-        FieldType::RingSlots => (ring.map_or(0, |r| r.size * slot_size(r)), 8),
+        FieldType::RingSlots => (ring.map_or(0, |r| r.size.saturating_mul(slot_size(r))), 8),
     }
 }
 
@@ -36,10 +38,10 @@ pub fn shared_size(sh: &SharedPage, ring: Option<&Ring>) -> u64 {
     let end = sh
         .fields
         .iter()
-        .map(|f| f.offset + field_size_align(&f.ty, ring).0)
+        .map(|f| f.offset.saturating_add(field_size_align(&f.ty, ring).0))
         .max()
         .unwrap_or(0);
-    end.div_ceil(align) * align
+    end.div_ceil(align).saturating_mul(align)
 }
 
 /// Largest shared page: one 4 KiB page.
@@ -49,6 +51,7 @@ pub const PAGE: u64 = 4096;
 pub fn check(spec: &mut Spec, d: &mut Diagnostics) {
     names_unique(spec, d);
     reserved(spec, d);
+    budget(spec, d);
     hypercalls(spec, d);
     shared(spec, d);
     templates(spec, d);
@@ -117,11 +120,15 @@ fn reserved(spec: &Spec, d: &mut Diagnostics) {
             &tables,
         );
     }
+    if let Some(sh) = &spec.shared {
+        let taken = ["Writer".to_string(), "FieldInfo".into(), "RingSlot".into()];
+        hit(&sh.name, camel(&sh.name.v), "shared-page struct", &taken);
+    }
     let templates = ["TEMPLATES".to_string(), "MAX_TEMPLATE_LEN".into()];
     for t in &spec.templates {
         hit(
             &t.name,
-            crate::names::upper(&t.name.v),
+            upper(&t.name.v),
             "template",
             &templates,
         );
@@ -146,6 +153,26 @@ fn names_unique(spec: &Spec, d: &mut Diagnostics) {
     let mut seen = HashMap::new();
     for t in &spec.pv_tables {
         dup(d, &mut seen, camel(&t.name.v), &t.name, "pv_table");
+    }
+    // `PvOpId` variants join two names: table `a` op `b_c` and table `a_b` op `c` are both
+    // `ABC`.
+    let mut ids: HashMap<String, (&str, &str)> = HashMap::new();
+    for (t, op) in spec.pv_ops() {
+        let id = format!("{}{}", camel(&t.name.v), camel(&op.name.v));
+        if let Some((pt, po)) = ids.get(&id) {
+            d.push(
+                Diagnostic::new(
+                    op.name.span.clone(),
+                    format!(
+                        "pv_ops `{pt}.{po}` and `{}.{}` both become `PvOpId::{id}`",
+                        t.name.v, op.name.v
+                    ),
+                )
+                .help("rename the op or its table"),
+            );
+        } else {
+            ids.insert(id, (&t.name.v, &op.name.v));
+        }
     }
 }
 
@@ -246,7 +273,7 @@ fn shared(spec: &mut Spec, d: &mut Diagnostics) {
             );
         }
         let (size, align) = field_size_align(&f.ty, ring.as_ref());
-        let at = cur.div_ceil(align) * align;
+        let at = cur.div_ceil(align).saturating_mul(align);
         if f.offset != u64::MAX && f.offset != at {
             d.push(
                 Diagnostic::new(
@@ -260,7 +287,7 @@ fn shared(spec: &mut Spec, d: &mut Diagnostics) {
             );
         }
         f.offset = at;
-        cur = at + size;
+        cur = at.saturating_add(size);
     }
     if let Some(r) = &ring {
         for (list, key) in [(&status, "ring.status"), (&slots, "ring.slots")] {
@@ -337,6 +364,53 @@ fn pv_ops(spec: &Spec, d: &mut Diagnostics) {
                     ),
                 )
                 .help(help),
+            );
+        }
+    }
+}
+
+/// Budgets between sections: ring slots against transport registers, and the numbers
+/// module's names (hypercall numbers, consts and the ABI's own).
+fn budget(spec: &Spec, d: &mut Diagnostics) {
+    if let Some(r) = &spec.ring
+        && !spec.transports.is_empty()
+        && r.args > spec.arg_regs() as u64
+    {
+        d.push(
+            Diagnostic::new(
+                r.span.clone(),
+                format!(
+                    "a ring slot holds {} arguments but a transport has only {} argument registers",
+                    r.args,
+                    spec.arg_regs()
+                ),
+            )
+            .help("a full ring makes queued calls directly, so a slot cannot hold more than the registers carry"),
+        );
+    }
+    const OWN: [&str; 3] = ["ABI_NAME", "ABI_VERSION", "ARG_REGS"];
+    let consts: Vec<String> = spec.consts.iter().map(|c| upper(&c.name.v)).collect();
+    for h in &spec.hypercalls {
+        let up = upper(&h.name.v);
+        if consts.contains(&up) || OWN.contains(&up.as_str()) {
+            d.push(
+                Diagnostic::new(
+                    h.name.span.clone(),
+                    format!("hypercall `{}` and a constant both become `{up}`", h.name.v),
+                )
+                .help("rename the hypercall or the const"),
+            );
+        }
+    }
+    for c in &spec.consts {
+        let up = upper(&c.name.v);
+        if OWN.contains(&up.as_str()) {
+            d.push(
+                Diagnostic::new(
+                    c.name.span.clone(),
+                    format!("const `{}` clashes with the generated `{up}`", c.name.v),
+                )
+                .help("rename the const"),
             );
         }
     }

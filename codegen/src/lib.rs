@@ -71,74 +71,16 @@ pub use spec::Spec;
 /// Every problem in the spec, each with its `file:line:col`.
 pub fn load(file: &str, src: &str) -> Result<Spec, Diagnostics> {
     let mut d = Diagnostics::new(file, src);
-    let spec = parse::parse(src, &mut d);
-    let spec = match spec {
-        Some(mut s) if d.is_empty() => {
-            check::check(&mut s, &mut d);
-            check_budget(&s, &mut d);
-            lock::since::check(&s, src, &mut d);
-            Some(s)
-        }
-        _ => None,
-    };
+    // Check whatever parsed, so problems of both kinds come out together.
+    let spec = parse::parse(src, &mut d).map(|mut s| {
+        check::check(&mut s, &mut d);
+        lock::since::check(&s, src, &mut d);
+        s
+    });
     d.sort();
     match spec {
         Some(s) if d.is_empty() => Ok(s),
         _ => Err(d),
-    }
-}
-
-/// Checks that need the emitters' view of the spec.
-fn check_budget(spec: &Spec, d: &mut Diagnostics) {
-    if spec.hypercalls.is_empty() {
-        d.push(
-            Diagnostic::new(0..0, "the spec has no hypercalls")
-                .help("add at least one [[hypercall]] table (name, nr, doc)"),
-        );
-    }
-    if let Some(r) = &spec.ring
-        && r.args > spec.arg_regs() as u64
-    {
-        d.push(
-            Diagnostic::new(
-                r.span.clone(),
-                format!(
-                    "a ring slot holds {} arguments but a transport has only {} argument registers",
-                    r.args,
-                    spec.arg_regs()
-                ),
-            )
-            .help("a full ring makes queued calls directly, so a slot cannot hold more than the registers carry"),
-        );
-    }
-    let consts: Vec<String> = spec
-        .consts
-        .iter()
-        .map(|c| names::upper(&c.name.v))
-        .collect();
-    for h in &spec.hypercalls {
-        let up = names::upper(&h.name.v);
-        if consts.contains(&up) || ["ABI_NAME", "ABI_VERSION", "ARG_REGS"].contains(&up.as_str()) {
-            d.push(
-                Diagnostic::new(
-                    h.name.span.clone(),
-                    format!("hypercall `{}` and a constant both become `{up}`", h.name.v),
-                )
-                .help("rename the hypercall or the const"),
-            );
-        }
-    }
-    for c in &spec.consts {
-        let up = names::upper(&c.name.v);
-        if ["ABI_NAME", "ABI_VERSION", "ARG_REGS"].contains(&up.as_str()) {
-            d.push(
-                Diagnostic::new(
-                    c.name.span.clone(),
-                    format!("const `{}` clashes with the generated `{up}`", c.name.v),
-                )
-                .help("rename the const"),
-            );
-        }
     }
 }
 

@@ -328,6 +328,40 @@ pub struct Arg {
     pub align: Option<u64>,
     /// `range = [lo, hi]`: inclusive bounds, resolved.
     pub range: Option<(u64, u64)>,
+    /// The `range` bounds as the spec wrote them.
+    pub range_written: Option<(Num, Num)>,
+    /// The `align` as the spec wrote it.
+    pub align_written: Option<Num>,
+}
+
+/// How the spec wrote a number, so generated code can show it the same way (a const's
+/// name rather than its value, hex where the spec wrote hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NumForm {
+    /// Decimal.
+    Dec,
+    /// `0x...`.
+    Hex,
+    /// `0o...`.
+    Oct,
+    /// `0b...`.
+    Bin,
+    /// A `[consts]` name, optionally `+ N` or `- N`.
+    Const {
+        /// The const's spec name.
+        name: String,
+        /// What is added to it.
+        delta: i128,
+    },
+}
+
+/// A number with the way the spec wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Num {
+    /// The value.
+    pub value: u64,
+    /// How it was written.
+    pub form: NumForm,
 }
 
 /// `[ring]`: the async hypercall ring.

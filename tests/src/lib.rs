@@ -13,20 +13,10 @@ pub mod kvm {
     include!(concat!(env!("OUT_DIR"), "/kvm.rs"));
 }
 
-/// `tests/specs/fixtures/rbx_probe.toml`: transports that carry arguments in rbx.
-pub mod rbx_probe {
-    include!(concat!(env!("OUT_DIR"), "/rbx_probe.rs"));
-}
-
-/// `tests/specs/fixtures/hygiene.toml`: spec names that look like the generator's own.
-pub mod hygiene {
-    include!(concat!(env!("OUT_DIR"), "/hygiene.rs"));
-}
-
-/// `tests/specs/fixtures/minimal.toml`: `[abi]`, one transport, one hypercall.
-pub mod minimal {
-    include!(concat!(env!("OUT_DIR"), "/minimal.rs"));
-}
+// Every fixture of tests/specs/fixtures, one module each (see build.rs): `rbx_probe`
+// (transports that carry arguments in rbx), `hygiene` (spec names that look like the
+// generator's own), `minimal`, and the specs that once broke the generator.
+include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
 
 /// The committed golden files of `spec/lguest.toml`, compiled as `pvgen generate` lays
 /// them out (`mod.rs` plus a file per module), so a golden file that does not build

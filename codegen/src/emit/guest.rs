@@ -5,7 +5,6 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
-use crate::names::camel;
 use crate::spec::{Instruction, Reg, Spec, Transport};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
@@ -16,16 +15,16 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         .iter()
         .enumerate()
         .map(|(i, t)| transport(spec, t, i == 0));
-    let default = format_ident!("{}", camel(&spec.default_transport().name.v));
+    let default = crate::names::camel_ident(&spec.default_transport().name.v);
     let default_doc = format!("The default transport: [`{default}`].");
     let default_doc_attrs = doc(&default_doc);
     let arg_regs = spec.arg_regs();
 
     let wrappers = spec.hypercalls.iter().map(|h| {
-        let name = format_ident!("{}", h.name.v);
+        let name = crate::names::ident(&h.name.v);
         let nr = nr_const(&h.name.v);
         let params = h.args.iter().map(|a| {
-            let id = format_ident!("{}", a.name.v);
+            let id = crate::names::ident(&a.name.v);
             let ty = arg_type(spec, &a.ty);
             quote! { #id: #ty }
         });
@@ -34,7 +33,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             .iter()
             .map(|a| {
                 to_u64(spec, &a.ty, {
-                    let id = format_ident!("{}", a.name.v);
+                    let id = crate::names::ident(&a.name.v);
                     quote! { #id }
                 })
             })
@@ -128,7 +127,7 @@ fn reg_lit(r: Reg) -> String {
 /// The `asm!` for one transport: registers loaded as the spec says, `rbx` (which Rust
 /// reserves) swapped in and out around the instruction through a scratch register.
 fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
-    let id = format_ident!("{}", camel(&t.name.v));
+    let id = crate::names::camel_ident(&t.name.v);
     let arg_regs = spec.arg_regs();
     let mut operands: Vec<TokenStream> = Vec::new();
     let mut rbx_in: Option<TokenStream> = None;

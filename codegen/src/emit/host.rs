@@ -11,9 +11,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let abi = abi_camel(spec);
     let host_trait = format_ident!("{abi}Host");
     let methods = spec.hypercalls.iter().map(|h| {
-        let name = format_ident!("{}", h.name.v);
+        let name = crate::names::ident(&h.name.v);
         let params = h.args.iter().map(|a| {
-            let id = format_ident!("{}", a.name.v);
+            let id = crate::names::ident(&a.name.v);
             let ty = arg_type(spec, &a.ty);
             quote! { #id: #ty }
         });
@@ -60,7 +60,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     // run(): hand a decoded call to its handler. Fields bind to `argN`, never to their own
     // names, so an argument called `host` cannot shadow the handler.
     let run_arms = spec.hypercalls.iter().map(|h| {
-        let name = format_ident!("{}", h.name.v);
+        let name = crate::names::ident(&h.name.v);
         let pat = call_with_locals(h);
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
         if h.ret.is_some() {
@@ -76,7 +76,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             return quote! { #d #v };
         }
         let fields = h.args.iter().map(|a| {
-            let f = format_ident!("{}", a.name.v);
+            let f = crate::names::ident(&a.name.v);
             let ty = arg_type(spec, &a.ty);
             let fd = doc(a
                 .doc
@@ -397,7 +397,7 @@ fn call_with_locals(h: &crate::spec::Hypercall) -> TokenStream {
         return quote! { Call::#v };
     }
     let fields = h.args.iter().enumerate().map(|(i, a)| {
-        let f = format_ident!("{}", a.name.v);
+        let f = crate::names::ident(&a.name.v);
         let l = format_ident!("arg{i}");
         quote! { #f: #l }
     });
@@ -423,7 +423,7 @@ fn arg_check(spec: &Spec, a: &crate::spec::Arg, i: usize) -> TokenStream {
     if let ArgType::Named(ti) = &a.ty
         && let TypeKind::Enum { .. } = &spec.types[*ti].kind
     {
-        let id = format_ident!("{}", crate::names::camel(&spec.types[*ti].name.v));
+        let id = crate::names::camel_ident(&spec.types[*ti].name.v);
         let tname = &spec.types[*ti].name.v;
         let raw = if prim == Prim::U64 {
             quote! { Some(args[#i]) }

@@ -5,7 +5,6 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
-use crate::names::camel;
 use crate::spec::Spec;
 
 pub(crate) fn emit(spec: &Spec) -> Module {
@@ -17,18 +16,18 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         .shared
         .as_ref()
         .expect("lazy is emitted only with a shared page");
-    let page = format_ident!("{}", camel(&shared.name.v));
+    let page = crate::names::camel_ident(&shared.name.v);
     let status = shared
         .fields
         .iter()
         .find(|f| f.ty == crate::spec::FieldType::RingStatus)
-        .map(|f| format_ident!("{}", f.name.v))
+        .map(|f| crate::names::ident(&f.name.v))
         .expect("check.rs requires a ring.status field");
     let slots = shared
         .fields
         .iter()
         .find(|f| f.ty == crate::spec::FieldType::RingSlots)
-        .map(|f| format_ident!("{}", f.name.v))
+        .map(|f| crate::names::ident(&f.name.v))
         .expect("check.rs requires a ring.slots field");
     let abi = abi_camel(spec);
     let lazy_trait = format_ident!("{abi}LazyHypercalls");
@@ -47,13 +46,13 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     });
 
     let methods = lazies.iter().map(|h| {
-        let name = format_ident!("{}", h.name.v);
+        let name = crate::names::ident(&h.name.v);
         let nr = nr_const(&h.name.v);
         let params: Vec<TokenStream> = h
             .args
             .iter()
             .map(|a| {
-                let id = format_ident!("{}", a.name.v);
+                let id = crate::names::ident(&a.name.v);
                 let ty = arg_type(spec, &a.ty);
                 quote! { #id: #ty }
             })
@@ -62,7 +61,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             .args
             .iter()
             .map(|a| {
-                let id = format_ident!("{}", a.name.v);
+                let id = crate::names::ident(&a.name.v);
                 to_u64(spec, &a.ty, quote! { #id })
             })
             .collect();

@@ -180,7 +180,7 @@ pub(crate) fn arg_type(spec: &Spec, ty: &ArgType) -> TokenStream {
     match ty {
         ArgType::Prim(p) => prim(*p),
         ArgType::Named(i) => {
-            let id = format_ident!("{}", camel(&spec.types[*i].name.v));
+            let id = crate::names::camel_ident(&spec.types[*i].name.v);
             quote! { super::types::#id }
         }
     }
@@ -215,7 +215,7 @@ pub(crate) fn nr_const(name: &str) -> proc_macro2::Ident {
 
 /// The `Hypercall` variant of a hypercall.
 pub(crate) fn variant(name: &str) -> proc_macro2::Ident {
-    format_ident!("{}", camel(name))
+    crate::names::camel_ident(name)
 }
 
 /// `Lguest` for ABI `lguest`: the prefix of ABI-wide trait names.

@@ -41,11 +41,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         let tr = format_ident!("{}Ops", camel(&t.name.v));
         let st = format_ident!("{}OpsTable", camel(&t.name.v));
         let list = format_ident!("{}_OPS", upper(&t.name.v));
-        let field = format_ident!("{}", t.name.v);
+        let field = crate::names::ident(&t.name.v);
         let methods = t.ops.iter().map(|op| {
-            let name = format_ident!("{}", op.name.v);
+            let name = crate::names::ident(&op.name.v);
             let params = op.args.iter().map(|(n, ty)| {
-                let n = format_ident!("{}", n.v);
+                let n = crate::names::ident(&n.v);
                 quote! { #n: #ty }
             });
             let ret = op.ret.as_ref().map(|r| quote! { -> #r });
@@ -55,13 +55,13 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             quote! { #d #many #uns fn #name(#(#params),*) #ret; }
         });
         let fields = t.ops.iter().map(|op| {
-            let name = format_ident!("{}", op.name.v);
+            let name = crate::names::ident(&op.name.v);
             let ty = fn_ptr(op);
             let d = doc(&format!("`{}.{}`: {}", t.name.v, op.name.v, op.doc));
             quote! { #d pub #name: #ty }
         });
         let inits = t.ops.iter().map(|op| {
-            let name = format_ident!("{}", op.name.v);
+            let name = crate::names::ident(&op.name.v);
             quote! { #name: <OpsImpl as #tr>::#name }
         });
         let names = t.ops.iter().map(|op| &op.name.v);

@@ -24,11 +24,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         .as_ref()
         .expect("shared is emitted only with [shared]");
     let ring = spec.ring.as_ref();
-    let id = format_ident!("{}", camel(&sh.name.v));
+    let id = crate::names::camel_ident(&sh.name.v);
     let size = usize_lit(shared_size(sh, ring));
 
     let fields = sh.fields.iter().map(|f| {
-        let name = format_ident!("{}", f.name.v);
+        let name = crate::names::ident(&f.name.v);
         let ty = match &f.ty {
             FieldType::Prim(p) => atomic(*p),
             FieldType::Array(p, n) => {
@@ -57,7 +57,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         quote! { #d pub #name: #ty }
     });
     let inits = sh.fields.iter().map(|f| {
-        let name = format_ident!("{}", f.name.v);
+        let name = crate::names::ident(&f.name.v);
         match &f.ty {
             FieldType::Prim(p) => {
                 let a = atomic(*p);
@@ -83,7 +83,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         quote! { #d pub const #c: usize = #o; }
     });
     let asserts = sh.fields.iter().map(|f| {
-        let name = format_ident!("{}", f.name.v);
+        let name = crate::names::ident(&f.name.v);
         let c = format_ident!("{}_OFFSET", upper(&f.name.v));
         quote! { assert!(::core::mem::offset_of!(#id, #name) == #id::#c); }
     });

@@ -1,14 +1,13 @@
 //! `types`: the spec's `[types]`: aliases and enums with their wire values.
 
-use quote::{format_ident, quote};
+use quote::quote;
 
 use super::{Module, doc, int_lit, prim, usize_lit};
-use crate::names::camel;
 use crate::spec::{Spec, TypeKind};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
     let items = spec.types.iter().map(|t| {
-        let id = format_ident!("{}", camel(&t.name.v));
+        let id = crate::names::camel_ident(&t.name.v);
         let d = doc(t
             .doc
             .as_deref()
@@ -22,7 +21,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 let r = prim(*repr);
                 let n = usize_lit(variants.len() as u64);
                 let vs = variants.iter().map(|v| {
-                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vid = crate::names::camel_ident(&v.name.v);
                     let vd = doc(&format!(
                         "{} (`{}`).",
                         v.doc
@@ -33,21 +32,21 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                     quote! { #vd #vid }
                 });
                 let all = variants.iter().map(|v| {
-                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vid = crate::names::camel_ident(&v.name.v);
                     quote! { #id::#vid }
                 });
                 let to_raw = variants.iter().map(|v| {
-                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vid = crate::names::camel_ident(&v.name.v);
                     let val = int_lit(v.value, *repr);
                     quote! { #id::#vid => #val, }
                 });
                 let from_raw = variants.iter().map(|v| {
-                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vid = crate::names::camel_ident(&v.name.v);
                     let val = int_lit(v.value, *repr);
                     quote! { #val => Some(#id::#vid), }
                 });
                 let names = variants.iter().map(|v| {
-                    let vid = format_ident!("{}", camel(&v.name.v));
+                    let vid = crate::names::camel_ident(&v.name.v);
                     let s = &v.name.v;
                     quote! { #id::#vid => #s, }
                 });
