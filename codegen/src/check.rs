@@ -133,6 +133,18 @@ fn reserved(spec: &Spec, d: &mut Diagnostics) {
             &templates,
         );
     }
+    let abi = camel(&spec.abi.name.v);
+    for h in &spec.hypercalls {
+        if h.name.v == "unhandled" {
+            d.push(
+                Diagnostic::new(
+                    h.name.span.clone(),
+                    format!("hypercall `unhandled` would clash with `{abi}DefaultHost::unhandled`, which the generator defines"),
+                )
+                .help("rename the hypercall"),
+            );
+        }
+    }
 }
 
 fn names_unique(spec: &Spec, d: &mut Diagnostics) {

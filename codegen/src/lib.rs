@@ -145,7 +145,7 @@ impl std::error::Error for RenderError {}
 
 fn format_file(tokens: TokenStream) -> Result<String, RenderError> {
     let file: syn::File = syn::parse2(tokens).map_err(|e| RenderError(e.to_string()))?;
-    Ok(comments(&prettyplease::unparse(&file)))
+    Ok(comments(&emit::asm_operands_per_line(&prettyplease::unparse(&file))))
 }
 
 /// Turns `__pvgen_comment!("text");` markers (which prettyplease may spread over several
@@ -213,10 +213,9 @@ fn needs_blank(out: &[String], indent: &str, t: &str, comment: bool) -> bool {
     };
     let pt = prev.trim_start();
     let same_indent = prev.len() - pt.len() == indent.len();
-    let prev_ends_item = pt == "}"
-        || pt == "};"
-        || pt.ends_with(" {}")
-        || (!comment && pt.ends_with(';') && !pt.starts_with("//"));
+    // A doc or comment line never ends an item, whatever its text ends with (` {}`).
+    let prev_ends_item = !pt.starts_with("//")
+        && (pt == "}" || pt == "};" || pt.ends_with(" {}") || (!comment && pt.ends_with(';')));
     let starts_item = [
         "///", "#[", "pub ", "impl", "const ", "fn ", "unsafe ", "type ", "enum ", "struct ",
         "trait ", "// ",

@@ -58,15 +58,18 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
         let d = doc(&text);
         let many = super::many_args(h.args.len());
+        let allows = super::abi_name_allows(&h.name.v);
         let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
         match &h.ret {
             Some(_) => quote! {
+                #allows
                 #d
                 #[inline]
                 #many
                 fn #name(&self, #(#params),*) -> u64 { #call }
             },
             None => quote! {
+                #allows
                 #d
                 #[inline]
                 #many
@@ -79,6 +82,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         spec.abi.name.v
     );
     let calls_doc_attrs = doc(&calls_doc);
+    let lens = super::len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
 
     let items = quote! {
         /// A way for the guest to trap to the host with a hypercall.
@@ -104,6 +108,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         pub type DefaultTransport = #default;
 
         #calls_doc_attrs
+        #lens
         pub trait #calls_trait: Transport {
             #(#wrappers)*
         }
@@ -136,6 +141,8 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     let nr_val = quote! { nr };
     if t.nr == Reg::Rbx {
         rbx_in = Some(nr_val);
+        // The result may come back in the call number's register, rbx included.
+        rbx_is_ret = t.ret == Reg::Rbx;
     } else {
         let r = reg_lit(t.nr);
         if t.ret == t.nr {
@@ -236,6 +243,17 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         "SAFETY: `{id}::new` made its caller promise that `{}` traps to a host implementing this ABI, which preserves every register but the result; the host may read and write guest memory, so no `nomem`.",
         t.instruction.name()
     ));
+    // A transport the spec called `new` has a constructor called `new`.
+    let self_named = (id == "New").then(|| {
+        let c = super::comment("The transport is called `new` in the ABI; its constructor is `new` like every transport's.");
+        quote! { #c #[allow(clippy::self_named_constructors)] }
+    });
+    // With no argument register in use, the arguments (all none of them) go unread.
+    let args_param = if arg_regs == 0 {
+        quote! { _args }
+    } else {
+        quote! { args }
+    };
     // Where a host finds the call in a trapped vCPU's registers.
     let lit = proc_macro2::Literal::usize_unsuffixed;
     let nr_reg = lit(t.nr.encoding());
@@ -268,6 +286,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
             /// A handle on the transport.
             ///
             #safety_doc
+            #self_named
             pub const unsafe fn new() -> Self {
                 #id { _guest_only: () }
             }
@@ -275,7 +294,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
 
         impl Transport for #id {
             #[inline]
-            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
+            fn hypercall(&self, nr: u64, #args_param: [u64; super::numbers::ARG_REGS]) -> u64 {
                 let ret: u64;
                 #safety_comment
                 unsafe {

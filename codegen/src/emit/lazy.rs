@@ -69,13 +69,15 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             vals.push(quote! { 0 });
         }
         let many = super::many_args(h.args.len());
+        let allows = super::abi_name_allows(&h.name.v);
         let d = doc(&format!(
             "Queue `{}` (number {}) while in lazy mode, otherwise call it directly: see [`super::guest::{calls_trait}::{}`].",
             h.name.v, h.nr.v, h.name.v
         ));
         (
-            quote! { #d #many fn #name(&self, #(#params),*) -> Sent; },
+            quote! { #allows #d #many fn #name(&self, #(#params),*) -> Sent; },
             quote! {
+                #allows
                 #[inline]
                 #many
                 fn #name(&self, #(#params),*) -> Sent {
@@ -90,6 +92,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         spec.abi.name.v
     );
     let trait_doc_attrs = doc(&trait_doc);
+    let lens = super::len_allow(lazies.iter().map(|h| h.name.v.as_str()));
     let ready_c = super::comment(
         "Arguments first, then the status byte with release ordering: the host must never see a ready slot with stale arguments.",
     );
@@ -116,6 +119,24 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         )
     } else {
         (quote! {}, quote! { self.direct(nr, args) })
+    };
+    // A one-slot ring is always at slot 0 (and `% 1` is clippy's `modulo_one`).
+    let (slot_index, advance) = if ring.size == 1 {
+        (quote! { 0 }, TokenStream::new())
+    } else {
+        (
+            quote! { self.cursor.slot() % super::shared::RING_SIZE },
+            quote! {
+                self.cursor
+                    .next
+                    .store((i + 1) % super::shared::RING_SIZE, Ordering::Relaxed);
+            },
+        )
+    };
+    let direct_args = if ring_args == 0 || arg_regs == 0 {
+        quote! { _args }
+    } else {
+        quote! { args }
     };
     let items = quote! {
         /// How a lazy hypercall went out.
@@ -177,7 +198,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             #[inline]
             pub fn queue(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
                 use ::core::sync::atomic::Ordering;
-                let i = self.cursor.slot() % super::shared::RING_SIZE;
+                let i = #slot_index;
                 let status = &self.page.#status[i];
                 if status.load(Ordering::Acquire) != super::shared::RING_DONE {
                     #full_c
@@ -190,15 +211,13 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 }
                 #ready_c
                 status.store(super::shared::RING_READY, Ordering::Release);
-                self.cursor
-                    .next
-                    .store((i + 1) % super::shared::RING_SIZE, Ordering::Relaxed);
+                #advance
                 Sent::Queued(i)
             }
 
             /// Makes hypercall `nr` now, loading the unused argument registers with 0.
             #[inline]
-            pub fn direct(&self, nr: u64, args: [u64; super::shared::RING_ARGS]) -> Sent {
+            pub fn direct(&self, nr: u64, #direct_args: [u64; super::shared::RING_ARGS]) -> Sent {
                 super::guest::Transport::hypercall(self.transport, nr, [#(#widen),*]);
                 Sent::Direct
             }
@@ -207,6 +226,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
 
         #trait_doc_attrs
+        #lens
         pub trait #lazy_trait {
             #(#decls)*
         }

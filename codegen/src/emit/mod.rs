@@ -1,10 +1,13 @@
-//! Emitters: one Rust module (or Markdown file) per output, from a checked [`Spec`].
+//! Room: the emitters, one Rust module (or Markdown file) per output, from a checked
+//! [`Spec`], and the helpers they share (docs, literals, names).
 //!
-//! Every emitter builds a token stream with `quote!`; [`render_module`] formats it with
-//! prettyplease behind a header naming the spec. Generated code refers to its sibling
-//! modules as `super::name::Item` and to the standard library as `::core::...`, and only
-//! binds names that contain `__` or are keywords (`self`), so no spec name (snake_case,
-//! no `__`) can shadow or clash with anything the generator names.
+//! Every emitter builds a token stream with `quote!`; `crate::generate` formats each with
+//! prettyplease behind a header naming the spec. Hygiene, by construction: generated code
+//! refers to its sibling modules as `super::name::Item` and to the standard library as
+//! `::core::...`; the locals it binds (`nr`, `args`, `call`, `argN`, `host`) are never spec
+//! names in the same scope (spec names are fields, parameters and methods there, written
+//! as raw identifiers where they are keywords); and the items it defines beside spec-named
+//! ones are checked against the spec in `check.rs`, with an error at the clashing key.
 
 pub(crate) mod docs;
 mod guest;
@@ -48,42 +51,48 @@ pub(crate) fn modules(spec: &Spec) -> Vec<Module> {
     out
 }
 
-/// `text` as doc lines: paragraphs wrapped at 88 columns, list items continued with an
-/// indent (so rustdoc and clippy read them as one item), tables and code left alone.
+/// `text` as doc lines: paragraphs wrapped at 88 columns, list items and block quotes
+/// continued so rustdoc and clippy (`doc_lazy_continuation`) read them as one item, tables,
+/// headings and code (fenced or indented) left alone. Every line starts with a space, so a
+/// doc line can never turn into `////` or `//!`.
 pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
+    let mut fenced = false;
     for line in text.trim().lines() {
         let line = line.trim_end();
         if line.is_empty() {
             out.push(String::new());
             continue;
         }
-        let keep = line.starts_with('|')
-            || line.starts_with("```")
+        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        if fence {
+            fenced = !fenced;
+        }
+        let keep = fenced
+            || fence
+            || line.starts_with('|')
             || line.starts_with('#')
             || line.starts_with("    ");
-        if keep || line.len() <= 88 {
+        if keep || line.chars().count() <= 88 {
             out.push(format!(" {line}"));
             continue;
         }
-        let cont = if line.starts_with("* ") || line.starts_with("- ") {
-            "  "
-        } else {
-            ""
-        };
+        let (first, cont) = continuation(line);
         let mut cur = String::new();
-        for w in line.split(' ') {
-            if !cur.is_empty() && cur.len() + 1 + w.len() > 88 {
-                out.push(format!(" {cur}"));
-                cur = cont.to_string();
+        let mut prefix = first;
+        for w in line[first.len()..].split(' ').filter(|w| !w.is_empty()) {
+            if !cur.is_empty() && prefix.len() + cur.len() + 1 + w.len() > 88 {
+                out.push(format!(" {prefix}{cur}"));
+                cur.clear();
+                prefix = cont.as_str();
             }
-            if !cur.is_empty() && cur != cont {
+            if !cur.is_empty() {
                 cur.push(' ');
             }
             cur.push_str(w);
         }
-        if !cur.trim().is_empty() {
-            out.push(format!(" {cur}"));
+        if !cur.is_empty() {
+            out.push(format!(" {prefix}{cur}"));
         }
     }
     out.into_iter()
@@ -95,6 +104,39 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The marker a long line starts with (indent, `> ` quotes, a `-`/`*`/`+` bullet or a
+/// `1.`/`1)` number) and what its continuation lines start with.
+fn continuation(line: &str) -> (&str, String) {
+    let indent = line.len() - line.trim_start().len();
+    let mut end = indent;
+    let mut cont = " ".repeat(indent);
+    let b = line.as_bytes();
+    // Block quotes: continued with the same `>`s.
+    while b.get(end) == Some(&b'>') {
+        end += 1;
+        while b.get(end) == Some(&b' ') {
+            end += 1;
+        }
+        cont = line[..end].to_string();
+    }
+    let rest = &line[end..];
+    let bullet = ["- ", "* ", "+ "].iter().any(|p| rest.starts_with(p));
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let numbered = digits > 0
+        && digits < 10
+        && matches!(rest.as_bytes().get(digits), Some(b'.' | b')'))
+        && rest.as_bytes().get(digits + 1) == Some(&b' ');
+    let marker = if bullet {
+        2
+    } else if numbered {
+        digits + 2
+    } else {
+        0
+    };
+    let first = &line[..end + marker];
+    (first, format!("{cont}{}", " ".repeat(marker)))
 }
 
 /// `#[doc = "..."]` attributes for `text`.
@@ -110,7 +152,7 @@ pub(crate) fn inner_doc(text: &str) -> TokenStream {
 }
 
 /// A `// text` comment line in the formatted output (prettyplease drops real comments,
-/// so a marker statement stands in and [`crate::render`] turns it into a comment; the
+/// so a marker statement stands in and `crate::generate` turns it into a comment; the
 /// proc-macro path strips it with [`strip_comments`]).
 pub(crate) fn comment(text: &str) -> TokenStream {
     quote! { __pvgen_comment!(#text); }
@@ -146,11 +188,118 @@ pub(crate) fn strip_comments(ts: TokenStream) -> TokenStream {
 
 pub(crate) const COMMENT_MARKER: &str = "__pvgen_comment";
 
+/// Lays out every `asm!(...)` in formatted code with one operand per line (prettyplease
+/// fills macro arguments like prose and wraps mid-operand): a reviewer reads a transport's
+/// registers as a list.
+pub(crate) fn asm_operands_per_line(src: &str) -> String {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        out.push(line.to_string());
+        i += 1;
+        if !line.trim_end().ends_with("asm!(") {
+            continue;
+        }
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let close = format!("{indent});");
+        let mut body = String::new();
+        while i < lines.len() && lines[i] != close {
+            body.push(' ');
+            body.push_str(lines[i].trim());
+            i += 1;
+        }
+        for op in split_operands(&body) {
+            let op = op.strip_prefix("in (").map_or(op.clone(), |r| format!("in({r}"));
+            out.push(format!("{indent}    {op},"));
+        }
+    }
+    let mut s = out.join("\n");
+    if src.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// The comma-separated operands of an `asm!`, commas inside strings and brackets kept.
+fn split_operands(body: &str) -> Vec<String> {
+    let mut ops = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+    for c in body.chars() {
+        if in_str {
+            cur.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                if !cur.trim().is_empty() {
+                    ops.push(cur.trim().to_string());
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        ops.push(cur.trim().to_string());
+    }
+    ops
+}
+
 /// `#[allow(clippy::too_many_arguments)]` for a method taking `n` parameters besides
 /// `self` where clippy's limit (7, counting `self`) would object: the ABI fixes them.
 pub(crate) fn many_args(n: usize) -> TokenStream {
     if n + 1 > 7 {
         quote! { #[allow(clippy::too_many_arguments)] }
+    } else {
+        TokenStream::new()
+    }
+}
+
+/// For a method or fn the spec named: a targeted `#[allow]` of the clippy lints that are
+/// about the name alone (`new` that returns no `Self`, `from_*`/`into_*`/`to_*`/`as_*`/`is_*`
+/// with the "wrong" `self`), with a comment saying the name is the ABI's. Empty for other
+/// names.
+pub(crate) fn abi_name_allows(name: &str) -> TokenStream {
+    let mut lints = Vec::new();
+    if name == "new" {
+        lints.push(quote! { clippy::new_ret_no_self });
+        lints.push(quote! { clippy::wrong_self_convention });
+    }
+    if ["from_", "into_", "to_", "as_", "is_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        lints.push(quote! { clippy::wrong_self_convention });
+    }
+    if lints.is_empty() {
+        return TokenStream::new();
+    }
+    let c = comment(&format!(
+        "`{name}` is the ABI's name for it, whatever Rust's conventions say of the name."
+    ));
+    quote! { #c #[allow(#(#lints),*)] }
+}
+
+/// On a trait with a method the spec named `len` or `is_empty`: allow clippy's
+/// `len_without_is_empty`, which is about the names alone.
+pub(crate) fn len_allow<'a>(mut names: impl Iterator<Item = &'a str>) -> TokenStream {
+    if names.any(|n| n == "len" || n == "is_empty") {
+        let c = comment("A method is called `len` (or `is_empty`) because the ABI says so: it is no collection.");
+        quote! { #c #[allow(clippy::len_without_is_empty)] }
     } else {
         TokenStream::new()
     }
@@ -166,6 +315,9 @@ pub(crate) fn usize_lit(v: u64) -> Literal {
 
 /// Hex for values that read better in hex (addresses, masks), decimal otherwise.
 pub(crate) fn int_lit(v: u64, ty: Prim) -> TokenStream {
+    if ty == Prim::Bool {
+        return if v == 0 { quote! { false } } else { quote! { true } };
+    }
     let s = if v >= 0x100 && v.is_power_of_two() || v > 0xffff {
         format!("{v:#x}")
     } else {

@@ -75,10 +75,17 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             quote! { super::pv_ops::PvOpId::#v => Some(&#c), }
         });
         let wild = (patchable.len() < spec.pv_ops().count()).then(|| quote! { _ => None, });
+        // No op names a template: nothing to match (`match op { _ => None }` is clippy's
+        // `match_single_binding`).
+        let body = if patchable.is_empty() {
+            quote! { let _ = op; None }
+        } else {
+            quote! { match op { #(#arms)* #wild } }
+        };
         quote! {
             /// The template that may replace `op`'s call sites, if it has one.
             pub const fn template_for(op: super::pv_ops::PvOpId) -> Option<&'static Template> {
-                match op { #(#arms)* #wild }
+                #body
             }
 
             /// Bytes a call site of `op` must have so that every form of its template fits

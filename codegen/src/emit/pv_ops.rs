@@ -15,6 +15,79 @@ fn fn_ptr(op: &PvOp) -> TokenStream {
     quote! { #uns fn(#(#tys),*) #ret }
 }
 
+/// Clippy's `type_complexity` score of `ty` at nesting `nest`, as its
+/// `TypeComplexityVisitor` counts: 10 × nest per named type, slice, array or tuple,
+/// 50 × nest per fn pointer (whose insides count one level deeper), 20 × nest per trait
+/// object, 1 per reference or pointer. Used to allow the lint exactly where the spec's
+/// signature trips it.
+fn complexity(ty: &syn::Type, nest: u64) -> u64 {
+    use syn::Type;
+    let args = |p: &syn::Path, nest| -> u64 {
+        p.segments
+            .iter()
+            .map(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) => a
+                    .args
+                    .iter()
+                    .map(|g| match g {
+                        syn::GenericArgument::Type(t) => complexity(t, nest),
+                        _ => 0,
+                    })
+                    .sum(),
+                syn::PathArguments::Parenthesized(a) => {
+                    let out = match &a.output {
+                        syn::ReturnType::Type(_, t) => complexity(t, nest),
+                        syn::ReturnType::Default => 0,
+                    };
+                    a.inputs.iter().map(|t| complexity(t, nest)).sum::<u64>() + out
+                }
+                syn::PathArguments::None => 0,
+            })
+            .sum()
+    };
+    match ty {
+        Type::Reference(r) => 1 + complexity(&r.elem, nest),
+        Type::Ptr(p) => 1 + complexity(&p.elem, nest),
+        Type::Paren(p) => complexity(&p.elem, nest),
+        Type::Group(g) => complexity(&g.elem, nest),
+        Type::Slice(s) => 10 * nest + complexity(&s.elem, nest),
+        Type::Array(a) => 10 * nest + complexity(&a.elem, nest),
+        Type::Tuple(t) => 10 * nest + t.elems.iter().map(|t| complexity(t, nest)).sum::<u64>(),
+        Type::Path(p) => 10 * nest + args(&p.path, nest),
+        Type::BareFn(f) => {
+            let out = match &f.output {
+                syn::ReturnType::Type(_, t) => complexity(t, nest + 1),
+                syn::ReturnType::Default => 0,
+            };
+            50 * nest + f.inputs.iter().map(|i| complexity(&i.ty, nest + 1)).sum::<u64>() + out
+        }
+        Type::TraitObject(t) => {
+            20 * nest
+                + t.bounds
+                    .iter()
+                    .map(|b| match b {
+                        syn::TypeParamBound::Trait(tr) => args(&tr.path, nest),
+                        _ => 0,
+                    })
+                    .sum::<u64>()
+        }
+        _ => 0,
+    }
+}
+
+/// Clippy's threshold (250), less a margin for where our count and clippy's may differ.
+const COMPLEX: u64 = 225;
+
+/// `#[allow(clippy::type_complexity)]` with its reason, when `complex`.
+fn complexity_allow(complex: bool) -> TokenStream {
+    if complex {
+        let c = super::comment("The signature is the ABI's, as the spec writes it.");
+        quote! { #c #[allow(clippy::type_complexity)] }
+    } else {
+        TokenStream::new()
+    }
+}
+
 fn op_doc(op: &PvOp, table: &str) -> String {
     let mut s = format!("{}\n\nOp `{table}.{}`.", op.doc, op.name.v);
     if op.callee_save {
@@ -52,7 +125,15 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             let uns = op.is_unsafe.then(|| quote! { unsafe });
             let d = doc(&op_doc(op, &t.name.v));
             let many = super::many_args(op.args.len().saturating_sub(1));
-            quote! { #d #many #uns fn #name(#(#params),*) #ret; }
+            let allows = super::abi_name_allows(&op.name.v);
+            let complex = op
+                .args
+                .iter()
+                .map(|(_, t)| t)
+                .chain(&op.ret)
+                .any(|t| complexity(t, 1) > COMPLEX);
+            let cx = complexity_allow(complex);
+            quote! { #allows #cx #d #many #uns fn #name(#(#params),*) #ret; }
         });
         let fields = t.ops.iter().map(|op| {
             let name = crate::names::ident(&op.name.v);
@@ -75,12 +156,19 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         ));
         let st_doc = doc(&format!("The `{}` table as function pointers.", t.name.v));
         let list_doc = doc(&format!("The ops of table `{}`, in spec order.", t.name.v));
+        let lens = super::len_allow(t.ops.iter().map(|o| o.name.v.as_str()));
+        let fields_complex = t.ops.iter().any(|op| {
+            syn::parse2::<syn::Type>(fn_ptr(op)).is_ok_and(|f| complexity(&f, 1) > COMPLEX)
+        });
+        let st_cx = complexity_allow(fields_complex);
         items.extend(quote! {
             #trait_doc
+            #lens
             pub trait #tr {
                 #(#methods)*
             }
 
+            #st_cx
             #st_doc
             #[derive(Clone, Copy, Debug)]
             pub struct #st {

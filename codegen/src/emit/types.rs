@@ -45,6 +45,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                     let val = int_lit(v.value, *repr);
                     quote! { #val => Some(#id::#vid), }
                 });
+                // An enum that uses every value of its repr needs no catch-all arm.
+                let every = u128::from(repr.max()) + 1 == variants.len() as u128;
+                let wild = (!every).then(|| quote! { _ => None, });
                 let names = variants.iter().map(|v| {
                     let vid = crate::names::camel_ident(&v.name.v);
                     let s = &v.name.v;
@@ -66,7 +69,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
                         /// The variant with wire value `raw`, if there is one.
                         pub const fn from_raw(raw: #r) -> ::core::option::Option<Self> {
-                            match raw { #(#from_raw)* _ => None }
+                            match raw { #(#from_raw)* #wild }
                         }
 
                         /// The spec's name for the value.

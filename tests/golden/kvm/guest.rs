@@ -60,9 +60,15 @@ impl Transport for Vmcall {
         // may read and write guest memory, so no `nomem`.
         unsafe {
             ::core::arch::asm!(
-                "xchg {rbx_swap}, rbx", "vmcall", "xchg {rbx_swap}, rbx", rbx_swap =
-                inout(reg) args[0] => _, inout("rax") nr => ret, in ("rcx") args[1], in
-                ("rdx") args[2], in ("rsi") args[3], options(nostack),
+                "xchg {rbx_swap}, rbx",
+                "vmcall",
+                "xchg {rbx_swap}, rbx",
+                rbx_swap = inout(reg) args[0] => _,
+                inout("rax") nr => ret,
+                in("rcx") args[1],
+                in("rdx") args[2],
+                in("rsi") args[3],
+                options(nostack),
             );
         }
         ret
@@ -110,9 +116,15 @@ impl Transport for Vmmcall {
         // may read and write guest memory, so no `nomem`.
         unsafe {
             ::core::arch::asm!(
-                "xchg {rbx_swap}, rbx", "vmmcall", "xchg {rbx_swap}, rbx", rbx_swap =
-                inout(reg) args[0] => _, inout("rax") nr => ret, in ("rcx") args[1], in
-                ("rdx") args[2], in ("rsi") args[3], options(nostack),
+                "xchg {rbx_swap}, rbx",
+                "vmmcall",
+                "xchg {rbx_swap}, rbx",
+                rbx_swap = inout(reg) args[0] => _,
+                inout("rax") nr => ret,
+                in("rcx") args[1],
+                in("rdx") args[2],
+                in("rsi") args[3],
+                options(nostack),
             );
         }
         ret
@@ -144,8 +156,7 @@ pub trait KvmHypercalls: Transport {
     /// # Arguments
     ///
     /// * `flags`: Reserved: must be 0. The host requires: 0 ≤ value ≤ 0.
-    /// * `apicid`: The APIC id of the vCPU to wake. The host requires: 0 ≤ value ≤
-    ///   4294967295.
+    /// * `apicid`: The APIC id of the vCPU to wake. The host requires: 0 ≤ value ≤ 4294967295.
     ///
     /// Returns 0, or a negative KVM errno.
     #[inline]
@@ -186,8 +197,7 @@ pub trait KvmHypercalls: Transport {
     ///
     /// * `bitmap_low`: vCPUs min..min+63.
     /// * `bitmap_high`: vCPUs min+64..min+127.
-    /// * `min`: APIC id of bit 0 of `bitmap_low`. The host requires: 0 ≤ value ≤
-    ///   4294967295.
+    /// * `min`: APIC id of bit 0 of `bitmap_low`. The host requires: 0 ≤ value ≤ 4294967295.
     /// * `icr`: The interrupt command (vector and delivery mode).
     ///
     /// Returns The number of vCPUs the IPI was delivered to, or a negative KVM errno.

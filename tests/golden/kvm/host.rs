@@ -9,6 +9,9 @@
 /// A handler's error stops the dispatch and comes back as [`DispatchError::Host`]: that is
 /// how a host kills a guest for what only it can check (an address outside guest memory, a
 /// call before INIT).
+///
+/// A test double or a benchmark that handles only some calls implements [`KvmDefaultHost`]
+/// instead, and follows the spec without an edit when a call is added.
 pub trait KvmHost {
     /// Why a handler refused a call.
     type Error;
@@ -139,7 +142,8 @@ impl ::core::fmt::Display for BadArgument {
     }
 }
 
-/// Why [`dispatch`] did not run a call to completion.
+/// Why [`dispatch`] did not run a call to completion: the guest's call broke the
+/// spec, or the handler refused it (`E`, the host's error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DispatchError<E> {
     /// No hypercall has this number.
@@ -151,6 +155,26 @@ pub enum DispatchError<E> {
     BadArgument(BadArgument),
     /// The handler refused the call.
     Host(E),
+}
+
+/// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+/// in, so only `UnknownHypercall` and `BadArgument` can happen.
+pub type DecodeError = DispatchError<::core::convert::Infallible>;
+
+impl DecodeError {
+    /// The same error, as [`dispatch`] reports it for a host whose handlers fail
+    /// with `E`.
+    #[inline]
+    pub const fn for_host<E>(self) -> DispatchError<E> {
+        match self {
+            DispatchError::UnknownHypercall { nr } => {
+                DispatchError::UnknownHypercall {
+                    nr,
+                }
+            }
+            DispatchError::BadArgument(b) => DispatchError::BadArgument(b),
+        }
+    }
 }
 
 impl<E> ::core::convert::From<BadArgument> for DispatchError<E> {
@@ -275,51 +299,29 @@ impl Call {
             Call::MapGpaRange { .. } => super::numbers::Hypercall::MapGpaRange,
         }
     }
-}
 
-/// Why [`decode`] refused a trap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// No hypercall has this number.
-    UnknownHypercall {
-        /// The number the guest passed.
-        nr: u64,
-    },
-    /// An argument broke the spec.
-    BadArgument(BadArgument),
-}
-
-impl ::core::convert::From<BadArgument> for DecodeError {
-    fn from(b: BadArgument) -> Self {
-        DecodeError::BadArgument(b)
-    }
-}
-
-impl<E> ::core::convert::From<DecodeError> for DispatchError<E> {
-    fn from(e: DecodeError) -> Self {
-        match e {
-            DecodeError::UnknownHypercall { nr } => {
-                DispatchError::UnknownHypercall {
-                    nr,
-                }
+    /// The argument registers the call travels with (unused ones 0): what
+    /// [`decode`] made it from, for a trace or a test double.
+    pub fn raw_args(&self) -> [u64; super::numbers::ARG_REGS] {
+        match *self {
+            Call::VapicPollIrq => [0, 0, 0, 0],
+            Call::KickCpu { flags: arg0, apicid: arg1 } => [arg0, arg1, 0, 0],
+            Call::ClockPairing { paddr: arg0, clock_type: arg1 } => {
+                [arg0, arg1.raw(), 0, 0]
             }
-            DecodeError::BadArgument(b) => DispatchError::BadArgument(b),
+            Call::SendIpi {
+                bitmap_low: arg0,
+                bitmap_high: arg1,
+                min: arg2,
+                icr: arg3,
+            } => [arg0, arg1, arg2, arg3],
+            Call::SchedYield { dest_apicid: arg0 } => [arg0, 0, 0, 0],
+            Call::MapGpaRange { gpa: arg0, npages: arg1, attrs: arg2 } => {
+                [arg0, arg1, arg2, 0]
+            }
         }
     }
 }
-
-impl ::core::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        match self {
-            DecodeError::UnknownHypercall { nr } => {
-                write!(f, "unknown hypercall number {nr:#x}")
-            }
-            DecodeError::BadArgument(b) => b.fmt(f),
-        }
-    }
-}
-
-impl ::core::error::Error for DecodeError {}
 
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
@@ -332,7 +334,7 @@ pub fn decode(
     let call = match super::numbers::Hypercall::try_from(nr) {
         Ok(call) => call,
         Err(_) => {
-            return Err(DecodeError::UnknownHypercall {
+            return Err(DispatchError::UnknownHypercall {
                 nr,
             });
         }
@@ -340,15 +342,15 @@ pub fn decode(
     match call {
         super::numbers::Hypercall::VapicPollIrq => Ok(Call::VapicPollIrq),
         super::numbers::Hypercall::KickCpu => {
-            let arg0 = check_range(call, 0, args[0], 0u64, 0u64)?;
-            let arg1 = check_range(call, 1, args[1], 0u64, 4294967295u64)?;
+            let arg0 = check_range(call, 0, args[0], 0, 0)?;
+            let arg1 = check_range(call, 1, args[1], 0, 0xffffffff)?;
             Ok(Call::KickCpu {
                 flags: arg0,
                 apicid: arg1,
             })
         }
         super::numbers::Hypercall::ClockPairing => {
-            let arg0 = check_align(call, 0, args[0], 8u64)?;
+            let arg0 = check_align(call, 0, args[0], 8)?;
             let arg1 = match Some(args[1]).and_then(super::types::ClockType::from_raw) {
                 Some(v) => v,
                 None => {
@@ -373,7 +375,7 @@ pub fn decode(
         super::numbers::Hypercall::SendIpi => {
             let arg0 = args[0];
             let arg1 = args[1];
-            let arg2 = check_range(call, 2, args[2], 0u64, 4294967295u64)?;
+            let arg2 = check_range(call, 2, args[2], 0, 0xffffffff)?;
             let arg3 = args[3];
             Ok(Call::SendIpi {
                 bitmap_low: arg0,
@@ -383,15 +385,15 @@ pub fn decode(
             })
         }
         super::numbers::Hypercall::SchedYield => {
-            let arg0 = check_range(call, 0, args[0], 0u64, 4294967295u64)?;
+            let arg0 = check_range(call, 0, args[0], 0, 0xffffffff)?;
             Ok(Call::SchedYield {
                 dest_apicid: arg0,
             })
         }
         super::numbers::Hypercall::MapGpaRange => {
-            let arg0 = check_align(call, 0, args[0], 4096u64)?;
-            let arg1 = check_range(call, 1, args[1], 1u64, 4503599627370495u64)?;
-            let arg2 = check_range(call, 2, args[2], 0u64, 19u64)?;
+            let arg0 = check_align(call, 0, args[0], 4096)?;
+            let arg1 = check_range(call, 1, args[1], 1, 0xfffffffffffff)?;
+            let arg2 = check_range(call, 2, args[2], 0, 0x13)?;
             Ok(Call::MapGpaRange {
                 gpa: arg0,
                 npages: arg1,
@@ -409,17 +411,19 @@ pub fn run<H: KvmHost + ?Sized>(
     call: Call,
 ) -> ::core::result::Result<u64, H::Error> {
     match call {
-        Call::VapicPollIrq => host.vapic_poll_irq(),
-        Call::KickCpu { flags: arg0, apicid: arg1 } => host.kick_cpu(arg0, arg1),
+        Call::VapicPollIrq => KvmHost::vapic_poll_irq(host),
+        Call::KickCpu { flags: arg0, apicid: arg1 } => {
+            KvmHost::kick_cpu(host, arg0, arg1)
+        }
         Call::ClockPairing { paddr: arg0, clock_type: arg1 } => {
-            host.clock_pairing(arg0, arg1)
+            KvmHost::clock_pairing(host, arg0, arg1)
         }
         Call::SendIpi { bitmap_low: arg0, bitmap_high: arg1, min: arg2, icr: arg3 } => {
-            host.send_ipi(arg0, arg1, arg2, arg3)
+            KvmHost::send_ipi(host, arg0, arg1, arg2, arg3)
         }
-        Call::SchedYield { dest_apicid: arg0 } => host.sched_yield(arg0),
+        Call::SchedYield { dest_apicid: arg0 } => KvmHost::sched_yield(host, arg0),
         Call::MapGpaRange { gpa: arg0, npages: arg1, attrs: arg2 } => {
-            host.map_gpa_range(arg0, arg1, arg2)
+            KvmHost::map_gpa_range(host, arg0, arg1, arg2)
         }
     }
 }
@@ -433,6 +437,155 @@ pub fn dispatch<H: KvmHost + ?Sized>(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
 ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
-    let call = decode(nr, args)?;
+    let call = match decode(nr, args) {
+        Ok(call) => call,
+        Err(e) => return Err(e.for_host()),
+    };
     run(host, call).map_err(DispatchError::Host)
+}
+
+/// A [`KvmHost`] that answers every call it does not override: each method defaults to
+/// [`Self::unhandled`], which accepts the call and returns 0.
+///
+/// For test doubles and benchmarks: implement this trait, override the calls the test is
+/// about, and the double follows the spec when a call is added. A real host implements
+/// [`KvmHost`] itself, so that a new call fails its build until it is handled.
+pub trait KvmDefaultHost {
+    /// Why a handler refused a call.
+    type Error;
+
+    /// What every call the implementation does not override does: by default,
+    /// accept it and return 0.
+    #[inline]
+    fn unhandled(&mut self, call: Call) -> ::core::result::Result<u64, Self::Error> {
+        let _ = call;
+        Ok(0)
+    }
+
+    /// `vapic_poll_irq` (number 1): [`KvmHost::vapic_poll_irq`], by default
+    /// [`Self::unhandled`].
+    #[inline]
+    fn vapic_poll_irq(&mut self) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::VapicPollIrq)
+    }
+
+    /// `kick_cpu` (number 5): [`KvmHost::kick_cpu`], by default [`Self::unhandled`].
+    #[inline]
+    fn kick_cpu(
+        &mut self,
+        flags: u64,
+        apicid: super::types::ApicId,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::KickCpu { flags, apicid })
+    }
+
+    /// `clock_pairing` (number 9): [`KvmHost::clock_pairing`], by default [`Self::unhandled`].
+    #[inline]
+    fn clock_pairing(
+        &mut self,
+        paddr: super::types::Gpa,
+        clock_type: super::types::ClockType,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::ClockPairing {
+            paddr,
+            clock_type,
+        })
+    }
+
+    /// `send_ipi` (number 10): [`KvmHost::send_ipi`], by default [`Self::unhandled`].
+    #[inline]
+    fn send_ipi(
+        &mut self,
+        bitmap_low: u64,
+        bitmap_high: u64,
+        min: super::types::ApicId,
+        icr: u64,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::SendIpi {
+            bitmap_low,
+            bitmap_high,
+            min,
+            icr,
+        })
+    }
+
+    /// `sched_yield` (number 11): [`KvmHost::sched_yield`], by default [`Self::unhandled`].
+    #[inline]
+    fn sched_yield(
+        &mut self,
+        dest_apicid: super::types::ApicId,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::SchedYield { dest_apicid })
+    }
+
+    /// `map_gpa_range` (number 12): [`KvmHost::map_gpa_range`], by default [`Self::unhandled`].
+    #[inline]
+    fn map_gpa_range(
+        &mut self,
+        gpa: super::types::Gpa,
+        npages: u64,
+        attrs: u64,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        self.unhandled(Call::MapGpaRange {
+            gpa,
+            npages,
+            attrs,
+        })
+    }
+}
+
+impl<T: KvmDefaultHost + ?Sized> KvmHost for T {
+    type Error = T::Error;
+
+    #[inline]
+    fn vapic_poll_irq(&mut self) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::vapic_poll_irq(self)
+    }
+
+    #[inline]
+    fn kick_cpu(
+        &mut self,
+        flags: u64,
+        apicid: super::types::ApicId,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::kick_cpu(self, flags, apicid)
+    }
+
+    #[inline]
+    fn clock_pairing(
+        &mut self,
+        paddr: super::types::Gpa,
+        clock_type: super::types::ClockType,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::clock_pairing(self, paddr, clock_type)
+    }
+
+    #[inline]
+    fn send_ipi(
+        &mut self,
+        bitmap_low: u64,
+        bitmap_high: u64,
+        min: super::types::ApicId,
+        icr: u64,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::send_ipi(self, bitmap_low, bitmap_high, min, icr)
+    }
+
+    #[inline]
+    fn sched_yield(
+        &mut self,
+        dest_apicid: super::types::ApicId,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::sched_yield(self, dest_apicid)
+    }
+
+    #[inline]
+    fn map_gpa_range(
+        &mut self,
+        gpa: super::types::Gpa,
+        npages: u64,
+        attrs: u64,
+    ) -> ::core::result::Result<u64, Self::Error> {
+        KvmDefaultHost::map_gpa_range(self, gpa, npages, attrs)
+    }
 }

@@ -60,9 +60,15 @@ impl Transport for Vmcall {
         // may read and write guest memory, so no `nomem`.
         unsafe {
             ::core::arch::asm!(
-                "xchg {rbx_swap}, rbx", "vmcall", "xchg {rbx_swap}, rbx", rbx_swap =
-                inout(reg) args[0] => _, inout("rax") nr => ret, in ("rcx") args[1], in
-                ("rdx") args[2], in ("rsi") args[3], options(nostack),
+                "xchg {rbx_swap}, rbx",
+                "vmcall",
+                "xchg {rbx_swap}, rbx",
+                rbx_swap = inout(reg) args[0] => _,
+                inout("rax") nr => ret,
+                in("rcx") args[1],
+                in("rdx") args[2],
+                in("rsi") args[3],
+                options(nostack),
             );
         }
         ret
@@ -115,8 +121,13 @@ impl Transport for Pio {
         // may read and write guest memory, so no `nomem`.
         unsafe {
             ::core::arch::asm!(
-                "out 0xf4, eax", inout("rax") nr => ret, in ("rdi") args[0], in ("rsi")
-                args[1], in ("rdx") args[2], in ("rcx") args[3], options(nostack),
+                "out 0xf4, eax",
+                inout("rax") nr => ret,
+                in("rdi") args[0],
+                in("rsi") args[1],
+                in("rdx") args[2],
+                in("rcx") args[3],
+                options(nostack),
             );
         }
         ret

@@ -9,6 +9,10 @@
 /// A handler's error stops the dispatch and comes back as [`DispatchError::Host`]: that is
 /// how a host kills a guest for what only it can check (an address outside guest memory, a
 /// call before INIT).
+///
+/// A test double or a benchmark that handles only some calls implements
+/// [`LguestDefaultHost`] instead, and follows the spec without an edit when a call is
+/// added.
 pub trait LguestHost {
     /// Why a handler refused a call.
     type Error;
@@ -224,7 +228,8 @@ impl ::core::fmt::Display for BadArgument {
     }
 }
 
-/// Why [`dispatch`] did not run a call to completion.
+/// Why [`dispatch`] did not run a call to completion: the guest's call broke the
+/// spec, or the handler refused it (`E`, the host's error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DispatchError<E> {
     /// No hypercall has this number.
@@ -236,6 +241,26 @@ pub enum DispatchError<E> {
     BadArgument(BadArgument),
     /// The handler refused the call.
     Host(E),
+}
+
+/// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+/// in, so only `UnknownHypercall` and `BadArgument` can happen.
+pub type DecodeError = DispatchError<::core::convert::Infallible>;
+
+impl DecodeError {
+    /// The same error, as [`dispatch`] reports it for a host whose handlers fail
+    /// with `E`.
+    #[inline]
+    pub const fn for_host<E>(self) -> DispatchError<E> {
+        match self {
+            DispatchError::UnknownHypercall { nr } => {
+                DispatchError::UnknownHypercall {
+                    nr,
+                }
+            }
+            DispatchError::BadArgument(b) => DispatchError::BadArgument(b),
+        }
+    }
 }
 
 impl<E> ::core::convert::From<BadArgument> for DispatchError<E> {
@@ -419,51 +444,33 @@ impl Call {
             Call::LoadGdtEntry { .. } => super::numbers::Hypercall::LoadGdtEntry,
         }
     }
-}
 
-/// Why [`decode`] refused a trap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// No hypercall has this number.
-    UnknownHypercall {
-        /// The number the guest passed.
-        nr: u64,
-    },
-    /// An argument broke the spec.
-    BadArgument(BadArgument),
-}
-
-impl ::core::convert::From<BadArgument> for DecodeError {
-    fn from(b: BadArgument) -> Self {
-        DecodeError::BadArgument(b)
-    }
-}
-
-impl<E> ::core::convert::From<DecodeError> for DispatchError<E> {
-    fn from(e: DecodeError) -> Self {
-        match e {
-            DecodeError::UnknownHypercall { nr } => {
-                DispatchError::UnknownHypercall {
-                    nr,
-                }
+    /// The argument registers the call travels with (unused ones 0): what
+    /// [`decode`] made it from, for a trace or a test double.
+    pub fn raw_args(&self) -> [u64; super::numbers::ARG_REGS] {
+        match *self {
+            Call::FlushAsync => [0, 0, 0, 0],
+            Call::LguestInit { data: arg0 } => [arg0, 0, 0, 0],
+            Call::Shutdown { reason: arg0, kind: arg1 } => [arg0, arg1.raw(), 0, 0],
+            Call::NewPgtable { pgdir: arg0 } => [arg0, 0, 0, 0],
+            Call::FlushTlb { scope: arg0 } => [arg0.raw(), 0, 0, 0],
+            Call::LoadIdtEntry { vector: arg0, lo: arg1, hi: arg2 } => {
+                [arg0, arg1, arg2, 0]
             }
-            DecodeError::BadArgument(b) => DispatchError::BadArgument(b),
+            Call::SetStack { ss: arg0, sp: arg1, pages: arg2 } => [arg0, arg1, arg2, 0],
+            Call::Ts { state: arg0 } => [arg0.raw(), 0, 0, 0],
+            Call::SetClockevent { delta: arg0 } => [arg0, 0, 0, 0],
+            Call::Halt => [0, 0, 0, 0],
+            Call::SetPte { pgdir: arg0, vaddr: arg1, pte: arg2 } => [arg0, arg1, arg2, 0],
+            Call::SetPmd { table: arg0, index: arg1 } => [arg0, arg1, 0, 0],
+            Call::LoadTls { tls: arg0, cpu: arg1 } => [arg0, arg1, 0, 0],
+            Call::Notify { addr: arg0 } => [arg0, 0, 0, 0],
+            Call::LoadGdtEntry { index: arg0, lo: arg1, hi: arg2 } => {
+                [arg0, arg1, arg2, 0]
+            }
         }
     }
 }
-
-impl ::core::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        match self {
-            DecodeError::UnknownHypercall { nr } => {
-                write!(f, "unknown hypercall number {nr:#x}")
-            }
-            DecodeError::BadArgument(b) => b.fmt(f),
-        }
-    }
-}
-
-impl ::core::error::Error for DecodeError {}
 
 /// Checks hypercall `nr` with argument registers `args` against the spec (every
 /// range, alignment, enum and width) and types its arguments. Never panics,
@@ -476,7 +483,7 @@ pub fn decode(
     let call = match super::numbers::Hypercall::try_from(nr) {
         Ok(call) => call,
         Err(_) => {
-            return Err(DecodeError::UnknownHypercall {
+            return Err(DispatchError::UnknownHypercall {
                 nr,
             });
         }
@@ -484,7 +491,7 @@ pub fn decode(
     match call {
         super::numbers::Hypercall::FlushAsync => Ok(Call::FlushAsync),
         super::numbers::Hypercall::LguestInit => {
-            let arg0 = check_align(call, 0, args[0], 8u64)?;
+            let arg0 = check_align(call, 0, args[0], 8)?;
             Ok(Call::LguestInit { data: arg0 })
         }
         super::numbers::Hypercall::Shutdown => {
@@ -512,7 +519,7 @@ pub fn decode(
             })
         }
         super::numbers::Hypercall::NewPgtable => {
-            let arg0 = check_align(call, 0, args[0], 4096u64)?;
+            let arg0 = check_align(call, 0, args[0], 4096)?;
             Ok(Call::NewPgtable { pgdir: arg0 })
         }
         super::numbers::Hypercall::FlushTlb => {
@@ -535,7 +542,13 @@ pub fn decode(
             Ok(Call::FlushTlb { scope: arg0 })
         }
         super::numbers::Hypercall::LoadIdtEntry => {
-            let arg0 = check_range(call, 0, args[0], 0u64, 255u64)?;
+            let arg0 = check_range(
+                call,
+                0,
+                args[0],
+                0,
+                super::numbers::IDT_ENTRIES - 1,
+            )?;
             let arg1 = args[1];
             let arg2 = args[2];
             Ok(Call::LoadIdtEntry {
@@ -545,9 +558,15 @@ pub fn decode(
             })
         }
         super::numbers::Hypercall::SetStack => {
-            let arg0 = check_range(call, 0, args[0], 0u64, 65535u64)?;
-            let arg1 = check_align(call, 1, args[1], 16u64)?;
-            let arg2 = check_range(call, 2, args[2], 1u64, 2u64)?;
+            let arg0 = check_range(call, 0, args[0], 0, 0xffff)?;
+            let arg1 = check_align(call, 1, args[1], 16)?;
+            let arg2 = check_range(
+                call,
+                2,
+                args[2],
+                1,
+                super::numbers::MAX_STACK_PAGES,
+            )?;
             Ok(Call::SetStack {
                 ss: arg0,
                 sp: arg1,
@@ -571,7 +590,7 @@ pub fn decode(
         }
         super::numbers::Hypercall::Halt => Ok(Call::Halt),
         super::numbers::Hypercall::SetPte => {
-            let arg0 = check_align(call, 0, args[0], 4096u64)?;
+            let arg0 = check_align(call, 0, args[0], 4096)?;
             let arg1 = args[1];
             let arg2 = args[2];
             Ok(Call::SetPte {
@@ -581,15 +600,15 @@ pub fn decode(
             })
         }
         super::numbers::Hypercall::SetPmd => {
-            let arg0 = check_align(call, 0, args[0], 4096u64)?;
-            let arg1 = check_range(call, 1, args[1], 0u64, 511u64)?;
+            let arg0 = check_align(call, 0, args[0], 4096)?;
+            let arg1 = check_range(call, 1, args[1], 0, 511)?;
             Ok(Call::SetPmd {
                 table: arg0,
                 index: arg1,
             })
         }
         super::numbers::Hypercall::LoadTls => {
-            let arg0 = check_align(call, 0, args[0], 8u64)?;
+            let arg0 = check_align(call, 0, args[0], 8)?;
             let arg1 = args[1];
             Ok(Call::LoadTls {
                 tls: arg0,
@@ -601,9 +620,15 @@ pub fn decode(
             Ok(Call::Notify { addr: arg0 })
         }
         super::numbers::Hypercall::LoadGdtEntry => {
-            let arg0 = check_range(call, 0, args[0], 0u64, 15u64)?;
-            let arg1 = check_range(call, 1, args[1], 0u64, 4294967295u64)?;
-            let arg2 = check_range(call, 2, args[2], 0u64, 4294967295u64)?;
+            let arg0 = check_range(
+                call,
+                0,
+                args[0],
+                0,
+                super::numbers::GDT_ENTRIES - 1,
+            )?;
+            let arg1 = check_range(call, 1, args[1], 0, 0xffffffff)?;
+            let arg2 = check_range(call, 2, args[2], 0, 0xffffffff)?;
             Ok(Call::LoadGdtEntry {
                 index: arg0,
                 lo: arg1,
@@ -622,63 +647,63 @@ pub fn run<H: LguestHost + ?Sized>(
 ) -> ::core::result::Result<u64, H::Error> {
     match call {
         Call::FlushAsync => {
-            host.flush_async()?;
+            LguestHost::flush_async(host)?;
             Ok(0)
         }
         Call::LguestInit { data: arg0 } => {
-            host.lguest_init(arg0)?;
+            LguestHost::lguest_init(host, arg0)?;
             Ok(0)
         }
         Call::Shutdown { reason: arg0, kind: arg1 } => {
-            host.shutdown(arg0, arg1)?;
+            LguestHost::shutdown(host, arg0, arg1)?;
             Ok(0)
         }
         Call::NewPgtable { pgdir: arg0 } => {
-            host.new_pgtable(arg0)?;
+            LguestHost::new_pgtable(host, arg0)?;
             Ok(0)
         }
         Call::FlushTlb { scope: arg0 } => {
-            host.flush_tlb(arg0)?;
+            LguestHost::flush_tlb(host, arg0)?;
             Ok(0)
         }
         Call::LoadIdtEntry { vector: arg0, lo: arg1, hi: arg2 } => {
-            host.load_idt_entry(arg0, arg1, arg2)?;
+            LguestHost::load_idt_entry(host, arg0, arg1, arg2)?;
             Ok(0)
         }
         Call::SetStack { ss: arg0, sp: arg1, pages: arg2 } => {
-            host.set_stack(arg0, arg1, arg2)?;
+            LguestHost::set_stack(host, arg0, arg1, arg2)?;
             Ok(0)
         }
         Call::Ts { state: arg0 } => {
-            host.ts(arg0)?;
+            LguestHost::ts(host, arg0)?;
             Ok(0)
         }
         Call::SetClockevent { delta: arg0 } => {
-            host.set_clockevent(arg0)?;
+            LguestHost::set_clockevent(host, arg0)?;
             Ok(0)
         }
         Call::Halt => {
-            host.halt()?;
+            LguestHost::halt(host)?;
             Ok(0)
         }
         Call::SetPte { pgdir: arg0, vaddr: arg1, pte: arg2 } => {
-            host.set_pte(arg0, arg1, arg2)?;
+            LguestHost::set_pte(host, arg0, arg1, arg2)?;
             Ok(0)
         }
         Call::SetPmd { table: arg0, index: arg1 } => {
-            host.set_pmd(arg0, arg1)?;
+            LguestHost::set_pmd(host, arg0, arg1)?;
             Ok(0)
         }
         Call::LoadTls { tls: arg0, cpu: arg1 } => {
-            host.load_tls(arg0, arg1)?;
+            LguestHost::load_tls(host, arg0, arg1)?;
             Ok(0)
         }
         Call::Notify { addr: arg0 } => {
-            host.notify(arg0)?;
+            LguestHost::notify(host, arg0)?;
             Ok(0)
         }
         Call::LoadGdtEntry { index: arg0, lo: arg1, hi: arg2 } => {
-            host.load_gdt_entry(arg0, arg1, arg2)?;
+            LguestHost::load_gdt_entry(host, arg0, arg1, arg2)?;
             Ok(0)
         }
     }
@@ -693,7 +718,10 @@ pub fn dispatch<H: LguestHost + ?Sized>(
     nr: u64,
     args: [u64; super::numbers::ARG_REGS],
 ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
-    let call = decode(nr, args)?;
+    let call = match decode(nr, args) {
+        Ok(call) => call,
+        Err(e) => return Err(e.for_host()),
+    };
     run(host, call).map_err(DispatchError::Host)
 }
 
@@ -707,4 +735,299 @@ pub fn dispatch_slot<H: LguestHost + ?Sized>(
     args: [u64; super::shared::RING_ARGS],
 ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
     dispatch(host, nr, [args[0], args[1], args[2], 0])
+}
+
+/// A [`LguestHost`] that answers every call it does not override: each method defaults to
+/// [`Self::unhandled`], which accepts the call and returns 0.
+///
+/// For test doubles and benchmarks: implement this trait, override the calls the test is
+/// about, and the double follows the spec when a call is added. A real host implements
+/// [`LguestHost`] itself, so that a new call fails its build until it is handled.
+pub trait LguestDefaultHost {
+    /// Why a handler refused a call.
+    type Error;
+
+    /// What every call the implementation does not override does: by default,
+    /// accept it and return 0.
+    #[inline]
+    fn unhandled(&mut self, call: Call) -> ::core::result::Result<u64, Self::Error> {
+        let _ = call;
+        Ok(0)
+    }
+
+    /// `flush_async` (number 0): [`LguestHost::flush_async`], by default [`Self::unhandled`].
+    #[inline]
+    fn flush_async(&mut self) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::FlushAsync).map(|_| ())
+    }
+
+    /// `lguest_init` (number 1): [`LguestHost::lguest_init`], by default [`Self::unhandled`].
+    #[inline]
+    fn lguest_init(
+        &mut self,
+        data: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::LguestInit { data }).map(|_| ())
+    }
+
+    /// `shutdown` (number 2): [`LguestHost::shutdown`], by default [`Self::unhandled`].
+    #[inline]
+    fn shutdown(
+        &mut self,
+        reason: super::types::Gpa,
+        kind: super::types::ShutdownKind,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::Shutdown { reason, kind }).map(|_| ())
+    }
+
+    /// `new_pgtable` (number 4): [`LguestHost::new_pgtable`], by default [`Self::unhandled`].
+    #[inline]
+    fn new_pgtable(
+        &mut self,
+        pgdir: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::NewPgtable { pgdir }).map(|_| ())
+    }
+
+    /// `flush_tlb` (number 5): [`LguestHost::flush_tlb`], by default [`Self::unhandled`].
+    #[inline]
+    fn flush_tlb(
+        &mut self,
+        scope: super::types::FlushScope,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::FlushTlb { scope }).map(|_| ())
+    }
+
+    /// `load_idt_entry` (number 6): [`LguestHost::load_idt_entry`], by default
+    /// [`Self::unhandled`].
+    #[inline]
+    fn load_idt_entry(
+        &mut self,
+        vector: u64,
+        lo: u64,
+        hi: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::LoadIdtEntry {
+                vector,
+                lo,
+                hi,
+            })
+            .map(|_| ())
+    }
+
+    /// `set_stack` (number 7): [`LguestHost::set_stack`], by default [`Self::unhandled`].
+    #[inline]
+    fn set_stack(
+        &mut self,
+        ss: u64,
+        sp: super::types::Gva,
+        pages: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::SetStack { ss, sp, pages }).map(|_| ())
+    }
+
+    /// `ts` (number 8): [`LguestHost::ts`], by default [`Self::unhandled`].
+    #[inline]
+    fn ts(
+        &mut self,
+        state: super::types::TsState,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::Ts { state }).map(|_| ())
+    }
+
+    /// `set_clockevent` (number 9): [`LguestHost::set_clockevent`], by default
+    /// [`Self::unhandled`].
+    #[inline]
+    fn set_clockevent(&mut self, delta: u64) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::SetClockevent { delta }).map(|_| ())
+    }
+
+    /// `halt` (number 10): [`LguestHost::halt`], by default [`Self::unhandled`].
+    #[inline]
+    fn halt(&mut self) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::Halt).map(|_| ())
+    }
+
+    /// `set_pte` (number 14): [`LguestHost::set_pte`], by default [`Self::unhandled`].
+    #[inline]
+    fn set_pte(
+        &mut self,
+        pgdir: super::types::Gpa,
+        vaddr: super::types::Gva,
+        pte: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::SetPte { pgdir, vaddr, pte }).map(|_| ())
+    }
+
+    /// `set_pmd` (number 15): [`LguestHost::set_pmd`], by default [`Self::unhandled`].
+    #[inline]
+    fn set_pmd(
+        &mut self,
+        table: super::types::Gpa,
+        index: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::SetPmd { table, index }).map(|_| ())
+    }
+
+    /// `load_tls` (number 16): [`LguestHost::load_tls`], by default [`Self::unhandled`].
+    #[inline]
+    fn load_tls(
+        &mut self,
+        tls: super::types::Gpa,
+        cpu: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::LoadTls { tls, cpu }).map(|_| ())
+    }
+
+    /// `notify` (number 17): [`LguestHost::notify`], by default [`Self::unhandled`].
+    #[inline]
+    fn notify(
+        &mut self,
+        addr: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::Notify { addr }).map(|_| ())
+    }
+
+    /// `load_gdt_entry` (number 18): [`LguestHost::load_gdt_entry`], by default
+    /// [`Self::unhandled`].
+    #[inline]
+    fn load_gdt_entry(
+        &mut self,
+        index: u64,
+        lo: u64,
+        hi: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        self.unhandled(Call::LoadGdtEntry {
+                index,
+                lo,
+                hi,
+            })
+            .map(|_| ())
+    }
+}
+
+impl<T: LguestDefaultHost + ?Sized> LguestHost for T {
+    type Error = T::Error;
+
+    #[inline]
+    fn flush_async(&mut self) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::flush_async(self)
+    }
+
+    #[inline]
+    fn lguest_init(
+        &mut self,
+        data: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::lguest_init(self, data)
+    }
+
+    #[inline]
+    fn shutdown(
+        &mut self,
+        reason: super::types::Gpa,
+        kind: super::types::ShutdownKind,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::shutdown(self, reason, kind)
+    }
+
+    #[inline]
+    fn new_pgtable(
+        &mut self,
+        pgdir: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::new_pgtable(self, pgdir)
+    }
+
+    #[inline]
+    fn flush_tlb(
+        &mut self,
+        scope: super::types::FlushScope,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::flush_tlb(self, scope)
+    }
+
+    #[inline]
+    fn load_idt_entry(
+        &mut self,
+        vector: u64,
+        lo: u64,
+        hi: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::load_idt_entry(self, vector, lo, hi)
+    }
+
+    #[inline]
+    fn set_stack(
+        &mut self,
+        ss: u64,
+        sp: super::types::Gva,
+        pages: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::set_stack(self, ss, sp, pages)
+    }
+
+    #[inline]
+    fn ts(
+        &mut self,
+        state: super::types::TsState,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::ts(self, state)
+    }
+
+    #[inline]
+    fn set_clockevent(&mut self, delta: u64) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::set_clockevent(self, delta)
+    }
+
+    #[inline]
+    fn halt(&mut self) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::halt(self)
+    }
+
+    #[inline]
+    fn set_pte(
+        &mut self,
+        pgdir: super::types::Gpa,
+        vaddr: super::types::Gva,
+        pte: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::set_pte(self, pgdir, vaddr, pte)
+    }
+
+    #[inline]
+    fn set_pmd(
+        &mut self,
+        table: super::types::Gpa,
+        index: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::set_pmd(self, table, index)
+    }
+
+    #[inline]
+    fn load_tls(
+        &mut self,
+        tls: super::types::Gpa,
+        cpu: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::load_tls(self, tls, cpu)
+    }
+
+    #[inline]
+    fn notify(
+        &mut self,
+        addr: super::types::Gpa,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::notify(self, addr)
+    }
+
+    #[inline]
+    fn load_gdt_entry(
+        &mut self,
+        index: u64,
+        lo: u64,
+        hi: u64,
+    ) -> ::core::result::Result<(), Self::Error> {
+        LguestDefaultHost::load_gdt_entry(self, index, lo, hi)
+    }
 }

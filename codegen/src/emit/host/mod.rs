@@ -1,0 +1,193 @@
+//! Room: the `host` module's emitter: the handler trait (one method per hypercall taking
+//! typed, validated arguments) and `Call`, assembled with the error types (`errors.rs`),
+//! `decode()` (`decode.rs`), and `run()`, `dispatch()` and the default-answering host for
+//! test and bench doubles (`run.rs`).
+
+mod decode;
+mod errors;
+mod run;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{Module, abi_camel, abi_name_allows, arg_type, doc, len_allow, variant};
+use crate::names::ident;
+use crate::spec::{Hypercall, Spec};
+
+/// The handler's parameters, `name: Type`.
+fn params(spec: &Spec, h: &Hypercall) -> Vec<TokenStream> {
+    h.args
+        .iter()
+        .map(|a| {
+            let id = ident(&a.name.v);
+            let ty = arg_type(spec, &a.ty);
+            quote! { #id: #ty }
+        })
+        .collect()
+}
+
+/// What a handler returns besides its error: `u64` for a call with a result, else `()`.
+fn ret_type(h: &Hypercall) -> TokenStream {
+    if h.ret.is_some() {
+        quote! { u64 }
+    } else {
+        quote! { () }
+    }
+}
+
+/// The handler trait's method for `h`.
+fn method(spec: &Spec, h: &Hypercall) -> TokenStream {
+    let name = ident(&h.name.v);
+    let params = params(spec, h);
+    let mut text = format!("{}\n\nHypercall `{}` (number {}).", h.doc, h.name.v, h.nr.v);
+    let checked: Vec<String> = h
+        .args
+        .iter()
+        .filter_map(|a| {
+            let c = super::constraint_text(spec, a);
+            (!c.is_empty()).then(|| format!("`{}`: {c}", a.name.v))
+        })
+        .collect();
+    if !checked.is_empty() {
+        text.push_str(&format!(
+            " [`dispatch`] has already checked: {}.",
+            checked.join("; ")
+        ));
+    }
+    let d = doc(&text);
+    let many = super::many_args(h.args.len());
+    let allows = abi_name_allows(&h.name.v);
+    let ret = ret_type(h);
+    quote! {
+        #allows
+        #d
+        #many
+        fn #name(&mut self, #(#params),*) -> ::core::result::Result<#ret, Self::Error>;
+    }
+}
+
+/// `Call`, with `hypercall()` and `raw_args()`.
+fn call_enum(spec: &Spec) -> TokenStream {
+    let variants = spec.hypercalls.iter().map(|h| {
+        let v = variant(&h.name.v);
+        let d = doc(&format!("`{}` (number {}).", h.name.v, h.nr.v));
+        if h.args.is_empty() {
+            return quote! { #d #v };
+        }
+        let fields = h.args.iter().map(|a| {
+            let f = ident(&a.name.v);
+            let ty = arg_type(spec, &a.ty);
+            let fd = doc(a
+                .doc
+                .as_deref()
+                .unwrap_or(&format!("Argument `{}`.", a.name.v)));
+            quote! { #fd #f: #ty }
+        });
+        quote! { #d #v { #(#fields),* } }
+    });
+    let hc = spec.hypercalls.iter().map(|h| {
+        let v = variant(&h.name.v);
+        let pat = if h.args.is_empty() {
+            quote! { Call::#v }
+        } else {
+            quote! { Call::#v { .. } }
+        };
+        quote! { #pat => super::numbers::Hypercall::#v, }
+    });
+    let arg_regs = spec.arg_regs();
+    let raw = spec.hypercalls.iter().map(|h| {
+        let pat = decode::call_with_locals(h);
+        let mut regs: Vec<TokenStream> = (0..h.args.len())
+            .map(|i| {
+                let l = format_ident!("arg{i}");
+                super::to_u64(spec, &h.args[i].ty, quote! { #l })
+            })
+            .collect();
+        while regs.len() < arg_regs {
+            regs.push(quote! { 0 });
+        }
+        quote! { #pat => [#(#regs),*], }
+    });
+    let raw_fn = if spec.hypercalls.iter().all(|h| h.args.is_empty()) {
+        // Nothing to take apart: every call's registers are all 0.
+        quote! {
+            /// The argument registers the call travels with (unused ones 0): what
+            /// [`decode`] made it from, for a trace or a test double.
+            pub fn raw_args(&self) -> [u64; super::numbers::ARG_REGS] {
+                [0; super::numbers::ARG_REGS]
+            }
+        }
+    } else {
+        quote! {
+            /// The argument registers the call travels with (unused ones 0): what
+            /// [`decode`] made it from, for a trace or a test double.
+            pub fn raw_args(&self) -> [u64; super::numbers::ARG_REGS] {
+                match *self { #(#raw)* }
+            }
+        }
+    };
+    quote! {
+        /// A hypercall with its arguments checked against the spec and typed: what
+        /// [`decode`] makes of a trap, and what [`run`] hands to a handler.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Call {
+            #(#variants,)*
+        }
+
+        impl Call {
+            /// Which hypercall this is.
+            pub const fn hypercall(&self) -> super::numbers::Hypercall {
+                match self { #(#hc)* }
+            }
+
+            #raw_fn
+        }
+    }
+}
+
+pub(crate) fn emit(spec: &Spec) -> Module {
+    let abi = abi_camel(spec);
+    let host_trait = format_ident!("{abi}Host");
+    let methods = spec.hypercalls.iter().map(|h| method(spec, h));
+    let host_doc = doc(&format!(
+        "The host side of the `{}` ABI: one method per hypercall, with typed arguments that [`dispatch`] has validated against the spec.\n\nA handler's error stops the dispatch and comes back as [`DispatchError::Host`]: that is how a host kills a guest for what only it can check (an address outside guest memory, a call before INIT).\n\nA test double or a benchmark that handles only some calls implements [`{abi}DefaultHost`] instead, and follows the spec without an edit when a call is added.",
+        spec.abi.name.v
+    ));
+    let lens = len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
+    let error_types = errors::types();
+    let helpers = errors::helpers(spec);
+    let call = call_enum(spec);
+    let decode = run::decode_fn(spec, decode::arms(spec));
+    let run = run::run_and_dispatch(spec, &host_trait);
+    let defaults = run::default_host(spec, &host_trait);
+    let items = quote! {
+        #host_doc
+        #lens
+        pub trait #host_trait {
+            /// Why a handler refused a call.
+            type Error;
+
+            #(#methods)*
+        }
+
+        #error_types
+
+        #helpers
+
+        #call
+
+        #decode
+
+        #run
+
+        #defaults
+    };
+    Module {
+        name: "host",
+        doc: format!(
+            "Host side of the `{}` ABI: the handler trait and the dispatch that validates every argument.",
+            spec.abi.name.v
+        ),
+        items,
+    }
+}

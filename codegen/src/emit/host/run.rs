@@ -1,0 +1,199 @@
+//! Room: the entry points a host calls, `decode()`, `run()`, `dispatch()` and
+//! `dispatch_slot()`, and `<Abi>DefaultHost`: a host trait whose every method has a default
+//! answer, for test doubles and benchmarks that handle only some calls.
+//!
+//! Hygiene: `run` binds only `argN` in its arms and calls handlers by their trait path
+//! (`<Abi>Host::name(host, ..)`), so no argument name can shadow `host`.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{decode, params, ret_type};
+use crate::emit::{abi_name_allows, doc, len_allow, many_args, usize_lit};
+use crate::names::ident;
+use crate::spec::Spec;
+
+/// `decode()` around its arms. `args` goes unread when no call takes an argument.
+pub(super) fn decode_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
+    let args = if spec.hypercalls.iter().all(|h| h.args.is_empty()) {
+        quote! { _args }
+    } else {
+        quote! { args }
+    };
+    quote! {
+        /// Checks hypercall `nr` with argument registers `args` against the spec (every
+        /// range, alignment, enum and width) and types its arguments. Never panics,
+        /// whatever `nr` and `args` are.
+        #[inline]
+        pub fn decode(
+            nr: u64,
+            #args: [u64; super::numbers::ARG_REGS],
+        ) -> ::core::result::Result<Call, DecodeError> {
+            let call = match super::numbers::Hypercall::try_from(nr) {
+                Ok(call) => call,
+                Err(_) => return Err(DispatchError::UnknownHypercall { nr }),
+            };
+            match call {
+                #(#arms)*
+            }
+        }
+    }
+}
+
+/// `run()`, `dispatch()` and, with a ring, `dispatch_slot()`.
+pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
+    let arms = spec.hypercalls.iter().map(|h| {
+        let name = ident(&h.name.v);
+        let pat = decode::call_with_locals(h);
+        let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
+        if h.ret.is_some() {
+            quote! { #pat => #host_trait::#name(host, #(#locals),*), }
+        } else {
+            quote! { #pat => { #host_trait::#name(host, #(#locals),*)?; Ok(0) } }
+        }
+    });
+    let ring = spec.ring.as_ref().map(|r| {
+        let ring_args = r.args as usize;
+        let widen = (0..spec.arg_regs()).map(|i| {
+            if i < ring_args {
+                let i = usize_lit(i as u64);
+                quote! { args[#i] }
+            } else {
+                quote! { 0 }
+            }
+        });
+        let args = if ring_args == 0 {
+            quote! { _args }
+        } else {
+            quote! { args }
+        };
+        quote! {
+            /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
+            /// the registers a slot does not hold. Read the slot once into `nr` and `args`
+            /// before calling this; the guest may change it at any time.
+            #[inline]
+            pub fn dispatch_slot<H: #host_trait + ?Sized>(
+                host: &mut H,
+                nr: u64,
+                #args: [u64; super::shared::RING_ARGS],
+            ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+                dispatch(host, nr, [#(#widen),*])
+            }
+        }
+    });
+    quote! {
+        /// Hands a decoded call to its handler on `host`. Returns the value for the result
+        /// register (0 for calls that return nothing).
+        #[inline]
+        pub fn run<H: #host_trait + ?Sized>(
+            host: &mut H,
+            call: Call,
+        ) -> ::core::result::Result<u64, H::Error> {
+            match call {
+                #(#arms)*
+            }
+        }
+
+        /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`], then
+        /// [`run`]. The handler runs only when every argument meets the spec. Never
+        /// panics, whatever `nr` and `args` are.
+        #[inline]
+        pub fn dispatch<H: #host_trait + ?Sized>(
+            host: &mut H,
+            nr: u64,
+            args: [u64; super::numbers::ARG_REGS],
+        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            let call = match decode(nr, args) {
+                Ok(call) => call,
+                Err(e) => return Err(e.for_host()),
+            };
+            run(host, call).map_err(DispatchError::Host)
+        }
+
+        #ring
+    }
+}
+
+/// `<Abi>DefaultHost` and its blanket `<Abi>Host` implementation.
+pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
+    let abi = crate::emit::abi_camel(spec);
+    let default_trait = format_ident!("{abi}DefaultHost");
+    let methods = spec.hypercalls.iter().map(|h| {
+        let name = ident(&h.name.v);
+        let params = params(spec, h);
+        let fields: Vec<Ident> = h.args.iter().map(|a| ident(&a.name.v)).collect();
+        let v = crate::emit::variant(&h.name.v);
+        let call = if h.args.is_empty() {
+            quote! { Call::#v }
+        } else {
+            quote! { Call::#v { #(#fields),* } }
+        };
+        let ret = ret_type(h);
+        let body = if h.ret.is_some() {
+            quote! { self.unhandled(#call) }
+        } else {
+            quote! { self.unhandled(#call).map(|_| ()) }
+        };
+        let d = doc(&format!(
+            "`{}` (number {}): [`{host_trait}::{}`], by default [`Self::unhandled`].",
+            h.name.v,
+            h.nr.v,
+            crate::names::rust_name(&h.name.v)
+        ));
+        let many = many_args(h.args.len());
+        let allows = abi_name_allows(&h.name.v);
+        quote! {
+            #allows
+            #d
+            #many
+            #[inline]
+            fn #name(&mut self, #(#params),*) -> ::core::result::Result<#ret, Self::Error> {
+                #body
+            }
+        }
+    });
+    let forwards = spec.hypercalls.iter().map(|h| {
+        let name = ident(&h.name.v);
+        let params = params(spec, h);
+        let locals: Vec<Ident> = h.args.iter().map(|a| ident(&a.name.v)).collect();
+        let ret = ret_type(h);
+        let many = many_args(h.args.len());
+        let allows = abi_name_allows(&h.name.v);
+        quote! {
+            #allows
+            #many
+            #[inline]
+            fn #name(&mut self, #(#params),*) -> ::core::result::Result<#ret, Self::Error> {
+                #default_trait::#name(self, #(#locals),*)
+            }
+        }
+    });
+    let lens = len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
+    let d = doc(&format!(
+        "A [`{host_trait}`] that answers every call it does not override: each method defaults to [`Self::unhandled`], which accepts the call and returns 0.\n\nFor test doubles and benchmarks: implement this trait, override the calls the test is about, and the double follows the spec when a call is added. A real host implements [`{host_trait}`] itself, so that a new call fails its build until it is handled."
+    ));
+    quote! {
+        #d
+        #lens
+        pub trait #default_trait {
+            /// Why a handler refused a call.
+            type Error;
+
+            /// What every call the implementation does not override does: by default,
+            /// accept it and return 0.
+            #[inline]
+            fn unhandled(&mut self, call: Call) -> ::core::result::Result<u64, Self::Error> {
+                let _ = call;
+                Ok(0)
+            }
+
+            #(#methods)*
+        }
+
+        impl<T: #default_trait + ?Sized> #host_trait for T {
+            type Error = T::Error;
+
+            #(#forwards)*
+        }
+    }
+}
