@@ -126,12 +126,7 @@ fn reserved(spec: &Spec, d: &mut Diagnostics) {
     }
     let templates = ["TEMPLATES".to_string(), "MAX_TEMPLATE_LEN".into()];
     for t in &spec.templates {
-        hit(
-            &t.name,
-            upper(&t.name.v),
-            "template",
-            &templates,
-        );
+        hit(&t.name, upper(&t.name.v), "template", &templates);
     }
     let abi = camel(&spec.abi.name.v);
     for h in &spec.hypercalls {
@@ -231,7 +226,7 @@ fn hypercalls(spec: &Spec, d: &mut Diagnostics) {
                     Diagnostic::new(h.name.span.clone(), format!("hypercall `{}` is lazy but the spec has no [ring]", h.name.v))
                         .help("add a [ring] table (size, args, ready, done) and its shared-page fields, or remove `lazy`"),
                 ),
-                Some(r) if h.args.len() as u64 > r.args => {
+                Some(r) if r.args != Ring::UNKNOWN_ARGS && h.args.len() as u64 > r.args => {
                     let extra = &h.args[r.args as usize];
                     d.push(
                         Diagnostic::new(
@@ -321,7 +316,8 @@ fn shared(spec: &mut Spec, d: &mut Diagnostics) {
         }
     }
     let size = shared_size(sh, ring.as_ref());
-    if size > PAGE {
+    let ring_known = ring.as_ref().is_none_or(|r| r.args != Ring::UNKNOWN_ARGS);
+    if size > PAGE && ring_known {
         d.push(
             Diagnostic::new(
                 sh.name.span.clone(),
@@ -386,6 +382,7 @@ fn pv_ops(spec: &Spec, d: &mut Diagnostics) {
 fn budget(spec: &Spec, d: &mut Diagnostics) {
     if let Some(r) = &spec.ring
         && !spec.transports.is_empty()
+        && r.args != Ring::UNKNOWN_ARGS
         && r.args > spec.arg_regs() as u64
     {
         d.push(

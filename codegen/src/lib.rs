@@ -145,7 +145,9 @@ impl std::error::Error for RenderError {}
 
 fn format_file(tokens: TokenStream) -> Result<String, RenderError> {
     let file: syn::File = syn::parse2(tokens).map_err(|e| RenderError(e.to_string()))?;
-    Ok(comments(&emit::asm_operands_per_line(&prettyplease::unparse(&file))))
+    Ok(comments(&emit::asm_operands_per_line(
+        &prettyplease::unparse(&file),
+    )))
 }
 
 /// Turns `__pvgen_comment!("text");` markers (which prettyplease may spread over several

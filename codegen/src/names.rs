@@ -95,7 +95,9 @@ fn suggest(name: &str) -> Option<String> {
         out = out.replace("__", "_");
     }
     let out = out.trim_matches('_').to_string();
-    let out = out.trim_start_matches(|c: char| c.is_ascii_digit()).to_string();
+    let out = out
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .to_string();
     (!out.is_empty() && name_problem(&out).is_none()).then_some(out)
 }
 

@@ -543,6 +543,12 @@ pub struct PvOp {
     pub template: Option<Sp<String>>,
 }
 
+impl Ring {
+    /// `args` of a ring whose `args` could not be read (a spec that is refused anyway):
+    /// checks that depend on it stand down rather than report a second problem.
+    pub const UNKNOWN_ARGS: u64 = u64::MAX;
+}
+
 impl Spec {
     /// The default transport.
     pub fn default_transport(&self) -> &Transport {

@@ -18,7 +18,7 @@ const RULES: &[(&str, &str)] = &[
     ("duplicate_name", "duplicate hypercall `halt`"),
     ("duplicate_number", "share number 10"),
     ("not_snake_case", "is not snake_case"),
-    ("rust_keyword", "is a Rust keyword"),
+    ("rust_keyword", "`super` cannot be a Rust identifier"),
     ("too_many_args", "transport `pio` has 2 argument registers"),
     ("unknown_type", "unknown type `gap`"),
     ("constraint_wrong_type", "cannot apply to"),
@@ -43,6 +43,28 @@ const RULES: &[(&str, &str)] = &[
     ("unsafe_without_safety", "has no `safety`"),
     ("wrong_value_type", "must be an integer, not a string"),
     ("value_out_of_range", "must be between 0 and 2^64-1"),
+    (
+        "unspellable_name",
+        "cannot be a Rust identifier, not even a raw one",
+    ),
+    ("doc_empty", "`doc` in hypercall `ping` is empty"),
+    ("doc_control", "contains a carriage return"),
+    ("doc_bidi", "contains the bidirectional control U+202E"),
+    ("enum_bool_repr", "cannot travel as `bool`"),
+    ("shared_name_clash", "would generate `Writer`"),
+    ("pv_op_id_clash", "both become `PvOpId::ABC`"),
+    ("array_too_large", "larger than the 4096-byte shared page"),
+    ("pv_op_ref_ret", "a reference without a lifetime"),
+    ("pv_op_impl_trait", "`impl Trait`"),
+    ("parse_and_check", "has 2 problems"),
+    (
+        "template_byte_sign",
+        "`+f` in the bytes of template `t` is not a hex byte",
+    ),
+    ("range_overflow", "outside 0..2^64"),
+    ("ring_args_overflow", "more than any transport carries"),
+    ("type_named_primitive", "has the name of a primitive"),
+    ("hypercall_unhandled", "`DemoDefaultHost::unhandled`"),
 ];
 
 #[test]
@@ -115,4 +137,14 @@ fn the_many_errors_spec_reports_each_problem_in_source_order() {
     assert!(msgs[3].contains("`align = 3`"), "{msgs:?}");
     let lines: Vec<usize> = d.list.iter().map(|x| x.line_col(&src).line).collect();
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn parse_level_problems_do_not_hide_check_level_ones() {
+    let src = std::fs::read_to_string(dir().join("parse_and_check.toml")).expect("reads");
+    let d = codegen::load("parse_and_check.toml", &src).expect_err("invalid");
+    let msgs: Vec<&str> = d.list.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs[0].contains("unknown key `lazzy`"), "{msgs:?}");
+    assert!(msgs[1].contains("share number 0"), "{msgs:?}");
 }

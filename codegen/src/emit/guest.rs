@@ -46,7 +46,12 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             text.push_str("\n\n# Arguments\n");
             for a in &h.args {
                 let c = super::constraint_text(spec, a);
-                let mut parts: Vec<String> = a.doc.iter().map(|d| d.trim().to_string()).collect();
+                // One list item: the argument's doc flows as one paragraph.
+                let mut parts: Vec<String> = a
+                    .doc
+                    .iter()
+                    .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect();
                 if !c.is_empty() {
                     parts.push(format!("The host requires: {c}."));
                 }
@@ -95,7 +100,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64;
         }
 
-        impl<T: Transport + ?Sized> Transport for &T {
+        impl<T: Transport + ?::core::marker::Sized> Transport for &T {
             #[inline]
             fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
                 (**self).hypercall(nr, args)
@@ -113,7 +118,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             #(#wrappers)*
         }
 
-        impl<T: Transport + ?Sized> #calls_trait for T {}
+        impl<T: Transport + ?::core::marker::Sized> #calls_trait for T {}
     };
     Module {
         name: "guest",

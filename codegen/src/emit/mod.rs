@@ -211,7 +211,9 @@ pub(crate) fn asm_operands_per_line(src: &str) -> String {
             i += 1;
         }
         for op in split_operands(&body) {
-            let op = op.strip_prefix("in (").map_or(op.clone(), |r| format!("in({r}"));
+            let op = op
+                .strip_prefix("in (")
+                .map_or(op.clone(), |r| format!("in({r}"));
             out.push(format!("{indent}    {op},"));
         }
     }
@@ -298,7 +300,9 @@ pub(crate) fn abi_name_allows(name: &str) -> TokenStream {
 /// `len_without_is_empty`, which is about the names alone.
 pub(crate) fn len_allow<'a>(mut names: impl Iterator<Item = &'a str>) -> TokenStream {
     if names.any(|n| n == "len" || n == "is_empty") {
-        let c = comment("A method is called `len` (or `is_empty`) because the ABI says so: it is no collection.");
+        let c = comment(
+            "A method is called `len` (or `is_empty`) because the ABI says so: it is no collection.",
+        );
         quote! { #c #[allow(clippy::len_without_is_empty)] }
     } else {
         TokenStream::new()
@@ -316,7 +320,11 @@ pub(crate) fn usize_lit(v: u64) -> Literal {
 /// Hex for values that read better in hex (addresses, masks), decimal otherwise.
 pub(crate) fn int_lit(v: u64, ty: Prim) -> TokenStream {
     if ty == Prim::Bool {
-        return if v == 0 { quote! { false } } else { quote! { true } };
+        return if v == 0 {
+            quote! { false }
+        } else {
+            quote! { true }
+        };
     }
     let s = if v >= 0x100 && v.is_power_of_two() || v > 0xffff {
         format!("{v:#x}")

@@ -59,7 +59,12 @@ fn complexity(ty: &syn::Type, nest: u64) -> u64 {
                 syn::ReturnType::Type(_, t) => complexity(t, nest + 1),
                 syn::ReturnType::Default => 0,
             };
-            50 * nest + f.inputs.iter().map(|i| complexity(&i.ty, nest + 1)).sum::<u64>() + out
+            50 * nest
+                + f.inputs
+                    .iter()
+                    .map(|i| complexity(&i.ty, nest + 1))
+                    .sum::<u64>()
+                + out
         }
         Type::TraitObject(t) => {
             20 * nest

@@ -122,7 +122,10 @@ impl Parser<'_> {
     }
 
     /// `instruction` and `port`: `out` needs a port, the others may not have one.
-    fn instruction_and_port(&mut self, o: &Obj<'_, '_>) -> (Option<Instruction>, Option<u16>, bool) {
+    fn instruction_and_port(
+        &mut self,
+        o: &Obj<'_, '_>,
+    ) -> (Option<Instruction>, Option<u16>, bool) {
         let instruction = o
             .req_str(self.d, "instruction", "\"vmcall\"")
             .and_then(|s| match s.v.as_str() {

@@ -109,8 +109,7 @@ impl Parser<'_> {
         }
         let mut names: Vec<&str> = vec!["u8", "u16", "u32", "u64", "bool"];
         names.extend(types.iter().map(|t| t.name.v.as_str()));
-        let mut diag =
-            Diagnostic::new(s.span.clone(), format!("unknown type `{}` in {what}", s.v));
+        let mut diag = Diagnostic::new(s.span.clone(), format!("unknown type `{}` in {what}", s.v));
         diag = match did_you_mean(&s.v, &names) {
             Some(n) => diag.help(format!("did you mean `{n}`?")),
             None => diag.help(format!(

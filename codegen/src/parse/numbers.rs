@@ -20,10 +20,7 @@ impl Parser<'_> {
                         continue;
                     };
                     c.check_keys(self.d, &["value", "doc"]);
-                    (
-                        c.req_int(self.d, "value", "0"),
-                        c.opt_text(self.d, "doc"),
-                    )
+                    (c.req_int(self.d, "value", "0"), c.opt_text(self.d, "doc"))
                 }
                 DeValue::Integer(_) => (o.int_at(self.d, &name.v, v), None),
                 other => {
@@ -57,7 +54,6 @@ impl Parser<'_> {
         }
         out
     }
-
 
     /// A number that may name a const: an integer, or `"const"`, `"const - N"`,
     /// `"const + N"` (so a value the spec already has is written once). `key` names the
@@ -120,8 +116,10 @@ impl Parser<'_> {
         };
         let Some(base) = self.consts.get(name).copied() else {
             let names: Vec<&str> = self.consts.keys().map(String::as_str).collect();
-            let mut diag =
-                Diagnostic::new(v.span(), format!("unknown const `{name}` in {key} of {what}"));
+            let mut diag = Diagnostic::new(
+                v.span(),
+                format!("unknown const `{name}` in {key} of {what}"),
+            );
             diag = match did_you_mean(name, &names) {
                 Some(n) => diag.help(format!("did you mean `{n}`?")),
                 None => diag.help("define it in [consts]"),

@@ -22,7 +22,13 @@ pub(crate) fn type_problem(ty: &syn::Type, pos: TypePos) -> Option<(String, Stri
     let again = |t: &syn::Type| type_problem(t, pos);
     match ty {
         Type::Array(a) => {
-            if !matches!(&a.len, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(_), .. })) {
+            if !matches!(
+                &a.len,
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(_),
+                    ..
+                })
+            ) {
                 return Some((
                     "an array length that is not an integer literal".into(),
                     "write the length as a number, e.g. \"[u8; 16]\"".into(),
@@ -93,7 +99,8 @@ pub(crate) fn type_problem(ty: &syn::Type, pos: TypePos) -> Option<(String, Stri
             } else if pos == TypePos::Ret {
                 return Some((
                     "a reference without a lifetime as the result".into(),
-                    "an op has no `self` to borrow from: write `&'static ...`, or return the value".into(),
+                    "an op has no `self` to borrow from: write `&'static ...`, or return the value"
+                        .into(),
                 ));
             }
             match &*r.elem {

@@ -74,14 +74,16 @@ impl Parser<'_> {
                 )
                 .help("the host and the guest tell slots apart by these values: make them differ"),
             );
-            return None;
         }
+        // A ring with a bad value (already reported) still comes back, so the shared page's
+        // ring fields are not reported as ringless; `args` is then `Ring::UNKNOWN_ARGS` and
+        // the checks that depend on it stand down.
         Some(Ring {
             doc,
-            size: size?.v,
-            args: args?.v,
-            ready: ready_b?,
-            done: done_b?,
+            size: size.map_or(1, |s| s.v),
+            args: args.map_or(Ring::UNKNOWN_ARGS, |a| a.v),
+            ready: ready_b.unwrap_or(0),
+            done: done_b.unwrap_or(1),
             span: o.span.clone(),
         })
     }

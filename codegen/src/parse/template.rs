@@ -104,8 +104,11 @@ impl Parser<'_> {
             if c == '{' {
                 let Some(end) = rest.find('}') else {
                     self.d.push(
-                        Diagnostic::new(b.at(i, rest.len()), format!("unclosed `{{` in the bytes of {what}"))
-                            .help("write a relocation as `{rel32:field}`"),
+                        Diagnostic::new(
+                            b.at(i, rest.len()),
+                            format!("unclosed `{{` in the bytes of {what}"),
+                        )
+                        .help("write a relocation as `{rel32:field}`"),
                     );
                     return None;
                 };
@@ -140,8 +143,11 @@ impl Parser<'_> {
         }
         if bytes.is_empty() && ok {
             self.d.push(
-                Diagnostic::new(b.at(0, text.len()), format!("the bytes of {what} are empty"))
-                    .help("give the instruction's encoding"),
+                Diagnostic::new(
+                    b.at(0, text.len()),
+                    format!("the bytes of {what} are empty"),
+                )
+                .help("give the instruction's encoding"),
             );
             return None;
         }
@@ -167,8 +173,11 @@ impl Parser<'_> {
             "rel32" => Some(RelocKind::Rel32),
             other => {
                 self.d.push(
-                    Diagnostic::new(span.clone(), format!("unknown relocation kind `{other}` in the bytes of {what}"))
-                        .help("use abs32, abs64 or rel32, as in `{rel32:field}`"),
+                    Diagnostic::new(
+                        span.clone(),
+                        format!("unknown relocation kind `{other}` in the bytes of {what}"),
+                    )
+                    .help("use abs32, abs64 or rel32, as in `{rel32:field}`"),
                 );
                 None
             }

@@ -61,7 +61,12 @@ impl<'a, 'i> Obj<'a, 'i> {
         }
     }
 
-    pub(super) fn required(&self, d: &mut Diagnostics, key: &str, example: &str) -> Option<&'a Val<'i>> {
+    pub(super) fn required(
+        &self,
+        d: &mut Diagnostics,
+        key: &str,
+        example: &str,
+    ) -> Option<&'a Val<'i>> {
         let v = self.get(key);
         if v.is_none() {
             d.push(
@@ -109,7 +114,12 @@ impl<'a, 'i> Obj<'a, 'i> {
         self.get(key).and_then(|v| self.str_at(d, key, v))
     }
 
-    pub(super) fn req_str(&self, d: &mut Diagnostics, key: &str, example: &str) -> Option<Sp<String>> {
+    pub(super) fn req_str(
+        &self,
+        d: &mut Diagnostics,
+        key: &str,
+        example: &str,
+    ) -> Option<Sp<String>> {
         self.required(d, key, example)
             .and_then(|v| self.str_at(d, key, v))
     }
@@ -167,7 +177,12 @@ impl<'a, 'i> Obj<'a, 'i> {
         }
     }
 
-    pub(super) fn opt_table(&self, d: &mut Diagnostics, key: &str, what: String) -> Option<Obj<'a, 'i>> {
+    pub(super) fn opt_table(
+        &self,
+        d: &mut Diagnostics,
+        key: &str,
+        what: String,
+    ) -> Option<Obj<'a, 'i>> {
         let v = self.get(key)?;
         as_obj(d, v, what, key)
     }
@@ -201,7 +216,11 @@ pub(super) fn as_obj<'a, 'i>(
 }
 
 /// Array of tables (`[[hypercall]]`), or an error.
-pub(super) fn tables_in<'a, 'i>(d: &mut Diagnostics, v: &'a Val<'i>, key: &str) -> Vec<&'a Val<'i>> {
+pub(super) fn tables_in<'a, 'i>(
+    d: &mut Diagnostics,
+    v: &'a Val<'i>,
+    key: &str,
+) -> Vec<&'a Val<'i>> {
     match v.get_ref() {
         DeValue::Array(a) => a.iter().collect(),
         other => {
@@ -223,7 +242,10 @@ pub(super) fn tables_in<'a, 'i>(d: &mut Diagnostics, v: &'a Val<'i>, key: &str) 
 pub(super) fn check_name(d: &mut Diagnostics, name: &Sp<String>, what: &str) -> bool {
     match name_problem(&name.v) {
         Some((problem, hint)) => {
-            d.push(Diagnostic::new(name.span.clone(), format!("bad {what} name: {problem}")).help(hint));
+            d.push(
+                Diagnostic::new(name.span.clone(), format!("bad {what} name: {problem}"))
+                    .help(hint),
+            );
             false
         }
         None => true,
@@ -241,9 +263,9 @@ pub(super) fn text_problem(text: &str) -> Option<String> {
             '\n' | '\t' => None,
             '\r' if chars.peek() == Some(&'\n') => None,
             '\r' => Some("a carriage return that does not end a line".to_string()),
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => Some(
-                format!("the bidirectional control U+{:04X}", u32::from(c)),
-            ),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                Some(format!("the bidirectional control U+{:04X}", u32::from(c)))
+            }
             c if c.is_control() => Some(format!("the control character U+{:04X}", u32::from(c))),
             _ => None,
         };
@@ -292,7 +314,17 @@ pub(super) fn clean_text(text: &str) -> String {
             out.push(&l[indent..]);
         }
     }
-    out.join("\n").trim_matches('\n').to_string()
+    let mut text = out.join("\n").trim_matches('\n').to_string();
+    // A code fence the text leaves open would swallow what the generator appends (the
+    // `# Safety` heading, the call's number): close it.
+    let fences = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~"))
+        .count();
+    if fences % 2 == 1 {
+        text.push_str("\n```");
+    }
+    text
 }
 
 impl Obj<'_, '_> {

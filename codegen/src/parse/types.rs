@@ -28,7 +28,14 @@ impl Parser<'_> {
                 continue;
             };
             t.check_keys(self.d, &["doc", "alias", "repr", "variants"]);
-            let name_ok = check_name(self.d, &name, "type");
+            let mut name_ok = check_name(self.d, &name, "type");
+            if Prim::from_name(&name.v).is_some() {
+                self.d.push(
+                    Diagnostic::new(name.span.clone(), format!("type `{}` has the name of a primitive", name.v))
+                        .help("an argument's `type = \"u64\"` always means the primitive, so this type could never be used: rename it"),
+                );
+                name_ok = false;
+            }
             let doc = t.opt_text(self.d, "doc");
             let kind = match (t.opt_str(self.d, "alias"), t.get("repr"), t.get("variants")) {
                 (Some(alias), None, None) => self.prim(&alias, &what).map(TypeKind::Alias),

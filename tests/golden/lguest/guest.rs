@@ -12,7 +12,7 @@ pub trait Transport {
     fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64;
 }
 
-impl<T: Transport + ?Sized> Transport for &T {
+impl<T: Transport + ?::core::marker::Sized> Transport for &T {
     #[inline]
     fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
         (**self).hypercall(nr, args)
@@ -344,4 +344,4 @@ pub trait LguestHypercalls: Transport {
     }
 }
 
-impl<T: Transport + ?Sized> LguestHypercalls for T {}
+impl<T: Transport + ?::core::marker::Sized> LguestHypercalls for T {}
