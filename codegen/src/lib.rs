@@ -271,19 +271,20 @@ pub fn generate(spec: &Spec, header: &str) -> Result<Generated, RenderError> {
         combined.push_str("}\n\n");
         files.push(GeneratedFile {
             path: format!("{}.rs", m.name),
-            contents: format!("// {header}\n\n{text}"),
+            contents: format!("// {}\n\n{text}", file_stamp(header, &text)),
         });
         mod_lines.push(format!("pub mod {};", m.name));
     }
     combined.truncate(combined.trim_end().len());
     combined.push('\n');
+    let mod_rs = format!(
+        "//! The `{}` ABI, generated from its spec.\n\n{}\n",
+        spec.abi.name.v,
+        mod_lines.join("\n")
+    );
     files.push(GeneratedFile {
         path: "mod.rs".into(),
-        contents: format!(
-            "// {header}\n\n//! The `{}` ABI, generated from its spec.\n\n{}\n",
-            spec.abi.name.v,
-            mod_lines.join("\n")
-        ),
+        contents: format!("// {}\n\n{mod_rs}", file_stamp(header, &mod_rs)),
     });
     files.push(GeneratedFile {
         path: format!("{}.md", spec.abi.name.v),
@@ -295,6 +296,23 @@ pub fn generate(spec: &Spec, header: &str) -> Result<Generated, RenderError> {
         files,
         combined,
     })
+}
+
+/// The stamp of one module file: the header with the spec's hash replaced by a hash of the
+/// file's own contents, so that a spec change touches only the files whose code changes
+/// (a golden diff shows what changed, not every stamp). The combined file and the
+/// Markdown reference keep the spec's hash: they say which spec the set came from.
+fn file_stamp(header: &str, body: &str) -> String {
+    const SPEC: &str = "spec fnv64 ";
+    match header.rfind(SPEC) {
+        Some(at) if header.len() >= at + SPEC.len() + 16 => format!(
+            "{}content fnv64 {:016x}{}",
+            &header[..at],
+            fnv64(body.as_bytes()),
+            &header[at + SPEC.len() + 16..]
+        ),
+        _ => header.to_string(),
+    }
 }
 
 /// Anything that can go wrong turning a spec file into code.
