@@ -87,6 +87,26 @@ impl Parser<'_> {
         if !(align_ok && range_ok) {
             return None;
         }
+        // Both constraints together may admit no value at all.
+        if let (Some(al), Some((lo, hi))) = (&align, &range) {
+            let step = u128::from(al.value);
+            let first = u128::from(lo.value).div_ceil(step) * step;
+            if first > u128::from(hi.value) {
+                self.d.push(
+                    Diagnostic::new(
+                        o.key_span("range"),
+                        format!(
+                            "no value of `range = [{}, {}]` in {} is a multiple of {}",
+                            lo.value, hi.value, o.what, al.value
+                        ),
+                    )
+                    .help(
+                        "widen the range or lower the alignment: as written, every call is refused",
+                    ),
+                );
+                return None;
+            }
+        }
         Some(Arg {
             name: name?,
             ty: ty?,

@@ -1,11 +1,12 @@
 //! Room: the `host` module's emitter: the handler trait (one method per hypercall taking
 //! typed, validated arguments) and `Call`, assembled with the error types (`errors.rs`),
-//! `decode()` (`decode.rs`), and `run()`, `dispatch()` and the default-answering host for
-//! test and bench doubles (`run.rs`).
+//! `decode()` (`decode.rs`), `run()`, `dispatch()` and the default-answering host for
+//! test and bench doubles (`run.rs`), and valid sample arguments (`sample.rs`).
 
 mod decode;
 mod errors;
 mod run;
+mod sample;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -160,6 +161,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let decode = run::decode_fn(spec, decode::arms(spec));
     let run = run::run_and_dispatch(spec, &host_trait);
     let defaults = run::default_host(spec, &host_trait);
+    let sample = sample::sample_fn(spec);
     let items = quote! {
         #host_doc
         #lens
@@ -181,6 +183,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         #run
 
         #defaults
+
+        #sample
     };
     Module {
         name: "host",
