@@ -303,6 +303,8 @@ pub struct Hypercall {
     pub name: Sp<String>,
     /// Call number, unique.
     pub nr: Sp<u64>,
+    /// The call number as the spec wrote it (a const's name, or hex).
+    pub nr_written: Num,
     /// What it does.
     pub doc: String,
     /// May be queued in the async ring.

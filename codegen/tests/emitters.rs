@@ -65,7 +65,7 @@ fn numbers_poke() {
         &item("numbers", "POKE"),
         r###"
 /// `poke`: Poke a port.
-pub const POKE: u64 = 3u64;
+pub const POKE: u64 = 3;
 "###,
     );
 }

@@ -58,12 +58,37 @@ pub(crate) fn modules(spec: &Spec) -> Vec<Module> {
 pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut fenced = false;
+    // The continuation of the list item or quote the previous line belongs to: a plain
+    // line right after one is part of it (Markdown's lazy continuation), so it gets the
+    // item's indent or the quote's `>` (clippy's `doc_lazy_continuation`).
+    let mut item: Option<String> = None;
     for line in text.trim().lines() {
         let line = line.trim_end();
         if line.is_empty() {
             out.push(String::new());
+            item = None;
             continue;
         }
+        let (first, cont) = continuation(line);
+        let owned;
+        let line = if !fenced && first.trim().is_empty() && !line.starts_with(' ') {
+            match &item {
+                Some(c)
+                    if !line.starts_with('#')
+                        && !line.starts_with('|')
+                        && !line.starts_with("```") =>
+                {
+                    owned = format!("{c}{line}");
+                    owned.as_str()
+                }
+                _ => line,
+            }
+        } else {
+            if !first.trim().is_empty() {
+                item = Some(cont.clone());
+            }
+            line
+        };
         let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
         if fence {
             fenced = !fenced;
@@ -78,6 +103,9 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             continue;
         }
         let (first, cont) = continuation(line);
+        if !first.trim().is_empty() {
+            item = Some(cont.clone());
+        }
         let mut cur = String::new();
         let mut prefix = first;
         for w in line[first.len()..].split(' ').filter(|w| !w.is_empty()) {

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::{Module, doc, nr_const, u64_lit, usize_lit, variant};
+use super::{Module, doc, nr_const, usize_lit, variant};
 use crate::names::upper;
 use crate::spec::Spec;
 
@@ -16,7 +16,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
     let nr_consts = hc.iter().map(|h| {
         let id = nr_const(&h.name.v);
-        let nr = u64_lit(h.nr.v);
+        // As the spec wrote it: a const's name, or hex.
+        let nr = super::host::num_in(&h.nr_written, &TokenStream::new());
         let d = doc(&format!("`{}`: {}", h.name.v, h.doc));
         quote! { #d pub const #id: u64 = #nr; }
     });

@@ -16,10 +16,10 @@ fn fn_ptr(op: &PvOp) -> TokenStream {
 }
 
 /// Clippy's `type_complexity` score of `ty` at nesting `nest`, as its
-/// `TypeComplexityVisitor` counts: 10 × nest per named type, slice, array or tuple,
-/// 50 × nest per fn pointer (whose insides count one level deeper), 20 × nest per trait
-/// object, 1 per reference or pointer. Used to allow the lint exactly where the spec's
-/// signature trips it.
+/// `TypeComplexityVisitor` counts: 10 × nest per named type, slice, array or tuple, 50 ×
+/// nest per fn pointer, 20 × nest per trait object, 1 per reference or pointer; the
+/// insides of a named type, slice, array, tuple or fn pointer count one level deeper. Used
+/// to allow the lint exactly where the spec's signature trips it.
 fn complexity(ty: &syn::Type, nest: u64) -> u64 {
     use syn::Type;
     let args = |p: &syn::Path, nest| -> u64 {
@@ -45,24 +45,25 @@ fn complexity(ty: &syn::Type, nest: u64) -> u64 {
             })
             .sum()
     };
+    let deeper = nest + 1;
     match ty {
         Type::Reference(r) => 1 + complexity(&r.elem, nest),
         Type::Ptr(p) => 1 + complexity(&p.elem, nest),
         Type::Paren(p) => complexity(&p.elem, nest),
         Type::Group(g) => complexity(&g.elem, nest),
-        Type::Slice(s) => 10 * nest + complexity(&s.elem, nest),
-        Type::Array(a) => 10 * nest + complexity(&a.elem, nest),
-        Type::Tuple(t) => 10 * nest + t.elems.iter().map(|t| complexity(t, nest)).sum::<u64>(),
-        Type::Path(p) => 10 * nest + args(&p.path, nest),
+        Type::Slice(s) => 10 * nest + complexity(&s.elem, deeper),
+        Type::Array(a) => 10 * nest + complexity(&a.elem, deeper),
+        Type::Tuple(t) => 10 * nest + t.elems.iter().map(|t| complexity(t, deeper)).sum::<u64>(),
+        Type::Path(p) => 10 * nest + args(&p.path, deeper),
         Type::BareFn(f) => {
             let out = match &f.output {
-                syn::ReturnType::Type(_, t) => complexity(t, nest + 1),
+                syn::ReturnType::Type(_, t) => complexity(t, deeper),
                 syn::ReturnType::Default => 0,
             };
             50 * nest
                 + f.inputs
                     .iter()
-                    .map(|i| complexity(&i.ty, nest + 1))
+                    .map(|i| complexity(&i.ty, deeper))
                     .sum::<u64>()
                 + out
         }
@@ -81,7 +82,7 @@ fn complexity(ty: &syn::Type, nest: u64) -> u64 {
 }
 
 /// Clippy's threshold (250), less a margin for where our count and clippy's may differ.
-const COMPLEX: u64 = 225;
+const COMPLEX: u64 = 240;
 
 /// `#[allow(clippy::type_complexity)]` with its reason, when `complex`.
 fn complexity_allow(complex: bool) -> TokenStream {
@@ -237,13 +238,22 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         let i = proc_macro2::Literal::u16_suffixed(i as u16);
         quote! { #i }
     });
-    let from_arms = ops.iter().map(|(t, o)| {
-        let v = vid(t, o);
-        let i = spec.op_id(t, &o.name.v).unwrap_or(0);
-        let i = proc_macro2::Literal::u16_suffixed(i as u16);
-        quote! { #i => Some(PvOpId::#v), }
-    });
+    let from_arms: Vec<TokenStream> = ops
+        .iter()
+        .map(|(t, o)| {
+            let v = vid(t, o);
+            let i = spec.op_id(t, &o.name.v).unwrap_or(0);
+            let i = proc_macro2::Literal::u16_suffixed(i as u16);
+            quote! { #i => Some(PvOpId::#v), }
+        })
+        .collect();
 
+    // No ops at all: nothing to match (`match id { _ => None }` is `match_single_binding`).
+    let from_body = if from_arms.is_empty() {
+        quote! { let _ = id; None }
+    } else {
+        quote! { match id { #(#from_arms)* _ => None } }
+    };
     items.extend(quote! {
         /// Every pv_op table, as function pointers: what a kernel installs at boot.
         #[derive(Clone, Copy, Debug)]
@@ -286,7 +296,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
 
             /// The op with number `id`.
             pub const fn from_id(id: u16) -> Option<PvOpId> {
-                match id { #(#from_arms)* _ => None }
+                #from_body
             }
         }
     });

@@ -157,6 +157,13 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         "The layout is the ABI: these fail the build if the struct and the spec's offsets ever disagree.",
     );
 
+    // A page the spec called `new` has a constructor called `new`.
+    let self_named = (id == "New").then(|| {
+        let c = super::comment(
+            "The page is called `new` in the ABI; its constructor is `new` like every page's.",
+        );
+        quote! { #c #[allow(clippy::self_named_constructors)] }
+    });
     let items = quote! {
         #ring_items
 
@@ -182,6 +189,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             /// The page as the guest sets it up before its first hypercall: every field at
             /// its spec's initial value (0 unless the spec says otherwise), every ring
             /// slot done.
+            #self_named
             pub const fn new() -> Self {
                 #id { #(#inits,)* }
             }

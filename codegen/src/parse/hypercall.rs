@@ -27,7 +27,24 @@ impl Parser<'_> {
             self.d,
             &["name", "nr", "doc", "lazy", "args", "ret", "since"],
         );
-        let nr = o.req_int(self.d, "nr", "0");
+        // A number, or a const's name (`"hc_vm_base + 1"`): ACRN builds its ids that way.
+        let nr = match o.required(self.d, "nr", "0") {
+            Some(v)
+                if matches!(v.get_ref(), DeValue::String(s)
+                    if !s.trim().starts_with(|c: char| c.is_ascii_digit())) =>
+            {
+                self.number(v, "`nr`", &o.what)
+                    .map(|n| Sp::new(n, v.span()))
+            }
+            Some(v) => o.int_at(self.d, "nr", v).map(|n| {
+                let num = Num {
+                    value: n.v,
+                    form: int_form(v),
+                };
+                Sp::new(num, n.span)
+            }),
+            None => None,
+        };
         let doc = o.req_text(self.d, "doc", "\"What the call does.\"");
         let lazy = o.opt_bool(self.d, "lazy").unwrap_or(false);
         let ret = o.opt_text(self.d, "ret");
@@ -37,7 +54,21 @@ impl Parser<'_> {
                 let Some(arg) = self.arg(v, &o.what, types) else {
                     continue;
                 };
-                if args.iter().any(|p| p.name.v == arg.name.v) {
+                if let Some(p) = args.iter().find(|p| {
+                    p.name.v != arg.name.v
+                        && p.name.v.trim_start_matches('_') == arg.name.v.trim_start_matches('_')
+                }) {
+                    self.d.push(
+                        Diagnostic::new(
+                            arg.name.span.clone(),
+                            format!(
+                                "arguments `{}` and `{}` of {} differ only by a leading underscore",
+                                p.name.v, arg.name.v, o.what
+                            ),
+                        )
+                        .help("give them names that differ in letters: a reader (and clippy) takes one for the other"),
+                    );
+                } else if args.iter().any(|p| p.name.v == arg.name.v) {
                     self.d.push(
                         Diagnostic::new(
                             arg.name.span.clone(),
@@ -51,9 +82,11 @@ impl Parser<'_> {
             }
         }
         let name = name.filter(|n| check_name(self.d, n, "hypercall"));
+        let nr = nr?;
         Some(Hypercall {
             name: name?,
-            nr: nr?,
+            nr: Sp::new(nr.v.value, nr.span),
+            nr_written: nr.v,
             doc: doc.unwrap_or_default(),
             lazy,
             args,

@@ -333,7 +333,21 @@ impl Parser<'_> {
             let at = at.and_then(|t| self.rust_type(&t, what, TypePos::Arg));
             match (an, at) {
                 (Some(an), Some(at)) if check_name(self.d, &an, "argument") => {
-                    if args.iter().any(|(p, _)| p.v == an.v) {
+                    if let Some((p, _)) = args.iter().find(|(p, _)| {
+                        p.v != an.v && p.v.trim_start_matches('_') == an.v.trim_start_matches('_')
+                    }) {
+                        self.d.push(
+                            Diagnostic::new(
+                                an.span.clone(),
+                                format!(
+                                    "arguments `{}` and `{}` of {what} differ only by a leading underscore",
+                                    p.v, an.v
+                                ),
+                            )
+                            .help("give them names that differ in letters: a reader (and clippy) takes one for the other"),
+                        );
+                        ok = false;
+                    } else if args.iter().any(|(p, _)| p.v == an.v) {
                         self.d.push(
                             Diagnostic::new(
                                 an.span.clone(),

@@ -324,6 +324,12 @@ pub(super) fn clean_text(text: &str) -> String {
     if fences % 2 == 1 {
         text.push_str("\n```");
     }
+    // So would an HTML comment left open.
+    if let Some(open) = text.rfind("<!--")
+        && !text[open..].contains("-->")
+    {
+        text.push_str(" -->");
+    }
     text
 }
 

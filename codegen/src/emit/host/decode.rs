@@ -51,6 +51,11 @@ pub(super) fn arms(spec: &Spec) -> Vec<TokenStream> {
 /// A number as the spec wrote it: the const's name (`super::numbers::GDT_ENTRIES - 1`),
 /// or the literal in the spec's base.
 pub(crate) fn num(n: &Num) -> TokenStream {
+    num_in(n, &quote! { super::numbers:: })
+}
+
+/// [`num`], with the const's module path `path` (empty inside `numbers`).
+pub(crate) fn num_in(n: &Num, path: &TokenStream) -> TokenStream {
     let lit = |s: String| {
         let l = syn::LitInt::new(&s, proc_macro2::Span::call_site());
         quote! { #l }
@@ -64,9 +69,9 @@ pub(crate) fn num(n: &Num) -> TokenStream {
             let c = format_ident!("{}", upper(name));
             let d = lit(delta.unsigned_abs().to_string());
             match delta.signum() {
-                0 => quote! { super::numbers::#c },
-                1 => quote! { super::numbers::#c + #d },
-                _ => quote! { super::numbers::#c - #d },
+                0 => quote! { #path #c },
+                1 => quote! { #path #c + #d },
+                _ => quote! { #path #c - #d },
             }
         }
     }

@@ -15,6 +15,8 @@ use super::{Module, abi_camel, abi_name_allows, arg_type, doc, len_allow, varian
 use crate::names::ident;
 use crate::spec::{Hypercall, Spec};
 
+pub(crate) use decode::num_in;
+
 /// The handler's parameters, `name: Type`.
 fn params(spec: &Spec, h: &Hypercall) -> Vec<TokenStream> {
     h.args
