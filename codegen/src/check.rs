@@ -351,6 +351,19 @@ fn templates(spec: &mut Spec, d: &mut Diagnostics) {
 }
 
 fn pv_ops(spec: &Spec, d: &mut Diagnostics) {
+    // `PvOpId::id()` and call-site records number ops in a u16.
+    if let Some((_, op)) = spec.pv_ops().nth(usize::from(u16::MAX) + 1) {
+        d.push(
+            Diagnostic::new(
+                op.name.span.clone(),
+                format!(
+                    "pv_op `{}` is op number 65536: ops are numbered in 16 bits",
+                    op.name.v
+                ),
+            )
+            .help("a spec has at most 65536 pv_ops"),
+        );
+    }
     for (_, op) in spec.pv_ops() {
         if let Some(t) = &op.template
             && spec.template(&t.v).is_none()
