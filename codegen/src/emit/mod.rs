@@ -89,7 +89,13 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             }
             line
         };
-        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        // A fence opens on ``` (with an info string) and closes on a line of backticks only.
+        let t = line.trim();
+        let fence = if fenced {
+            t.len() >= 3 && (t.chars().all(|c| c == '`') || t.chars().all(|c| c == '~'))
+        } else {
+            t.starts_with("```") || t.starts_with("~~~")
+        };
         if fence {
             fenced = !fenced;
         }

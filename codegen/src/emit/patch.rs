@@ -39,7 +39,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         let mut text = format!("Template `{name}`: {tdoc}\n\nForms, in order of preference:\n");
         for f in &t.forms {
             let hex: Vec<String> = f.bytes.iter().map(|b| format!("{b:02x}")).collect();
-            text.push_str(&format!("\n* `{}`: `{}`", f.asm, hex.join(" ")));
+            // One list item: the instruction on one line, in code however it is written.
+            let asm = f.asm.split_whitespace().collect::<Vec<_>>().join(" ");
+            let tick = if asm.contains('`') { "`` " } else { "`" };
+            let untick = if asm.contains('`') { " ``" } else { "`" };
+            text.push_str(&format!("\n* {tick}{asm}{untick}: `{}`", hex.join(" ")));
             for r in &f.relocs {
                 text.push_str(&format!(" ({} of `{}` at byte {})", r.kind.name(), r.field, r.at));
             }

@@ -45,6 +45,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                     let val = int_lit(v.value, *repr);
                     quote! { #val => Some(#id::#vid), }
                 });
+                // A type the spec called `from_raw` has a constructor called `from_raw`.
+                let self_named = (id == "FromRaw").then(|| {
+                    let c = super::comment("The type is called `from_raw` in the ABI; its constructor is `from_raw` like every enum's.");
+                    quote! { #c #[allow(clippy::self_named_constructors)] }
+                });
                 // An enum that uses every value of its repr needs no catch-all arm.
                 let every = u128::from(repr.max()) + 1 == variants.len() as u128;
                 let wild = (!every).then(|| quote! { _ => None, });
@@ -68,6 +73,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                         }
 
                         /// The variant with wire value `raw`, if there is one.
+                        #self_named
                         pub const fn from_raw(raw: #r) -> ::core::option::Option<Self> {
                             match raw { #(#from_raw)* #wild }
                         }

@@ -315,20 +315,27 @@ pub(super) fn clean_text(text: &str) -> String {
         }
     }
     let mut text = out.join("\n").trim_matches('\n').to_string();
-    // A code fence the text leaves open would swallow what the generator appends (the
-    // `# Safety` heading, the call's number): close it.
-    let fences = text
-        .lines()
-        .filter(|l| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~"))
-        .count();
-    if fences % 2 == 1 {
-        text.push_str("\n```");
-    }
-    // So would an HTML comment left open.
+    // What the text leaves open would swallow what the generator appends after it (the
+    // `# Safety` heading, the call's number): close an HTML comment, then a code fence
+    // (in CommonMark a fence closes only on a line of nothing but its backticks).
     if let Some(open) = text.rfind("<!--")
         && !text[open..].contains("-->")
     {
         text.push_str(" -->");
+    }
+    let mut open: Option<char> = None;
+    for l in text.lines() {
+        let t = l.trim();
+        match open {
+            None if t.starts_with("```") => open = Some('`'),
+            None if t.starts_with("~~~") => open = Some('~'),
+            Some(c) if t.len() >= 3 && t.chars().all(|x| x == c) => open = None,
+            _ => {}
+        }
+    }
+    if let Some(c) = open {
+        text.push('\n');
+        text.extend(std::iter::repeat_n(c, 3));
     }
     text
 }
