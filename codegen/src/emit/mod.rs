@@ -71,7 +71,18 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         }
         let (first, cont) = continuation(line);
         let owned;
-        let line = if !fenced && first.trim().is_empty() && !line.starts_with(' ') {
+        let indent = line.len() - line.trim_start().len();
+        let line = if !fenced
+            && first.trim().is_empty()
+            && let Some(c) = item
+                .as_ref()
+                .filter(|c| indent > c.len() && c.trim().is_empty())
+        {
+            // Continued deeper than the item's text: as deep as the text (clippy's
+            // `doc_overindented_list_items`).
+            owned = format!("{c}{}", line.trim_start());
+            owned.as_str()
+        } else if !fenced && first.trim().is_empty() && !line.starts_with(' ') {
             match &item {
                 Some(c)
                     if !line.starts_with('#')
