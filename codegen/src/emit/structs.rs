@@ -56,31 +56,77 @@ pub(crate) fn field_ident(f: &crate::spec::SField) -> proc_macro2::Ident {
     }
 }
 
+/// A byte offset into a struct's bytes: a constant plus loop indices times their strides,
+/// written without `+ 0` or `* 1` (clippy's `identity_op`).
+#[derive(Clone)]
+struct Off {
+    k: u64,
+    terms: Vec<(proc_macro2::Ident, u64)>,
+}
+
+impl Off {
+    fn at(k: u64) -> Off {
+        Off {
+            k,
+            terms: Vec::new(),
+        }
+    }
+
+    fn plus(&self, n: u64) -> Off {
+        Off {
+            k: self.k + n,
+            terms: self.terms.clone(),
+        }
+    }
+
+    fn index(&self, i: proc_macro2::Ident, stride: u64) -> Off {
+        let mut terms = self.terms.clone();
+        terms.push((i, stride));
+        Off { k: self.k, terms }
+    }
+
+    fn tokens(&self) -> TokenStream {
+        let mut parts: Vec<TokenStream> = Vec::new();
+        if self.k != 0 || self.terms.is_empty() {
+            let k = usize_lit(self.k);
+            parts.push(quote! { #k });
+        }
+        for (i, s) in &self.terms {
+            if *s == 1 {
+                parts.push(quote! { #i });
+            } else {
+                let s = usize_lit(*s);
+                parts.push(quote! { #i * #s });
+            }
+        }
+        quote! { #(#parts)+* }
+    }
+}
+
 /// An expression reading a `t` at byte offset `off` of `b` (a `[u8; SIZE]`).
-fn read(spec: &Spec, t: &SType, off: TokenStream, depth: usize) -> TokenStream {
+fn read(spec: &Spec, t: &SType, off: &Off, depth: usize) -> TokenStream {
+    let j = format_ident!("i{depth}");
     match t {
         SType::Struct(i) => {
             let id = camel_ident(&spec.structs[*i].name.v);
-            let j = format_ident!("i{depth}");
-            quote! { #id::from_bytes(&::core::array::from_fn(|#j| b[#off + #j])) }
+            let o = off.index(j.clone(), 1).tokens();
+            quote! { #id::from_bytes(&::core::array::from_fn(|#j| b[#o])) }
         }
         SType::Array(e, _) => {
             let (es, _) = spec.stype_size_align(e);
-            let es = usize_lit(es);
-            let j = format_ident!("i{depth}");
-            let inner = read(spec, e, quote! { #off + #j * #es }, depth + 1);
+            let inner = read(spec, e, &off.index(j.clone(), es), depth + 1);
             quote! { ::core::array::from_fn(|#j| #inner) }
         }
         SType::Pad(_) => {
-            let j = format_ident!("i{depth}");
-            quote! { ::core::array::from_fn(|#j| b[#off + #j]) }
+            let o = off.index(j.clone(), 1).tokens();
+            quote! { ::core::array::from_fn(|#j| b[#o]) }
         }
         _ => {
             let (size, _) = spec.stype_size_align(t);
             let ty = stype(spec, t, true);
             let bytes = (0..size).map(|k| {
-                let k = usize_lit(k);
-                quote! { b[#off + #k] }
+                let o = off.plus(k).tokens();
+                quote! { b[#o] }
             });
             quote! { #ty::from_le_bytes([#(#bytes),*]) }
         }
@@ -88,27 +134,27 @@ fn read(spec: &Spec, t: &SType, off: TokenStream, depth: usize) -> TokenStream {
 }
 
 /// Statements writing `v` (a `t`) at byte offset `off` of `b`.
-fn write(spec: &Spec, t: &SType, v: TokenStream, off: TokenStream, depth: usize) -> TokenStream {
+fn write(spec: &Spec, t: &SType, v: TokenStream, off: &Off, depth: usize) -> TokenStream {
     let (size, _) = spec.stype_size_align(t);
-    let size = usize_lit(size);
+    let (lo, hi) = (off.tokens(), off.plus(size).tokens());
     match t {
-        SType::Struct(_) => quote! { b[#off..#off + #size].copy_from_slice(&#v.to_bytes()); },
-        SType::Pad(_) => quote! { b[#off..#off + #size].copy_from_slice(&#v); },
+        SType::Struct(_) => quote! { b[#lo..#hi].copy_from_slice(&#v.to_bytes()); },
+        SType::Pad(_) => quote! { b[#lo..#hi].copy_from_slice(&#v); },
         SType::Array(e, _) => {
             let (es, _) = spec.stype_size_align(e);
-            let es = usize_lit(es);
             let j = format_ident!("i{depth}");
             let e_v = format_ident!("e{depth}");
             let inner = write(
                 spec,
                 e,
                 quote! { #e_v },
-                quote! { #off + #j * #es },
+                &off.index(j.clone(), es),
                 depth + 1,
             );
             quote! { for (#j, #e_v) in #v.iter().enumerate() { #inner } }
         }
-        _ => quote! { b[#off..#off + #size].copy_from_slice(&#v.to_le_bytes()); },
+        SType::Int(i) if i.bytes == 1 => quote! { b[#lo] = #v.to_le_bytes()[0]; },
+        _ => quote! { b[#lo..#hi].copy_from_slice(&#v.to_le_bytes()); },
     }
 }
 
@@ -177,14 +223,12 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
     });
     let reads = s.fields.iter().map(|f| {
         let name = field_ident(f);
-        let off = usize_lit(f.offset);
-        let r = read(spec, &f.ty, quote! { #off }, 0);
+        let r = read(spec, &f.ty, &Off::at(f.offset), 0);
         quote! { #name: #r }
     });
     let writes = s.fields.iter().map(|f| {
         let name = field_ident(f);
-        let off = usize_lit(f.offset);
-        write(spec, &f.ty, quote! { self.#name }, quote! { #off }, 0)
+        write(spec, &f.ty, quote! { self.#name }, &Off::at(f.offset), 0)
     });
     let asserts = s.fields.iter().map(|f| {
         let name = field_ident(f);

@@ -253,9 +253,9 @@ impl Parser<'_> {
         let mut diag = Diagnostic::new(s.span.clone(), format!("unknown type `{t}` in {what}"));
         diag = match did_you_mean(t, &names) {
             Some(n) => diag.help(format!("did you mean `{n}`?")),
-            None => diag.help(format!(
-                "use an integer, a [types] name, a struct defined before this one, or an array such as \"[u8; 16]\" (bool is not a C type: use u8)"
-            )),
+            None => diag.help(
+                "use an integer, a [types] name, a struct defined before this one, or an array such as \"[u8; 16]\" (bool is not a C type: use u8)",
+            ),
         };
         self.d.push(diag);
         None

@@ -22,14 +22,17 @@ pub(super) fn types(spec: &Spec) -> TokenStream {
     let bad_memory_for_host =
         mem.then(|| quote! { DispatchError::BadMemory(b) => DispatchError::BadMemory(b), });
     let bad_memory_fmt = mem.then(|| quote! { DispatchError::BadMemory(b) => b.fmt(f), });
-    let bad_memory_doc = if mem {
-        "only `UnknownHypercall`, `BadArgument` and `BadMemory` can happen"
+    let decode_doc = if mem {
+        quote! {
+            /// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+            /// in, so only `UnknownHypercall`, `BadArgument` and `BadMemory` can happen.
+        }
     } else {
-        "only `UnknownHypercall` and `BadArgument` can happen"
+        quote! {
+            /// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+            /// in, so only `UnknownHypercall` and `BadArgument` can happen.
+        }
     };
-    let decode_doc = crate::emit::doc(&format!(
-        "Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved in, so {bad_memory_doc}."
-    ));
     quote! {
         /// The constraint an argument broke.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -723,6 +723,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                 let maxl = u64_lit(*max);
                 let (es, _) = spec.stype_size_align(elem);
                 let esl = usize_lit(es);
+                let index_off = if es == 1 { quote! { index as u64 } } else { quote! { (index * #esl) as u64 } };
                 let too_long = quote! {
                     let len: u64 = #len;
                     if len > #maxl {
@@ -743,7 +744,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                             quote! {
                                 for (index, e) in value.iter_mut().enumerate() {
                                     let mut bytes = [0u8; super::structs::#id::SIZE];
-                                    read_guest(mem, #virt, addr + (index * #esl) as u64, &mut bytes).map_err(#fault)?;
+                                    read_guest(mem, #virt, addr + #index_off, &mut bytes).map_err(#fault)?;
                                     *e = super::structs::#id::from_bytes(&bytes);
                                 }
                                 for (index, e) in value.iter().enumerate() {
@@ -769,7 +770,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                             quote! {
                                 for (index, e) in value.iter_mut().enumerate() {
                                     let mut bytes = [0u8; #esl];
-                                    read_guest(mem, #virt, addr + (index * #esl) as u64, &mut bytes).map_err(#fault)?;
+                                    read_guest(mem, #virt, addr + #index_off, &mut bytes).map_err(#fault)?;
                                     *e = <#ty>::from_le_bytes(bytes);
                                 }
                                 #checks
@@ -777,6 +778,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         }
                     }
                 } else {
+                    let n_bytes = if es == 1 { quote! { n } } else { quote! { n * #esl } };
                     let z = match elem {
                         SType::Struct(si) => {
                             let id = camel_ident(&spec.structs[*si].name.v);
@@ -785,7 +787,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         _ => quote! { 0 },
                     };
                     quote! {
-                        probe_guest(mem, #virt, addr, n * #esl).map_err(#fault)?;
+                        probe_guest(mem, #virt, addr, #n_bytes).map_err(#fault)?;
                         value.fill(#z);
                     }
                 };
@@ -868,13 +870,14 @@ pub(crate) fn write_back(spec: &Spec, h: &Hypercall) -> TokenStream {
                 _ => {
                     let (es, _) = spec.stype_size_align(elem);
                     let esl = usize_lit(es);
+                    let index_off = if es == 1 { quote! { index as u64 } } else { quote! { (index * #esl) as u64 } };
                     let bytes = match elem {
                         SType::Struct(_) => quote! { e.to_bytes() },
                         _ => quote! { e.to_le_bytes() },
                     };
                     quote! {
                         for (index, e) in #local.value.iter().enumerate() {
-                            write_guest(mem, #virt, #local.addr + (index * #esl) as u64, &#bytes).map_err(#fault)?;
+                            write_guest(mem, #virt, #local.addr + #index_off, &#bytes).map_err(#fault)?;
                         }
                     }
                 }
