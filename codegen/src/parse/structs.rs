@@ -81,7 +81,12 @@ impl Parser<'_> {
                 size: 0,
                 align: 1,
             };
-            if ok && self.layout(&mut s, types, &out) && name_ok {
+            // A struct with a problem (already reported) is still laid out and kept, so the
+            // arguments that point at it are not reported as pointing at nothing.
+            if ok {
+                self.layout(&mut s, types, &out);
+            }
+            if name_ok {
                 out.push(s);
             }
         }
