@@ -10,6 +10,7 @@
 //! ones are checked against the spec in `check.rs`, with an error at the clashing key.
 
 pub(crate) mod docs;
+mod docs_memory;
 mod guest;
 mod host;
 mod lazy;
