@@ -21,6 +21,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let arg_regs = spec.arg_regs();
 
     let wrappers = spec.hypercalls.iter().map(|h| {
+        if !h.mem.is_empty() {
+            return super::guest_mem::wrapper(spec, h);
+        }
         let name = crate::names::ident(&h.name.v);
         let nr = nr_const(&h.name.v);
         let params = h.args.iter().map(|a| {
@@ -88,6 +91,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     );
     let calls_doc_attrs = doc(&calls_doc);
     let lens = super::len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
+    let translate = super::guest_mem::translate_trait(spec);
 
     let items = quote! {
         /// A way for the guest to trap to the host with a hypercall.
@@ -108,6 +112,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
 
         #(#transports)*
+
+        #translate
 
         #default_doc_attrs
         pub type DefaultTransport = #default;

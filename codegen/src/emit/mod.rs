@@ -12,6 +12,7 @@
 pub(crate) mod docs;
 mod docs_memory;
 mod guest;
+mod guest_mem;
 mod host;
 mod lazy;
 mod numbers;
