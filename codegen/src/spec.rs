@@ -151,8 +151,10 @@ pub enum Instruction {
     Vmcall,
     /// AMD's `vmmcall`.
     Vmmcall,
-    /// `out` of the call number to an I/O port.
+    /// `out` of the call number to an I/O port (or of a value to the call's own port).
     Out,
+    /// A 64-bit store of a value to the call's own guest-physical address (an MMIO exit).
+    Mmio,
 }
 
 impl Instruction {
@@ -162,6 +164,7 @@ impl Instruction {
             Instruction::Vmcall => "vmcall",
             Instruction::Vmmcall => "vmmcall",
             Instruction::Out => "out",
+            Instruction::Mmio => "mmio",
         }
     }
 }
@@ -177,12 +180,35 @@ pub struct Transport {
     pub instruction: Instruction,
     /// The I/O port, for `out`.
     pub port: Option<u16>,
-    /// Register carrying the call number.
-    pub nr: Reg,
+    /// Where the call number goes.
+    pub nr: Nr,
     /// Argument registers, in argument order.
     pub args: Vec<Reg>,
-    /// Register carrying the result.
-    pub ret: Reg,
+    /// Register carrying the result; `None` for a transport that returns nothing (an
+    /// MMIO store).
+    pub ret: Option<Reg>,
+}
+
+/// Where a transport puts the call number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nr {
+    /// In a register.
+    Reg(Reg),
+    /// It is the I/O port written to (`out`): each call has its own port.
+    Port,
+    /// It is the guest-physical address stored to (`mmio`): each call has its own address.
+    Address,
+}
+
+impl Nr {
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nr::Reg(r) => r.name(),
+            Nr::Port => "port",
+            Nr::Address => "address",
+        }
+    }
 }
 
 /// `[consts]` entry.

@@ -45,12 +45,16 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         let args: Vec<String> = t.args.iter().map(|r| format!("`{}`", r.name())).collect();
         let _ = writeln!(
             o,
-            "| `{}`{} | {insn} | `{}` | {} | `{}` |",
+            "| `{}`{} | {insn} | {} | {} | {} |",
             t.name.v,
             if i == 0 { " (default)" } else { "" },
-            t.nr.name(),
+            match t.nr {
+                crate::spec::Nr::Reg(r) => format!("`{}`", r.name()),
+                crate::spec::Nr::Port => "the port written to".into(),
+                crate::spec::Nr::Address => "the address stored to".into(),
+            },
             args.join(", "),
-            t.ret.name()
+            t.ret.map_or("none".into(), |r| format!("`{}`", r.name()))
         );
     }
     let _ = writeln!(
