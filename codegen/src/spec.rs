@@ -786,8 +786,11 @@ pub struct StructDef {
     pub fields: Vec<SField>,
     /// Size in bytes (a multiple of `align`).
     pub size: u64,
-    /// Alignment in bytes (its largest field's).
+    /// Alignment in bytes (its largest field's; 1 when packed).
     pub align: u64,
+    /// `packed = true`: C's `__attribute__((packed))` (Rust's `repr(C, packed)`): no
+    /// padding, alignment 1.
+    pub packed: bool,
 }
 
 /// How many elements a buffer has.

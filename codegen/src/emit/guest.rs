@@ -247,14 +247,20 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     };
     let ret_text = match t.ret {
         Some(r) => format!("result in `{}`", r.name()),
-        None => "no result register (every call returns 0 here; results travel in guest memory)".into(),
+        None => {
+            "no result register (every call returns 0 here; results travel in guest memory)".into()
+        }
     };
     text.push_str(&format!(
         "Transport `{}`: `{}`{}, {nr_text}, {} in {}, {ret_text}.",
         t.name.v,
         t.instruction.name(),
         t.port.map_or(String::new(), |p| format!(" to port {p:#x}")),
-        if matches!(t.nr, Nr::Reg(_)) { "arguments" } else { "the value written" },
+        if matches!(t.nr, Nr::Reg(_)) {
+            "arguments"
+        } else {
+            "the value written"
+        },
         arg_list,
     ));
     if is_default {

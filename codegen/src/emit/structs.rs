@@ -228,7 +228,13 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
     });
     let writes = s.fields.iter().map(|f| {
         let name = field_ident(f);
-        write(spec, &f.ty, quote! { self.#name }, &Off::at(f.offset), 0)
+        // A packed struct's fields are copied out before use: no reference to them.
+        let v = if s.packed {
+            quote! { { self.#name } }
+        } else {
+            quote! { self.#name }
+        };
+        write(spec, &f.ty, v, &Off::at(f.offset), 0)
     });
     let asserts = s.fields.iter().map(|f| {
         let name = field_ident(f);
@@ -242,16 +248,22 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
         .map(|f| format!("`{}`: {}", f.name.v, type_text(spec, &f.ty)))
         .collect();
     let d = doc(&format!(
-        "{}\n\nStruct `{}` ({} bytes, aligned to {}): {}.",
+        "{}\n\nStruct `{}` ({} bytes, aligned to {}{}): {}.",
         s.doc.as_deref().unwrap_or(""),
         s.name.v,
         s.size,
         s.align,
+        if s.packed { ", packed" } else { "" },
         fields_text.join(", ")
     ));
+    let repr = if s.packed {
+        quote! { #[repr(C, packed)] }
+    } else {
+        quote! { #[repr(C)] }
+    };
     quote! {
         #d
-        #[repr(C)]
+        #repr
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct #id {
             #(#fields,)*

@@ -232,7 +232,10 @@ impl Parser<'_> {
                 }
             }
         }
-        let mut seen: Vec<(Reg, &str)> = nr.map(|r| (r, "the call number `nr`")).into_iter().collect();
+        let mut seen: Vec<(Reg, &str)> = nr
+            .map(|r| (r, "the call number `nr`"))
+            .into_iter()
+            .collect();
         if nr.is_none() && nr_place.is_none() {
             return regs;
         }
@@ -275,11 +278,19 @@ impl Parser<'_> {
 
     /// `nr = "port"` goes with `out` (and no fixed `port`), `nr = "address"` with `mmio`;
     /// either carries one value, the call's only argument register.
-    fn nr_place_rules(&mut self, o: &Obj<'_, '_>, instruction: Option<Instruction>, regs: &Regs) -> bool {
+    fn nr_place_rules(
+        &mut self,
+        o: &Obj<'_, '_>,
+        instruction: Option<Instruction>,
+        regs: &Regs,
+    ) -> bool {
         let Some(i) = instruction else { return true };
         let span = o.get("nr").map_or(o.span.clone(), |v| v.span());
         let (want, example) = match i {
-            Instruction::Mmio => (Some(Nr::Address), "`nr = \"address\"`: each call stores to its own address"),
+            Instruction::Mmio => (
+                Some(Nr::Address),
+                "`nr = \"address\"`: each call stores to its own address",
+            ),
             Instruction::Out => (None, ""),
             _ => (None, ""),
         };
@@ -288,8 +299,14 @@ impl Parser<'_> {
             (Some(Nr::Port), Instruction::Out) | (Some(Nr::Address), Instruction::Mmio) => {}
             (None, Instruction::Mmio) => {
                 self.d.push(
-                    Diagnostic::new(span, format!("{} stores to memory, so its call number is the address stored to", o.what))
-                        .help(format!("set {example}")),
+                    Diagnostic::new(
+                        span,
+                        format!(
+                            "{} stores to memory, so its call number is the address stored to",
+                            o.what
+                        ),
+                    )
+                    .help(format!("set {example}")),
                 );
                 ok = false;
             }
@@ -317,30 +334,48 @@ impl Parser<'_> {
             if regs.nr_place == Some(Nr::Port) {
                 if o.get("port").is_some() {
                     self.d.push(
-                        Diagnostic::new(o.key_span("port"), format!("{} has a port per call (`nr = \"port\"`) and a fixed `port`", o.what))
-                            .help("remove `port`: the call number is the port"),
+                        Diagnostic::new(
+                            o.key_span("port"),
+                            format!(
+                                "{} has a port per call (`nr = \"port\"`) and a fixed `port`",
+                                o.what
+                            ),
+                        )
+                        .help("remove `port`: the call number is the port"),
                     );
                     ok = false;
                 }
                 if regs.args.first().is_some_and(|r| *r != Reg::Rax) {
                     self.d.push(
-                        Diagnostic::new(regs.arg_spans[0].clone(), format!("{}: `out` sends eax, so the value must be in `rax`", o.what))
-                            .help("set `args = [\"rax\"]`"),
+                        Diagnostic::new(
+                            regs.arg_spans[0].clone(),
+                            format!("{}: `out` sends eax, so the value must be in `rax`", o.what),
+                        )
+                        .help("set `args = [\"rax\"]`"),
                     );
                     ok = false;
                 }
                 if regs.ret.is_some_and(|r| r == Reg::Rdx) {
                     self.d.push(
-                        Diagnostic::new(o.key_span("ret"), format!("{}: the port travels in dx, so rdx cannot carry the result", o.what))
-                            .help("return in rax, or no result"),
+                        Diagnostic::new(
+                            o.key_span("ret"),
+                            format!(
+                                "{}: the port travels in dx, so rdx cannot carry the result",
+                                o.what
+                            ),
+                        )
+                        .help("return in rax, or no result"),
                     );
                     ok = false;
                 }
             }
             if regs.nr_place == Some(Nr::Address) && regs.ret.is_some() {
                 self.d.push(
-                    Diagnostic::new(o.key_span("ret"), format!("{} is a store: nothing comes back in a register", o.what))
-                        .help("remove `ret`: results travel in guest memory (`out` fields)"),
+                    Diagnostic::new(
+                        o.key_span("ret"),
+                        format!("{} is a store: nothing comes back in a register", o.what),
+                    )
+                    .help("remove `ret`: results travel in guest memory (`out` fields)"),
                 );
                 ok = false;
             }

@@ -92,7 +92,15 @@ impl Parser<'_> {
             },
         };
         let dir_s = o.opt_str(self.d, "dir");
-        let max = o.opt_int(self.d, "max");
+        // A number or a const's name, like every number the spec may name.
+        let max = if o.get("max").is_some() {
+            match self.opt_number(&o, "max") {
+                Some(n) => Some(Sp::new(n.v.value, n.span)),
+                None => return None,
+            }
+        } else {
+            None
+        };
         let utf8 = o.opt_bool(self.d, "utf8");
         let at = o.opt_str(self.d, "at");
         let len = match o.get("len") {

@@ -21,7 +21,8 @@ impl Parser<'_> {
             let Some(t) = as_obj(self.d, v, what.clone(), &name.v) else {
                 continue;
             };
-            t.check_keys(self.d, &["doc", "fields"]);
+            t.check_keys(self.d, &["doc", "fields", "packed"]);
+            let packed = t.opt_bool(self.d, "packed").unwrap_or(false);
             let name_ok = check_name(self.d, &name, "struct");
             let doc = t.opt_text(self.d, "doc");
             let mut fields: Vec<SField> = Vec::new();
@@ -80,6 +81,7 @@ impl Parser<'_> {
                 fields,
                 size: 0,
                 align: 1,
+                packed,
             };
             // A struct with a problem (already reported) is still laid out and kept, so the
             // arguments that point at it are not reported as pointing at nothing.
@@ -276,6 +278,7 @@ impl Parser<'_> {
         let mut nested_dir = false;
         for f in &mut s.fields {
             let (size, al) = stype_size_align(&f.ty, types, structs);
+            let al = if s.packed { 1 } else { al };
             if let SType::Struct(i) = &f.ty
                 && structs[*i].fields.iter().any(|g| g.dir != Dir::In)
             {

@@ -372,7 +372,7 @@ fn helpers(spec: &Spec) -> TokenStream {
                 }
             }
         } else {
-            quote! { let _ = virt; return #op; }
+            quote! { let _ = virt; #op }
         }
     };
     let read_phys = phys_or_virt(quote! {
@@ -534,6 +534,7 @@ fn value_checks(
     place: TokenStream,
     path: &str,
     depth: usize,
+    packed: bool,
 ) -> TokenStream {
     match t {
         SType::Struct(i) => {
@@ -545,16 +546,30 @@ fn value_checks(
                 } else {
                     format!("{path}.{}", g.name.v)
                 };
-                value_checks(spec, &g.ty, Some(g), quote! { #place.#id }, &p, depth)
+                value_checks(
+                    spec,
+                    &g.ty,
+                    Some(g),
+                    quote! { #place.#id },
+                    &p,
+                    depth,
+                    packed || s.packed,
+                )
             });
             quote! { #(#inner)* }
         }
         SType::Array(e, _) => {
             let v = format_ident!("e{depth}");
-            let inner = value_checks(spec, e, f, quote! { (*#v) }, path, depth + 1);
+            let inner = value_checks(spec, e, f, quote! { (*#v) }, path, depth + 1, false);
             if inner.is_empty() {
                 return inner;
             }
+            // A packed struct's array is copied out first: no reference into it.
+            let place = if packed {
+                quote! { { #place } }
+            } else {
+                place
+            };
             quote! { for #v in #place.iter() { #inner } }
         }
         SType::Pad(_) => TokenStream::new(),
@@ -613,20 +628,32 @@ fn struct_check(spec: &Spec, i: usize, s: &StructDef) -> TokenStream {
         .filter(|g| !g.is_pad() && g.dir.reads())
         .map(|g| {
             let fid = field_ident(g);
-            value_checks(spec, &g.ty, Some(g), quote! { v.#fid }, &g.name.v, 0)
+            value_checks(
+                spec,
+                &g.ty,
+                Some(g),
+                quote! { v.#fid },
+                &g.name.v,
+                0,
+                s.packed,
+            )
         });
     let checks: Vec<TokenStream> = checks.collect();
     let used = spec
         .hypercalls
         .iter()
         .flat_map(|h| &h.mem)
-        .any(|m| match &m.kind {
-            MemKind::Struct(j) => *j == i,
-            MemKind::Buffer {
-                elem: SType::Struct(j),
-                ..
-            } => *j == i,
-            _ => false,
+        // Called where a struct (or a buffer of them) is read.
+        .any(|m| {
+            m.dir.reads()
+                && match &m.kind {
+                    MemKind::Struct(j) => *j == i,
+                    MemKind::Buffer {
+                        elem: SType::Struct(j),
+                        ..
+                    } => *j == i,
+                    _ => false,
+                }
         });
     if !used {
         return TokenStream::new();
@@ -756,7 +783,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         }
                         _ => {
                             let ty = stype(spec, elem, false);
-                            let checks = value_checks(spec, elem, None, quote! { (*e) }, "", 0);
+                            let checks = value_checks(spec, elem, None, quote! { (*e) }, "", 0, false);
                             let checks = (!checks.is_empty()).then(|| {
                                 quote! {
                                     for (index, e) in value.iter().enumerate() {
@@ -854,8 +881,13 @@ pub(crate) fn write_back(spec: &Spec, h: &Hypercall) -> TokenStream {
                     let off = usize_lit(f.offset);
                     let end = usize_lit(f.offset + size);
                     let offu = u64_lit(f.offset);
+                    let at = if f.offset == 0 {
+                        quote! { #local.addr }
+                    } else {
+                        quote! { #local.addr + #offu }
+                    };
                     quote! {
-                        write_guest(mem, #virt, #local.addr + #offu, &bytes[#off..#end]).map_err(#fault)?;
+                        write_guest(mem, #virt, #at, &bytes[#off..#end]).map_err(#fault)?;
                     }
                 });
                 quote! {
