@@ -85,13 +85,23 @@ fn param_type(spec: &Spec, h: &Hypercall, k: usize) -> TokenStream {
 /// The address the host is given for memory argument `k` (its parameter is `p`).
 fn address(spec: &Spec, h: &Hypercall, k: usize, p: &proc_macro2::Ident) -> TokenStream {
     let m = &h.mem[k];
-    let ptr = match &m.kind {
-        MemKind::Struct(i) => {
+    // A pointer the host writes through is made from the `&mut` (mutable provenance).
+    let mutable = match &m.kind {
+        MemKind::Struct(_) => m.dir.writes() || filled(h, k),
+        MemKind::Buffer { .. } => m.dir.writes(),
+        MemKind::Str { .. } => false,
+    };
+    let ptr = match (&m.kind, mutable) {
+        (MemKind::Struct(i), true) => {
+            let id = camel_ident(&spec.structs[*i].name.v);
+            quote! { ::core::ptr::from_mut::<super::structs::#id>(#p).cast::<u8>().cast_const() }
+        }
+        (MemKind::Struct(i), false) => {
             let id = camel_ident(&spec.structs[*i].name.v);
             quote! { ::core::ptr::from_ref::<super::structs::#id>(#p).cast::<u8>() }
         }
-        MemKind::Buffer { .. } => quote! { #p.as_ptr().cast::<u8>() },
-        MemKind::Str { .. } => quote! { #p.as_ptr().cast::<u8>() },
+        (MemKind::Buffer { .. }, true) => quote! { #p.as_mut_ptr().cast::<u8>().cast_const() },
+        _ => quote! { #p.as_ptr().cast::<u8>() },
     };
     match m.addr {
         AddrKind::Physical => quote! { xlate.pa(#ptr) },
