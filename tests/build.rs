@@ -8,7 +8,11 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 fn main() {
-    for spec in ["../spec/lguest.toml", "../spec/kvm.toml"] {
+    for spec in [
+        "../spec/lguest.toml",
+        "../spec/kvm.toml",
+        "../spec/uhyve.toml",
+    ] {
         if let Err(e) = codegen::Config::new().compile(spec) {
             eprintln!("{e}");
             std::process::exit(1);

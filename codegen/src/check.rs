@@ -203,6 +203,30 @@ fn hypercalls(spec: &Spec, d: &mut Diagnostics) {
             nrs.insert(h.nr.v, h);
         }
         for t in &spec.transports {
+            if h.ret.is_some() && t.ret.is_none() {
+                d.push(
+                    Diagnostic::new(
+                        h.name.span.clone(),
+                        format!(
+                            "hypercall `{}` returns a value (`ret`) but transport `{}` has no result register",
+                            h.name.v, t.name.v
+                        ),
+                    )
+                    .help("return it through an `out` field in guest memory, or give the transport a `ret` register"),
+                );
+            }
+            if t.nr == Nr::Port && h.nr.v > 0xffff {
+                d.push(
+                    Diagnostic::new(
+                        h.nr.span.clone(),
+                        format!(
+                            "hypercall `{}` has number {:#x}, but transport `{}` writes to the port the number names, and ports are 16-bit",
+                            h.name.v, h.nr.v, t.name.v
+                        ),
+                    )
+                    .help("use a number up to 0xffff"),
+                );
+            }
             if h.args.len() > t.args.len() {
                 let extra = &h.args[t.args.len()];
                 d.push(

@@ -43,6 +43,8 @@ pub struct Spec {
     pub templates: Vec<Template>,
     /// `[pv_table.*]`, in source order (tables only named by a `[[pv_op]]` come last).
     pub pv_tables: Vec<PvTable>,
+    /// `[struct.*]`, in source order (a struct uses only structs before it).
+    pub structs: Vec<StructDef>,
 }
 
 /// `[abi]`.
@@ -149,8 +151,10 @@ pub enum Instruction {
     Vmcall,
     /// AMD's `vmmcall`.
     Vmmcall,
-    /// `out` of the call number to an I/O port.
+    /// `out` of the call number to an I/O port (or of a value to the call's own port).
     Out,
+    /// A 64-bit store of a value to the call's own guest-physical address (an MMIO exit).
+    Mmio,
 }
 
 impl Instruction {
@@ -160,6 +164,7 @@ impl Instruction {
             Instruction::Vmcall => "vmcall",
             Instruction::Vmmcall => "vmmcall",
             Instruction::Out => "out",
+            Instruction::Mmio => "mmio",
         }
     }
 }
@@ -175,12 +180,35 @@ pub struct Transport {
     pub instruction: Instruction,
     /// The I/O port, for `out`.
     pub port: Option<u16>,
-    /// Register carrying the call number.
-    pub nr: Reg,
+    /// Where the call number goes.
+    pub nr: Nr,
     /// Argument registers, in argument order.
     pub args: Vec<Reg>,
-    /// Register carrying the result.
-    pub ret: Reg,
+    /// Register carrying the result; `None` for a transport that returns nothing (an
+    /// MMIO store).
+    pub ret: Option<Reg>,
+}
+
+/// Where a transport puts the call number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nr {
+    /// In a register.
+    Reg(Reg),
+    /// It is the I/O port written to (`out`): each call has its own port.
+    Port,
+    /// It is the guest-physical address stored to (`mmio`): each call has its own address.
+    Address,
+}
+
+impl Nr {
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nr::Reg(r) => r.name(),
+            Nr::Port => "port",
+            Nr::Address => "address",
+        }
+    }
 }
 
 /// `[consts]` entry.
@@ -313,6 +341,9 @@ pub struct Hypercall {
     pub args: Vec<Arg>,
     /// What the result register means; `None` when the call returns nothing.
     pub ret: Option<String>,
+    /// Arguments in guest memory: those whose register carries their address (also in
+    /// `args`, as `u64`), and those whose address is in a struct field.
+    pub mem: Vec<MemArg>,
 }
 
 /// One hypercall argument.
@@ -609,5 +640,298 @@ impl Spec {
                 TypeKind::Enum { repr, .. } => *repr,
             },
         }
+    }
+}
+
+/// Which way a memory argument or a struct field travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Guest to host: read by `decode`, checked, handed to the handler.
+    In,
+    /// Host to guest: the handler fills it, the host writes it back after the handler.
+    Out,
+    /// Both: read and checked before the handler, written back after it.
+    InOut,
+}
+
+impl Dir {
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dir::In => "in",
+            Dir::Out => "out",
+            Dir::InOut => "inout",
+        }
+    }
+
+    /// Whether the host reads it from guest memory.
+    pub fn reads(self) -> bool {
+        matches!(self, Dir::In | Dir::InOut)
+    }
+
+    /// Whether the host writes it back to guest memory.
+    pub fn writes(self) -> bool {
+        matches!(self, Dir::Out | Dir::InOut)
+    }
+}
+
+/// What kind of address a memory argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrKind {
+    /// Guest-physical: the host reads guest memory at it.
+    Physical,
+    /// Guest-virtual: the host translates it, page by page, through the generated
+    /// `GuestMemory::translate`.
+    Virtual,
+}
+
+/// An integer type a struct field may have (signed ones too: C structs have them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Int {
+    /// Size in bytes: 1, 2, 4 or 8.
+    pub bytes: u8,
+    /// Two's complement.
+    pub signed: bool,
+}
+
+impl Int {
+    /// Parses `u8`..`u64`, `i8`..`i64`.
+    pub fn from_name(s: &str) -> Option<Int> {
+        let (signed, bits) = match s.as_bytes().first() {
+            Some(b'u') => (false, &s[1..]),
+            Some(b'i') => (true, &s[1..]),
+            _ => return None,
+        };
+        let bytes = match bits {
+            "8" => 1,
+            "16" => 2,
+            "32" => 4,
+            "64" => 8,
+            _ => return None,
+        };
+        Some(Int { bytes, signed })
+    }
+
+    /// The Rust name.
+    pub fn name(self) -> String {
+        format!(
+            "{}{}",
+            if self.signed { 'i' } else { 'u' },
+            u32::from(self.bytes) * 8
+        )
+    }
+
+    /// Largest value, as the u64 its bits make.
+    pub fn max(self) -> u64 {
+        let bits = u32::from(self.bytes) * 8;
+        if self.signed {
+            (1u64 << (bits - 1)) - 1
+        } else if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        }
+    }
+}
+
+/// The type of a struct field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SType {
+    /// An integer.
+    Int(Int),
+    /// A `[types]` alias or enum (an enum is held as its repr and checked on decode).
+    Named(usize),
+    /// Another struct (its index in [`Spec::structs`]), laid out inline.
+    Struct(usize),
+    /// `[T; N]`.
+    Array(Box<SType>, u64),
+    /// Explicit padding: `N` bytes nobody reads (`pad = N`).
+    Pad(u64),
+}
+
+/// One field of a `[struct.NAME]`.
+#[derive(Clone, Debug)]
+pub struct SField {
+    /// snake_case name (padding has none: it is generated as `_padN`).
+    pub name: Sp<String>,
+    /// Its type.
+    pub ty: SType,
+    /// Byte offset (laid out with C rules; equal to the spec's `offset` when it gives one).
+    pub offset: u64,
+    /// Which way it travels.
+    pub dir: Dir,
+    /// What it is.
+    pub doc: Option<String>,
+    /// `range = [lo, hi]`, as the spec wrote it (integers and aliases).
+    pub range: Option<(Num, Num)>,
+    /// `align = N`, as the spec wrote it (integers and aliases).
+    pub align: Option<Num>,
+}
+
+impl SField {
+    /// Padding bytes, not a field anyone reads.
+    pub fn is_pad(&self) -> bool {
+        matches!(self.ty, SType::Pad(_))
+    }
+}
+
+/// `[struct.NAME]`: a C struct in guest memory.
+#[derive(Clone, Debug)]
+pub struct StructDef {
+    /// snake_case name.
+    pub name: Sp<String>,
+    /// What it is.
+    pub doc: Option<String>,
+    /// Fields, in layout order, padding included.
+    pub fields: Vec<SField>,
+    /// Size in bytes (a multiple of `align`).
+    pub size: u64,
+    /// Alignment in bytes (its largest field's; 1 when packed).
+    pub align: u64,
+    /// `packed = true`: C's `__attribute__((packed))` (Rust's `repr(C, packed)`): no
+    /// padding, alignment 1.
+    pub packed: bool,
+}
+
+/// How many elements a buffer has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Len {
+    /// Always `N`.
+    Fixed(u64),
+    /// The value of register argument `index` of the same call.
+    Arg(usize),
+    /// A field of an earlier struct argument (`params.len`).
+    Field(FieldRef),
+}
+
+/// A top-level integer field of a struct memory argument: `arg.field`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldRef {
+    /// The memory argument holding the struct (index in [`Hypercall::mem`]).
+    pub mem: usize,
+    /// The field's index in its struct.
+    pub field: usize,
+    /// As written (`params.len`).
+    pub text: String,
+}
+
+/// What a memory argument points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    /// One struct (`type = "&name"`).
+    Struct(usize),
+    /// Elements of an integer type or a struct (`type = "[u8]"`).
+    Buffer {
+        /// The element type (`SType::Int`, `Named` alias, or `Struct`).
+        elem: SType,
+        /// How many.
+        len: Len,
+        /// At most this many (equal to the length when it is fixed).
+        max: u64,
+    },
+    /// A NUL-terminated string (`type = "str"`) of at most `max` bytes before the NUL.
+    Str {
+        /// Longest string, NUL excluded.
+        max: u64,
+        /// Must be UTF-8.
+        utf8: bool,
+    },
+}
+
+/// Where a memory argument's address is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemAt {
+    /// In register argument `index` (the argument of the same name).
+    Reg(usize),
+    /// In a field of an earlier struct argument (`at = "params.buf"`): no register.
+    Field(FieldRef),
+}
+
+/// An argument in guest memory.
+#[derive(Clone, Debug)]
+pub struct MemArg {
+    /// snake_case name, unique among the call's arguments.
+    pub name: Sp<String>,
+    /// What it points at.
+    pub kind: MemKind,
+    /// Which way it travels (for a struct: from its fields).
+    pub dir: Dir,
+    /// Physical or virtual.
+    pub addr: AddrKind,
+    /// Where its address is.
+    pub at: MemAt,
+    /// What it is.
+    pub doc: Option<String>,
+}
+
+impl Spec {
+    /// Size and alignment of a struct-field type.
+    pub fn stype_size_align(&self, t: &SType) -> (u64, u64) {
+        stype_size_align(t, &self.types, &self.structs)
+    }
+
+    /// Whether any hypercall has an argument in guest memory.
+    pub fn has_memory(&self) -> bool {
+        self.hypercalls.iter().any(|h| !h.mem.is_empty())
+    }
+
+    /// Whether any memory argument is guest-virtual.
+    pub fn has_virtual(&self) -> bool {
+        self.hypercalls
+            .iter()
+            .flat_map(|h| &h.mem)
+            .any(|m| m.addr == AddrKind::Virtual)
+    }
+
+    /// Whether any memory argument borrows host scratch space (buffers and strings).
+    pub fn has_scratch(&self) -> bool {
+        self.hypercalls
+            .iter()
+            .flat_map(|h| &h.mem)
+            .any(|m| !matches!(m.kind, MemKind::Struct(_)))
+    }
+}
+
+impl Hypercall {
+    /// The memory argument whose address is in register argument `i`.
+    pub fn mem_at_reg(&self, i: usize) -> Option<(usize, &MemArg)> {
+        self.mem
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.at == MemAt::Reg(i))
+    }
+
+    /// Whether register argument `i` is the length of a buffer (the guest wrapper takes it
+    /// from the slice).
+    pub fn is_len_of_buffer(&self, i: usize) -> bool {
+        self.mem.iter().any(|m| {
+            matches!(
+                m.kind,
+                MemKind::Buffer {
+                    len: Len::Arg(j),
+                    ..
+                } if j == i
+            )
+        })
+    }
+}
+
+/// Size and alignment of a struct-field type, given the spec's types and structs.
+pub fn stype_size_align(t: &SType, types: &[TypeDef], structs: &[StructDef]) -> (u64, u64) {
+    match t {
+        SType::Int(i) => (u64::from(i.bytes), u64::from(i.bytes)),
+        SType::Named(i) => {
+            let p = match &types[*i].kind {
+                TypeKind::Alias(p) => *p,
+                TypeKind::Enum { repr, .. } => *repr,
+            };
+            (p.size(), p.size())
+        }
+        SType::Struct(i) => (structs[*i].size, structs[*i].align),
+        SType::Array(e, n) => {
+            let (s, a) = stype_size_align(e, types, structs);
+            (s.saturating_mul(*n), a)
+        }
+        SType::Pad(n) => (*n, 1),
     }
 }

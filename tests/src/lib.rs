@@ -13,6 +13,11 @@ pub mod kvm {
     include!(concat!(env!("OUT_DIR"), "/kvm.rs"));
 }
 
+/// `spec/uhyve.toml`.
+pub mod uhyve {
+    include!(concat!(env!("OUT_DIR"), "/uhyve.rs"));
+}
+
 // Every fixture of tests/specs/fixtures, one module each (see build.rs): `rbx_probe`
 // (transports that carry arguments in rbx), `hygiene` (spec names that look like the
 // generator's own), `minimal`, and the specs that once broke the generator.
@@ -24,6 +29,11 @@ include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
 #[rustfmt::skip]
 #[path = "../golden/lguest/mod.rs"]
 pub mod lguest_golden;
+
+/// The committed golden files of `spec/uhyve.toml`.
+#[rustfmt::skip]
+#[path = "../golden/uhyve/mod.rs"]
+pub mod uhyve_golden;
 
 /// The committed golden files of `spec/kvm.toml`.
 #[rustfmt::skip]

@@ -65,6 +65,58 @@ const RULES: &[(&str, &str)] = &[
     ("ring_args_overflow", "more than any transport carries"),
     ("type_named_primitive", "has the name of a primitive"),
     ("hypercall_unhandled", "`DemoDefaultHost::unhandled`"),
+    (
+        "struct_implicit_padding",
+        "needs 4 bytes of padding before it",
+    ),
+    ("struct_tail_padding", "but C pads it to 16"),
+    (
+        "struct_offset_mismatch",
+        "has `offset = 4` but the C layout rules put it at 8",
+    ),
+    (
+        "struct_unknown_type",
+        "unknown type `heder` in field `hdr` of struct `params`",
+    ),
+    (
+        "struct_constraint_signed",
+        "constraints cannot apply to field `delta`",
+    ),
+    (
+        "struct_nested_dir",
+        "nests a struct whose fields have a `dir`",
+    ),
+    ("struct_empty", "struct `params` has no fields"),
+    ("unknown_direction", "unknown direction `ot`"),
+    ("mem_unknown_struct", "unknown struct `parms`"),
+    ("mem_struct_dir", "`dir` does not apply to argument `p`"),
+    ("mem_string_out", "is a string, which only travels `in`"),
+    (
+        "mem_string_no_max",
+        "missing required key `max` in argument `s`",
+    ),
+    (
+        "mem_buffer_no_len",
+        "missing required key `len` in argument `b`",
+    ),
+    (
+        "mem_buffer_no_max",
+        "has a length from the guest but no `max`",
+    ),
+    ("mem_buffer_too_large", "outside 1 to 1048576 bytes"),
+    ("mem_fixed_len_and_max", "has a fixed `len` and a `max`"),
+    ("mem_len_unknown_arg", "names no argument of hypercall `op`"),
+    ("mem_at_not_address", "field `fd` is not a u64 (an address)"),
+    (
+        "mem_at_out_field",
+        "field `ret` is `out`, so the guest does not pass it",
+    ),
+    ("mem_at_later_arg", "`p` is not an earlier struct argument"),
+    ("mem_addr_kind", "unknown address kind `linear`"),
+    (
+        "mem_utf8_on_buffer",
+        "`utf8` does not apply to argument `b`",
+    ),
 ];
 
 #[test]

@@ -103,6 +103,11 @@ fn kvm_golden_files_match() {
 }
 
 #[test]
+fn uhyve_golden_files_match() {
+    check_spec("spec/uhyve.toml", "tests/golden/uhyve");
+}
+
+#[test]
 fn generation_is_deterministic() {
     let src = std::fs::read_to_string(root().join("spec/lguest.toml")).expect("reads spec");
     let a = codegen::load("lguest.toml", &src).expect("valid");

@@ -45,12 +45,16 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         let args: Vec<String> = t.args.iter().map(|r| format!("`{}`", r.name())).collect();
         let _ = writeln!(
             o,
-            "| `{}`{} | {insn} | `{}` | {} | `{}` |",
+            "| `{}`{} | {insn} | {} | {} | {} |",
             t.name.v,
             if i == 0 { " (default)" } else { "" },
-            t.nr.name(),
+            match t.nr {
+                crate::spec::Nr::Reg(r) => format!("`{}`", r.name()),
+                crate::spec::Nr::Port => "the port written to".into(),
+                crate::spec::Nr::Address => "the address stored to".into(),
+            },
             args.join(", "),
-            t.ret.name()
+            t.ret.map_or("none".into(), |r| format!("`{}`", r.name()))
         );
     }
     let _ = writeln!(
@@ -68,7 +72,12 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         let args: Vec<String> = h
             .args
             .iter()
-            .map(|a| format!("`{}: {}`", a.name.v, type_name(spec, &a.ty)))
+            .enumerate()
+            .map(|(i, a)| {
+                let t = super::docs_memory::reg_type(spec, h, i)
+                    .unwrap_or_else(|| type_name(spec, &a.ty));
+                format!("`{}: {t}`", a.name.v)
+            })
             .collect();
         let _ = writeln!(
             o,
@@ -109,17 +118,21 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
                     "| {} | `{}` | `{}` | {} | {} |",
                     i,
                     a.name.v,
-                    type_name(spec, &a.ty),
+                    super::docs_memory::reg_type(spec, h, i)
+                        .unwrap_or_else(|| type_name(spec, &a.ty)),
                     if c.is_empty() { "–".into() } else { c },
                     cell(a.doc.as_deref().unwrap_or(""))
                 );
             }
             let _ = writeln!(o);
         }
+        o.push_str(&super::docs_memory::call_memory(spec, h));
         if let Some(r) = &h.ret {
             let _ = writeln!(o, "Returns {}\n", r.trim());
         }
     }
+
+    o.push_str(&super::docs_memory::structs(spec));
 
     if !spec.types.is_empty() {
         let _ = writeln!(o, "## Types\n");

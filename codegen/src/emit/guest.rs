@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
-use crate::spec::{Instruction, Reg, Spec, Transport};
+use crate::spec::{Instruction, Nr, Reg, Spec, Transport};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
     let abi = abi_camel(spec);
@@ -21,6 +21,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let arg_regs = spec.arg_regs();
 
     let wrappers = spec.hypercalls.iter().map(|h| {
+        if !h.mem.is_empty() {
+            return super::guest_mem::wrapper(spec, h);
+        }
         let name = crate::names::ident(&h.name.v);
         let nr = nr_const(&h.name.v);
         let params = h.args.iter().map(|a| {
@@ -88,6 +91,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     );
     let calls_doc_attrs = doc(&calls_doc);
     let lens = super::len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
+    let translate = super::guest_mem::translate_trait(spec);
 
     let items = quote! {
         /// A way for the guest to trap to the host with a hypercall.
@@ -108,6 +112,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         }
 
         #(#transports)*
+
+        #translate
 
         #default_doc_attrs
         pub type DefaultTransport = #default;
@@ -144,17 +150,25 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     let mut rbx_is_ret = false;
     // The call number.
     let nr_val = quote! { nr };
-    if t.nr == Reg::Rbx {
-        rbx_in = Some(nr_val);
-        // The result may come back in the call number's register, rbx included.
-        rbx_is_ret = t.ret == Reg::Rbx;
-    } else {
-        let r = reg_lit(t.nr);
-        if t.ret == t.nr {
-            operands.push(quote! { inout(#r) #nr_val => ret });
-        } else {
-            operands.push(quote! { in(#r) #nr_val });
+    let ret_reg = t.ret;
+    match t.nr {
+        Nr::Reg(Reg::Rbx) => {
+            rbx_in = Some(nr_val);
+            // The result may come back in the call number's register, rbx included.
+            rbx_is_ret = ret_reg == Some(Reg::Rbx);
         }
+        Nr::Reg(nr) => {
+            let r = reg_lit(nr);
+            if ret_reg == Some(nr) {
+                operands.push(quote! { inout(#r) #nr_val => ret });
+            } else {
+                operands.push(quote! { in(#r) #nr_val });
+            }
+        }
+        // The port is the call number (the parser keeps call numbers of such an ABI in
+        // 16 bits).
+        Nr::Port => operands.push(quote! { in("dx") #nr_val as u16 }),
+        Nr::Address => operands.push(quote! { addr = in(reg) #nr_val }),
     }
     // The arguments; registers past ARG_REGS carry 0.
     for (i, reg) in t.args.iter().enumerate() {
@@ -172,11 +186,13 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         }
     }
     // The result, when it has a register of its own.
-    if t.ret != t.nr {
-        if t.ret == Reg::Rbx {
+    if let Some(rr) = ret_reg
+        && Nr::Reg(rr) != t.nr
+    {
+        if rr == Reg::Rbx {
             rbx_is_ret = true;
         } else {
-            let r = reg_lit(t.ret);
+            let r = reg_lit(rr);
             operands.push(quote! { lateout(#r) ret });
         }
     }
@@ -187,6 +203,10 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
             Some(p) if p <= 0xff => format!("out {p:#x}, eax"),
             _ => "out dx, eax".to_string(),
         },
+        Instruction::Mmio => format!(
+            "mov qword ptr [{{addr}}], {}",
+            t.args.first().map_or("rax", |r| r.name())
+        ),
     };
     if t.instruction == Instruction::Out
         && let Some(p) = t.port
@@ -215,17 +235,33 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         text.push_str(d.trim());
         text.push_str("\n\n");
     }
+    let arg_list = regs
+        .iter()
+        .map(|r| format!("`{r}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let nr_text = match t.nr {
+        Nr::Reg(r) => format!("call number in `{}`", r.name()),
+        Nr::Port => "the call number is the port written to".into(),
+        Nr::Address => "the call number is the guest-physical address the value is stored to (a 64-bit store: an MMIO exit)".into(),
+    };
+    let ret_text = match t.ret {
+        Some(r) => format!("result in `{}`", r.name()),
+        None => {
+            "no result register (every call returns 0 here; results travel in guest memory)".into()
+        }
+    };
     text.push_str(&format!(
-        "Transport `{}`: `{}`{}, call number in `{}`, arguments in {}, result in `{}`.",
+        "Transport `{}`: `{}`{}, {nr_text}, {} in {}, {ret_text}.",
         t.name.v,
         t.instruction.name(),
         t.port.map_or(String::new(), |p| format!(" to port {p:#x}")),
-        t.nr.name(),
-        regs.iter()
-            .map(|r| format!("`{r}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        t.ret.name()
+        if matches!(t.nr, Nr::Reg(_)) {
+            "arguments"
+        } else {
+            "the value written"
+        },
+        arg_list,
     ));
     if is_default {
         text.push_str(" The ABI's default transport.");
@@ -261,14 +297,56 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     };
     // Where a host finds the call in a trapped vCPU's registers.
     let lit = proc_macro2::Literal::usize_unsuffixed;
-    let nr_reg = lit(t.nr.encoding());
-    let ret_reg = lit(t.ret.encoding());
+    let nr_reg_const = match t.nr {
+        Nr::Reg(r) => {
+            let n = lit(r.encoding());
+            quote! {
+                /// The call number's register, as a host numbers a vCPU's registers (x86
+                /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
+                /// r8..r15 8..15).
+                pub const NR_REG: usize = #n;
+            }
+        }
+        Nr::Port => quote! {
+            /// The call number is the I/O port written to: a host serves the exits of every
+            /// port that is a call's number.
+            pub const NR_IS_PORT: bool = true;
+        },
+        Nr::Address => quote! {
+            /// The call number is the guest-physical address stored to: a host serves the
+            /// MMIO exits of every address that is a call's number.
+            pub const NR_IS_ADDRESS: bool = true;
+        },
+    };
+    let arg_regs_doc = if matches!(t.nr, Nr::Reg(_)) {
+        quote! {
+            /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+        }
+    } else {
+        quote! {
+            /// The argument registers, in argument order, as a host numbers a vCPU's
+            /// registers (x86 encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi
+            /// 6, rdi 7, r8..r15 8..15).
+        }
+    };
+    let ret_reg_const = t.ret.map(|r| {
+        let n = lit(r.encoding());
+        quote! {
+            /// The result register, numbered as [`Self::NR_REG`].
+            pub const RET_REG: usize = #n;
+        }
+    });
     let arg_encodings: Vec<_> = t
         .args
         .iter()
         .take(arg_regs)
         .map(|r| lit(r.encoding()))
         .collect();
+    let (ret_decl, ret_value) = if t.ret.is_some() {
+        (quote! { let ret: u64; }, quote! { ret })
+    } else {
+        (TokenStream::new(), quote! { 0 })
+    };
     quote! {
         #d
         #[derive(Debug)]
@@ -279,14 +357,10 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         impl #id {
             #port_const
 
-            /// The call number's register, as a host numbers a vCPU's registers (x86
-            /// encoding order: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7,
-            /// r8..r15 8..15).
-            pub const NR_REG: usize = #nr_reg;
-            /// The argument registers, in argument order, numbered as [`Self::NR_REG`].
+            #nr_reg_const
+            #arg_regs_doc
             pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [#(#arg_encodings),*];
-            /// The result register, numbered as [`Self::NR_REG`].
-            pub const RET_REG: usize = #ret_reg;
+            #ret_reg_const
 
             /// A handle on the transport.
             ///
@@ -300,7 +374,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
         impl Transport for #id {
             #[inline]
             fn hypercall(&self, nr: u64, #args_param: [u64; super::numbers::ARG_REGS]) -> u64 {
-                let ret: u64;
+                #ret_decl
                 #safety_comment
                 unsafe {
                     ::core::arch::asm!(
@@ -309,7 +383,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
                         options(nostack),
                     );
                 }
-                ret
+                #ret_value
             }
         }
     }

@@ -10,13 +10,16 @@
 //! ones are checked against the spec in `check.rs`, with an error at the clashing key.
 
 pub(crate) mod docs;
+mod docs_memory;
 mod guest;
+mod guest_mem;
 mod host;
 mod lazy;
 mod numbers;
 mod patch;
 mod pv_ops;
 mod shared;
+mod structs;
 mod types;
 
 use proc_macro2::{Literal, TokenStream};
@@ -34,7 +37,11 @@ pub(crate) struct Module {
 
 /// Every module the spec calls for, in a fixed order.
 pub(crate) fn modules(spec: &Spec) -> Vec<Module> {
-    let mut out = vec![numbers::emit(spec), types::emit(spec), guest::emit(spec)];
+    let mut out = vec![numbers::emit(spec), types::emit(spec)];
+    if !spec.structs.is_empty() {
+        out.push(structs::emit(spec));
+    }
+    out.push(guest::emit(spec));
     if spec.ring.is_some() && spec.shared.is_some() {
         out.push(lazy::emit(spec));
     }

@@ -170,7 +170,11 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
         o.put(&["transport", n, "nr"], s(t.nr.name()), &at("nr"));
         let regs = t.args.iter().map(|r| s(r.name())).collect();
         o.put(&["transport", n, "args"], Value::List(regs), &at("args"));
-        o.put(&["transport", n, "ret"], s(t.ret.name()), &at("ret"));
+        o.put(
+            &["transport", n, "ret"],
+            s(t.ret.map_or("none", |r| r.name())),
+            &at("ret"),
+        );
     }
     for c in &spec.consts {
         let n = c.name.v.as_str();
@@ -243,6 +247,7 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
             }
         }
     }
+    memory_facts(&mut o, spec);
     if let Some(r) = &spec.ring {
         for (k, v) in [
             ("size", r.size),
@@ -332,5 +337,99 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
         is_lock: false,
         version_span,
         map: o.map,
+    }
+}
+
+/// The text of a struct-field or element type.
+fn stype_text(spec: &Spec, t: &SType) -> String {
+    match t {
+        SType::Int(i) => i.name(),
+        SType::Named(i) => match &spec.types[*i].kind {
+            TypeKind::Alias(p) => p.name().into(),
+            TypeKind::Enum { repr, .. } => format!("{} ({})", repr.name(), spec.types[*i].name.v),
+        },
+        SType::Struct(i) => format!("struct {}", spec.structs[*i].name.v),
+        SType::Array(e, n) => format!("[{}; {n}]", stype_text(spec, e)),
+        SType::Pad(n) => format!("[u8; {n}]"),
+    }
+}
+
+/// Structs (size, alignment, packing, every named field's offset, type, direction and
+/// constraints) and each call's memory arguments (kind, direction, address kind, where the
+/// address and length come from, maximum, UTF-8).
+fn memory_facts(o: &mut Out<'_>, spec: &Spec) {
+    for st in &spec.structs {
+        let n = st.name.v.as_str();
+        let at = |k| [K("struct"), K(n), K(k)];
+        o.put(&["struct", n, "size"], Value::Int(st.size), &at("fields"));
+        o.put(&["struct", n, "align"], Value::Int(st.align), &at("fields"));
+        o.put(
+            &["struct", n, "packed"],
+            Value::Bool(st.packed),
+            &at("packed"),
+        );
+        for (i, f) in st.fields.iter().enumerate().filter(|(_, f)| !f.is_pad()) {
+            let fname = f.name.v.as_str();
+            let p = |k| ["struct", n, "field", fname, k];
+            let at = |k| [K("struct"), K(n), K("fields"), Index(i), K(k)];
+            o.put(&p("offset"), Value::Int(f.offset), &at("name"));
+            o.put(&p("type"), s(stype_text(spec, &f.ty)), &at("type"));
+            o.put(&p("dir"), s(f.dir.name()), &at("dir"));
+            if let Some((lo, hi)) = &f.range {
+                o.put(
+                    &p("range"),
+                    Value::List(vec![Value::Int(lo.value), Value::Int(hi.value)]),
+                    &at("range"),
+                );
+            }
+            if let Some(a) = &f.align {
+                o.put(&p("align"), Value::Int(a.value), &at("align"));
+            }
+        }
+    }
+    for h in &spec.hypercalls {
+        let n = h.name.v.as_str();
+        let find = [("name", n)];
+        for (k, m) in h.mem.iter().enumerate() {
+            let idx = k.to_string();
+            let p = |key| ["hypercall", n, "mem", idx.as_str(), key];
+            let mname = m.name.v.as_str();
+            let mfind = [("name", mname)];
+            let at = |key| [K("hypercall"), Find(&find), K("args"), Find(&mfind), K(key)];
+            o.put(&p("name"), s(mname), &at("name"));
+            let kind = match &m.kind {
+                MemKind::Struct(i) => format!("&{}", spec.structs[*i].name.v),
+                MemKind::Buffer { elem, .. } => format!("[{}]", stype_text(spec, elem)),
+                MemKind::Str { .. } => "str".into(),
+            };
+            o.put(&p("kind"), s(kind), &at("type"));
+            o.put(&p("dir"), s(m.dir.name()), &at("dir"));
+            let addr = match m.addr {
+                AddrKind::Physical => "physical",
+                AddrKind::Virtual => "virtual",
+            };
+            o.put(&p("addr"), s(addr), &at("addr"));
+            let place = match &m.at {
+                MemAt::Reg(i) => format!("arg {i}"),
+                MemAt::Field(f) => f.text.clone(),
+            };
+            o.put(&p("at"), s(place), &at("at"));
+            match &m.kind {
+                MemKind::Buffer { len, max, .. } => {
+                    let len = match len {
+                        Len::Fixed(n) => n.to_string(),
+                        Len::Arg(i) => format!("arg {i}"),
+                        Len::Field(f) => f.text.clone(),
+                    };
+                    o.put(&p("len"), s(len), &at("len"));
+                    o.put(&p("max"), Value::Int(*max), &at("max"));
+                }
+                MemKind::Str { max, utf8 } => {
+                    o.put(&p("max"), Value::Int(*max), &at("max"));
+                    o.put(&p("utf8"), Value::Bool(*utf8), &at("utf8"));
+                }
+                MemKind::Struct(_) => {}
+            }
+        }
     }
 }

@@ -125,6 +125,9 @@ const ENTITIES: &[Entity] = &[
     ent(&["template", "*"], Compatible, Breaking, true),
     ent(&["template", "*", "form", "*"], Breaking, Breaking, false),
     ent(&["pv_op", "*", "*"], Compatible, Breaking, true),
+    ent(&["struct", "*"], Compatible, Breaking, true),
+    ent(&["struct", "*", "field", "*"], Breaking, Breaking, true),
+    ent(&["hypercall", "*", "mem", "*"], Breaking, Breaking, false),
 ];
 
 /// Leaf rules; the first matching row wins, no match is [`Rule::Exact`].
@@ -139,6 +142,7 @@ const FACTS: &[(&[&str], Rule)] = &[
     (&["hypercall", "*", "arg", "*", "align"], Rule::Align),
     (&["hypercall", "*", "arg", "*", "values"], Rule::Values),
     (&["shared", "name"], Rule::Label),
+    (&["hypercall", "*", "mem", "*", "name"], Rule::Label),
 ];
 
 fn matches(pattern: &[&str], key: &Key) -> bool {
@@ -179,6 +183,9 @@ fn noun(key: &Key, a: &Facts, b: &Facts) -> String {
                 None => format!("argument {} of hypercall `{}`", s(3), s(1)),
             }
         }
+        "hypercall" if key.0.len() >= 4 && s(2) == "mem" => {
+            format!("memory argument {} of hypercall `{}`", s(3), s(1))
+        }
         "hypercall" => format!("hypercall `{}`", s(1)),
         "transport" => format!("transport `{}`", s(1)),
         "const" => format!("const `{}`", s(1)),
@@ -191,6 +198,10 @@ fn noun(key: &Key, a: &Facts, b: &Facts) -> String {
         "template" => format!("template `{}`", s(1)),
         "pv_op" => format!("pv_op `{}.{}`", s(1), s(2)),
         "abi" => "the ABI".into(),
+        "struct" if key.0.len() >= 4 && s(2) == "field" => {
+            format!("field `{}` of struct `{}`", s(3), s(1))
+        }
+        "struct" => format!("struct `{}`", s(1)),
         _ => format!("`{key}`"),
     }
 }

@@ -11,6 +11,8 @@ use crate::spec::*;
 /// A transport's registers as read, with the spans its rules point at.
 struct Regs {
     nr: Option<Reg>,
+    /// `nr = "port"` or `nr = "address"`: the call number is where the value goes.
+    nr_place: Option<Nr>,
     ret: Option<Reg>,
     args: Vec<Reg>,
     arg_spans: Vec<Range<usize>>,
@@ -106,18 +108,25 @@ impl Parser<'_> {
         let doc = o.opt_text(self.d, "doc");
         let (instruction, port, port_ok) = self.instruction_and_port(o);
         let regs = self.registers(o);
-        let out_ok = instruction != Some(Instruction::Out) || self.out_rules(o, port, &regs);
-        if !(name_ok && port_ok && regs.ok && out_ok) {
+        let out_ok = instruction != Some(Instruction::Out)
+            || regs.nr_place.is_some()
+            || self.out_rules(o, port, &regs);
+        let place_ok = self.nr_place_rules(o, instruction, &regs);
+        if !(name_ok && port_ok && regs.ok && out_ok && place_ok) {
             return None;
         }
+        let nr = match regs.nr_place {
+            Some(p) => p,
+            None => Nr::Reg(regs.nr?),
+        };
         Some(Transport {
             name,
             doc,
             instruction: instruction?,
             port,
-            nr: regs.nr?,
+            nr,
             args: regs.args,
-            ret: regs.ret?,
+            ret: regs.ret,
         })
     }
 
@@ -132,13 +141,14 @@ impl Parser<'_> {
                 "vmcall" => Some(Instruction::Vmcall),
                 "vmmcall" => Some(Instruction::Vmmcall),
                 "out" => Some(Instruction::Out),
+                "mmio" => Some(Instruction::Mmio),
                 other => {
                     self.d.push(
                         Diagnostic::new(
                             s.span,
                             format!("unknown instruction `{other}` in {}", o.what),
                         )
-                        .help("use one of: vmcall, vmmcall, out"),
+                        .help("use one of: vmcall, vmmcall, out, mmio"),
                     );
                     None
                 }
@@ -159,7 +169,10 @@ impl Parser<'_> {
                 }
             });
         let mut ok = true;
-        if instruction == Some(Instruction::Out) && o.get("port").is_none() {
+        let nr_is_port = o
+            .get("nr")
+            .is_some_and(|v| matches!(v.get_ref(), ::toml::de::DeValue::String(s) if s == "port"));
+        if instruction == Some(Instruction::Out) && o.get("port").is_none() && !nr_is_port {
             self.d.push(
                 Diagnostic::new(
                     o.span.clone(),
@@ -186,14 +199,21 @@ impl Parser<'_> {
     /// the result (which may share the call number's register, as rax does in KVM's
     /// convention).
     fn registers(&mut self, o: &Obj<'_, '_>) -> Regs {
-        let nr = o
-            .required(self.d, "nr", "\"rax\"")
-            .and_then(|v| self.reg(o, "nr", v));
-        let ret = o
-            .required(self.d, "ret", "\"rax\"")
-            .and_then(|v| self.reg(o, "ret", v));
+        let nr_v = o.required(self.d, "nr", "\"rax\"");
+        let nr_place = nr_v.and_then(|v| match v.get_ref() {
+            ::toml::de::DeValue::String(s) if s == "port" => Some(Nr::Port),
+            ::toml::de::DeValue::String(s) if s == "address" => Some(Nr::Address),
+            _ => None,
+        });
+        let nr = match nr_place {
+            Some(_) => None,
+            None => nr_v.and_then(|v| self.reg(o, "nr", v)),
+        };
+        // No `ret`: the transport returns nothing (a store to guest memory has no result).
+        let ret = o.get("ret").and_then(|v| self.reg(o, "ret", v));
         let mut regs = Regs {
             nr,
+            nr_place,
             ret,
             args: Vec::new(),
             arg_spans: Vec::new(),
@@ -212,10 +232,13 @@ impl Parser<'_> {
                 }
             }
         }
-        let Some(nr) = nr else {
+        let mut seen: Vec<(Reg, &str)> = nr
+            .map(|r| (r, "the call number `nr`"))
+            .into_iter()
+            .collect();
+        if nr.is_none() && nr_place.is_none() {
             return regs;
-        };
-        let mut seen: Vec<(Reg, &str)> = vec![(nr, "the call number `nr`")];
+        }
         for (r, span) in regs.args.iter().zip(&regs.arg_spans) {
             if let Some((_, role)) = seen.iter().find(|(s, _)| s == r) {
                 self.d.push(
@@ -251,6 +274,113 @@ impl Parser<'_> {
             regs.ok = false;
         }
         regs
+    }
+
+    /// `nr = "port"` goes with `out` (and no fixed `port`), `nr = "address"` with `mmio`;
+    /// either carries one value, the call's only argument register.
+    fn nr_place_rules(
+        &mut self,
+        o: &Obj<'_, '_>,
+        instruction: Option<Instruction>,
+        regs: &Regs,
+    ) -> bool {
+        let Some(i) = instruction else { return true };
+        let span = o.get("nr").map_or(o.span.clone(), |v| v.span());
+        let (want, example) = match i {
+            Instruction::Mmio => (
+                Some(Nr::Address),
+                "`nr = \"address\"`: each call stores to its own address",
+            ),
+            Instruction::Out => (None, ""),
+            _ => (None, ""),
+        };
+        let mut ok = true;
+        match (regs.nr_place, i) {
+            (Some(Nr::Port), Instruction::Out) | (Some(Nr::Address), Instruction::Mmio) => {}
+            (None, Instruction::Mmio) => {
+                self.d.push(
+                    Diagnostic::new(
+                        span,
+                        format!(
+                            "{} stores to memory, so its call number is the address stored to",
+                            o.what
+                        ),
+                    )
+                    .help(format!("set {example}")),
+                );
+                ok = false;
+            }
+            (Some(p), _) => {
+                self.d.push(
+                    Diagnostic::new(
+                        span,
+                        format!("`nr = \"{}\"` in {} does not go with `{}`", p.name(), o.what, i.name()),
+                    )
+                    .help("`nr = \"port\"` is for `out` (a port per call), `nr = \"address\"` for `mmio` (an address per call); otherwise name a register"),
+                );
+                ok = false;
+            }
+            (None, _) => {}
+        }
+        let _ = want;
+        if regs.nr_place.is_some() {
+            if regs.args.len() > 1 {
+                self.d.push(
+                    Diagnostic::new(regs.arg_spans[1].clone(), format!("{} writes one value: it has one argument register", o.what))
+                        .help("keep one register in `args`: the value written (pass more through a struct in guest memory)"),
+                );
+                ok = false;
+            }
+            if regs.nr_place == Some(Nr::Port) {
+                if o.get("port").is_some() {
+                    self.d.push(
+                        Diagnostic::new(
+                            o.key_span("port"),
+                            format!(
+                                "{} has a port per call (`nr = \"port\"`) and a fixed `port`",
+                                o.what
+                            ),
+                        )
+                        .help("remove `port`: the call number is the port"),
+                    );
+                    ok = false;
+                }
+                if regs.args.first().is_some_and(|r| *r != Reg::Rax) {
+                    self.d.push(
+                        Diagnostic::new(
+                            regs.arg_spans[0].clone(),
+                            format!("{}: `out` sends eax, so the value must be in `rax`", o.what),
+                        )
+                        .help("set `args = [\"rax\"]`"),
+                    );
+                    ok = false;
+                }
+                if regs.ret.is_some_and(|r| r == Reg::Rdx) {
+                    self.d.push(
+                        Diagnostic::new(
+                            o.key_span("ret"),
+                            format!(
+                                "{}: the port travels in dx, so rdx cannot carry the result",
+                                o.what
+                            ),
+                        )
+                        .help("return in rax, or no result"),
+                    );
+                    ok = false;
+                }
+            }
+            if regs.nr_place == Some(Nr::Address) && regs.ret.is_some() {
+                self.d.push(
+                    Diagnostic::new(
+                        o.key_span("ret"),
+                        format!("{} is a store: nothing comes back in a register", o.what),
+                    )
+                    .help("remove `ret`: results travel in guest memory (`out` fields)"),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// `out` sends eax, and with a port above 0xff the port travels in dx.

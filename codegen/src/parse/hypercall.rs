@@ -16,6 +16,7 @@ impl Parser<'_> {
         v: &Val<'_>,
         index: usize,
         types: &[TypeDef],
+        structs: &[StructDef],
     ) -> Option<Hypercall> {
         let mut o = as_obj(self.d, v, format!("hypercall #{}", index + 1), "hypercall")?;
         let name = o.req_str(self.d, "name", "\"my_call\"");
@@ -49,10 +50,32 @@ impl Parser<'_> {
         let lazy = o.opt_bool(self.d, "lazy").unwrap_or(false);
         let ret = o.opt_text(self.d, "ret");
         let mut args: Vec<Arg> = Vec::new();
+        let mut raws = Vec::new();
         if let Some(a) = o.opt_array(self.d, "args") {
             for v in a.iter() {
-                let Some(arg) = self.arg(v, &o.what, types) else {
-                    continue;
+                let mem_type = match v.get_ref() {
+                    DeValue::Table(t) => t.get("type").is_some_and(|t| {
+                        matches!(t.get_ref(), DeValue::String(s) if super::memory::is_mem_type(s))
+                    }),
+                    _ => false,
+                };
+                let arg = if mem_type {
+                    // A memory argument: a register carrying its address, unless `at` says
+                    // the address is in a struct field.
+                    let Some((raw, ty_span)) = self.mem_arg(v, &o.what, types, structs) else {
+                        continue;
+                    };
+                    let reg = raw.register(ty_span);
+                    raws.push(raw);
+                    match reg {
+                        Some(a) => a,
+                        None => continue,
+                    }
+                } else {
+                    let Some(arg) = self.arg(v, &o.what, types) else {
+                        continue;
+                    };
+                    arg
                 };
                 if let Some(p) = args.iter().find(|p| {
                     p.name.v != arg.name.v
@@ -81,6 +104,7 @@ impl Parser<'_> {
                 }
             }
         }
+        let mem = self.resolve_mem(&o.what, &args, raws, types, structs);
         let name = name.filter(|n| check_name(self.d, n, "hypercall"));
         let nr = nr?;
         Some(Hypercall {
@@ -91,6 +115,7 @@ impl Parser<'_> {
             lazy,
             args,
             ret,
+            mem,
         })
     }
 
@@ -175,7 +200,7 @@ impl Parser<'_> {
     }
 
     /// `align = N`: a power of two, on an integer type, no larger than the type holds.
-    fn align(
+    pub(super) fn align(
         &mut self,
         o: &Obj<'_, '_>,
         prim: Option<(Prim, bool)>,
@@ -235,7 +260,11 @@ impl Parser<'_> {
     }
 
     /// `range = [lo, hi]`: inclusive, not empty, within the type.
-    fn range(&mut self, o: &Obj<'_, '_>, prim: Option<(Prim, bool)>) -> (Option<(Num, Num)>, bool) {
+    pub(super) fn range(
+        &mut self,
+        o: &Obj<'_, '_>,
+        prim: Option<(Prim, bool)>,
+    ) -> (Option<(Num, Num)>, bool) {
         let Some(rv) = o.get("range") else {
             return (None, true);
         };

@@ -12,9 +12,11 @@
 
 mod abi;
 mod hypercall;
+mod memory;
 mod numbers;
 mod pv;
 mod shared;
+mod structs;
 mod template;
 mod toml;
 mod types;
@@ -69,6 +71,7 @@ const ROOT_KEYS: &[&str] = &[
     "template",
     "pv_table",
     "pv_op",
+    "struct",
 ];
 
 impl Parser<'_> {
@@ -88,6 +91,10 @@ impl Parser<'_> {
             Some(o) => self.types(&o),
             None => Vec::new(),
         };
+        let structs = match root.opt_table(self.d, "struct", "[struct]".into()) {
+            Some(o) => self.structs(&o, &types),
+            None => Vec::new(),
+        };
         let mut hypercalls = Vec::new();
         if root.get("hypercall").is_none() {
             self.d.push(
@@ -97,7 +104,7 @@ impl Parser<'_> {
         }
         if let Some(v) = root.get("hypercall") {
             for (i, t) in tables_in(self.d, v, "hypercall").into_iter().enumerate() {
-                if let Some(h) = self.hypercall(t, i, &types) {
+                if let Some(h) = self.hypercall(t, i, &types, &structs) {
                     hypercalls.push(h);
                 }
             }
@@ -128,6 +135,7 @@ impl Parser<'_> {
             shared,
             templates,
             pv_tables,
+            structs,
         })
     }
 }

@@ -14,8 +14,19 @@ use crate::spec::{Arg, ArgType, Hypercall, Num, NumForm, Prim, Spec, TypeKind};
 
 /// `Call::SetPte { pgdir: arg0, vaddr: arg1, pte: arg2 }`: the decoded call with its fields
 /// bound to (or built from) the locals `argN`, both as a value and as a pattern.
-pub(super) fn call_with_locals(h: &Hypercall) -> TokenStream {
+pub(super) fn call_with_locals(spec: &Spec, h: &Hypercall) -> TokenStream {
     let v = variant(&h.name.v);
+    if !h.mem.is_empty() {
+        let fields = super::memory::call_fields(spec, h).into_iter().map(|f| {
+            let (n, l) = (f.name, f.local);
+            if n == l {
+                quote! { #n }
+            } else {
+                quote! { #n: #l }
+            }
+        });
+        return quote! { Call::#v { #(#fields),* } };
+    }
     if h.args.is_empty() {
         return quote! { Call::#v };
     }
@@ -42,8 +53,9 @@ pub(super) fn arms(spec: &Spec) -> Vec<TokenStream> {
                 .iter()
                 .enumerate()
                 .map(|(i, a)| arg_check(spec, a, i));
-            let value = call_with_locals(h);
-            quote! { super::numbers::Hypercall::#v => { #(#checks)* Ok(#value) } }
+            let mem = super::memory::decode_mem(spec, h);
+            let value = call_with_locals(spec, h);
+            quote! { super::numbers::Hypercall::#v => { #(#checks)* #mem Ok(#value) } }
         })
         .collect()
 }

@@ -10,7 +10,29 @@ use quote::quote;
 use crate::spec::{ArgType, Prim, Spec, TypeKind};
 
 /// `Violation`, `BadArgument`, `DispatchError` and `DecodeError`.
-pub(super) fn types() -> TokenStream {
+pub(super) fn types(spec: &Spec) -> TokenStream {
+    let mem = spec.has_memory();
+    let bad_memory = mem.then(|| {
+        quote! {
+            /// An argument in guest memory broke the spec (or could not be written back
+            /// after the handler ran).
+            BadMemory(BadMemory),
+        }
+    });
+    let bad_memory_for_host =
+        mem.then(|| quote! { DispatchError::BadMemory(b) => DispatchError::BadMemory(b), });
+    let bad_memory_fmt = mem.then(|| quote! { DispatchError::BadMemory(b) => b.fmt(f), });
+    let decode_doc = if mem {
+        quote! {
+            /// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+            /// in, so only `UnknownHypercall`, `BadArgument` and `BadMemory` can happen.
+        }
+    } else {
+        quote! {
+            /// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
+            /// in, so only `UnknownHypercall` and `BadArgument` can happen.
+        }
+    };
     quote! {
         /// The constraint an argument broke.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +111,12 @@ pub(super) fn types() -> TokenStream {
             },
             /// An argument broke the spec; the handler did not run.
             BadArgument(BadArgument),
+            #bad_memory
             /// The handler refused the call.
             Host(E),
         }
 
-        /// Why [`decode`] refused a trap: a [`DispatchError`] that no handler was involved
-        /// in, so only `UnknownHypercall` and `BadArgument` can happen.
+        #decode_doc
         pub type DecodeError = DispatchError<::core::convert::Infallible>;
 
         impl DecodeError {
@@ -105,6 +127,7 @@ pub(super) fn types() -> TokenStream {
                 match self {
                     DispatchError::UnknownHypercall { nr } => DispatchError::UnknownHypercall { nr },
                     DispatchError::BadArgument(b) => DispatchError::BadArgument(b),
+                    #bad_memory_for_host
                 }
             }
         }
@@ -120,6 +143,7 @@ pub(super) fn types() -> TokenStream {
                 match self {
                     DispatchError::UnknownHypercall { nr } => write!(f, "unknown hypercall number {nr:#x}"),
                     DispatchError::BadArgument(b) => b.fmt(f),
+                    #bad_memory_fmt
                     DispatchError::Host(e) => e.fmt(f),
                 }
             }

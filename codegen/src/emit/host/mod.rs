@@ -5,6 +5,7 @@
 
 mod decode;
 mod errors;
+pub(crate) mod memory;
 mod run;
 mod sample;
 
@@ -17,8 +18,21 @@ use crate::spec::{Hypercall, Spec};
 
 pub(crate) use decode::num_in;
 
-/// The handler's parameters, `name: Type`.
+/// The handler's parameters, `name: Type` (a memory argument as its typed value).
 fn params(spec: &Spec, h: &Hypercall) -> Vec<TokenStream> {
+    if !h.mem.is_empty() {
+        return memory::call_fields(spec, h)
+            .iter()
+            .map(|f| {
+                let id = &f.name;
+                let ty = match f.mem {
+                    Some(m) => memory::handler_type(spec, m, None),
+                    None => f.ty.clone(),
+                };
+                quote! { #id: #ty }
+            })
+            .collect();
+    }
     h.args
         .iter()
         .map(|a| {
@@ -74,6 +88,14 @@ fn call_enum(spec: &Spec) -> TokenStream {
     let variants = spec.hypercalls.iter().map(|h| {
         let v = variant(&h.name.v);
         let d = doc(&format!("`{}` (number {}).", h.name.v, h.nr.v));
+        if !h.mem.is_empty() {
+            let fields = memory::call_fields(spec, h).into_iter().map(|f| {
+                let fd = doc(&f.doc);
+                let (n, t) = (f.name, f.ty);
+                quote! { #fd #n: #t }
+            });
+            return quote! { #d #v { #(#fields),* } };
+        }
         if h.args.is_empty() {
             return quote! { #d #v };
         }
@@ -98,8 +120,48 @@ fn call_enum(spec: &Spec) -> TokenStream {
         quote! { #pat => super::numbers::Hypercall::#v, }
     });
     let arg_regs = spec.arg_regs();
+    let mem = spec.has_memory();
     let raw = spec.hypercalls.iter().map(|h| {
-        let pat = decode::call_with_locals(h);
+        if mem {
+            // Matching on `self`: every local is a reference.
+            let pat = decode::call_with_locals(spec, h);
+            let mut regs: Vec<TokenStream> = (0..h.args.len())
+                .map(|i| match h.mem_at_reg(i) {
+                    Some((k, _)) => {
+                        let l = format_ident!("mem{k}");
+                        quote! { #l.addr }
+                    }
+                    None => {
+                        let l = format_ident!("arg{i}");
+                        let is_enum = matches!(&h.args[i].ty, crate::spec::ArgType::Named(t) if matches!(spec.types[*t].kind, crate::spec::TypeKind::Enum { .. }));
+                        if is_enum {
+                            super::to_u64(spec, &h.args[i].ty, quote! { #l })
+                        } else {
+                            super::to_u64(spec, &h.args[i].ty, quote! { *#l })
+                        }
+                    }
+                })
+                .collect();
+            while regs.len() < arg_regs {
+                regs.push(quote! { 0 });
+            }
+            let v = variant(&h.name.v);
+            let names = memory::call_fields(spec, h)
+                .into_iter()
+                .filter(|f| f.mem.is_none_or(|m| matches!(m.at, crate::spec::MemAt::Reg(_))))
+                .map(|f| {
+                    let (n, l) = (f.name, f.local);
+                    if n == l {
+                        quote! { #n }
+                    } else {
+                        quote! { #n: #l }
+                    }
+                });
+            let _ = pat;
+            let pat = quote! { Call::#v { #(#names,)* .. } };
+            return quote! { #pat => [#(#regs),*], };
+        }
+        let pat = decode::call_with_locals(spec, h);
         let mut regs: Vec<TokenStream> = (0..h.args.len())
             .map(|i| {
                 let l = format_ident!("arg{i}");
@@ -120,6 +182,15 @@ fn call_enum(spec: &Spec) -> TokenStream {
                 [0; super::numbers::ARG_REGS]
             }
         }
+    } else if mem {
+        quote! {
+            /// The argument registers the call travels with (unused ones 0; a memory
+            /// argument's register is its address): what [`decode`] made it from, for a
+            /// trace or a test double.
+            pub fn raw_args(&self) -> [u64; super::numbers::ARG_REGS] {
+                match self { #(#raw)* }
+            }
+        }
     } else {
         quote! {
             /// The argument registers the call travels with (unused ones 0): what
@@ -129,15 +200,37 @@ fn call_enum(spec: &Spec) -> TokenStream {
             }
         }
     };
+    let (derive, life) = if !mem {
+        (
+            quote! { #[derive(Clone, Copy, Debug, PartialEq, Eq)] },
+            TokenStream::new(),
+        )
+    } else if spec.has_scratch() {
+        (quote! { #[derive(Debug, PartialEq, Eq)] }, quote! { <'a> })
+    } else {
+        (
+            quote! { #[derive(Debug, PartialEq, Eq)] },
+            TokenStream::new(),
+        )
+    };
+    let mem_doc = mem.then(|| {
+        quote! {
+            ///
+            /// An argument in guest memory is the host's copy of it, with the address the
+            /// guest gave ([`Mem`]); buffers and strings borrow the [`Scratch`] that
+            /// [`decode`] copied them into.
+        }
+    });
     quote! {
         /// A hypercall with its arguments checked against the spec and typed: what
         /// [`decode`] makes of a trap, and what [`run`] hands to a handler.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Call {
+        #mem_doc
+        #derive
+        pub enum Call #life {
             #(#variants,)*
         }
 
-        impl Call {
+        impl #life Call #life {
             /// Which hypercall this is.
             pub const fn hypercall(&self) -> super::numbers::Hypercall {
                 match self { #(#hc)* }
@@ -157,8 +250,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         spec.abi.name.v
     ));
     let lens = len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
-    let error_types = errors::types();
+    let error_types = errors::types(spec);
     let helpers = errors::helpers(spec);
+    let memory = spec.has_memory().then(|| memory::items(spec));
     let call = call_enum(spec);
     let decode = run::decode_fn(spec, decode::arms(spec));
     let run = run::run_and_dispatch(spec, &host_trait);
@@ -177,6 +271,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         #error_types
 
         #helpers
+
+        #memory
 
         #call
 

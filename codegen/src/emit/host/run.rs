@@ -15,6 +15,9 @@ use crate::spec::Spec;
 
 /// `decode()` around its arms. `args` goes unread when no call takes an argument.
 pub(super) fn decode_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
+    if spec.has_memory() {
+        return decode_mem_fn(spec, arms);
+    }
     let args = if spec.hypercalls.iter().all(|h| h.args.is_empty()) {
         quote! { _args }
     } else {
@@ -40,11 +43,176 @@ pub(super) fn decode_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
     }
 }
 
-/// `run()`, `dispatch()` and, with a ring, `dispatch_slot()`.
-pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
+/// `decode()` for a spec with memory arguments: it reads them through `mem`, into
+/// `scratch` where they are buffers or strings.
+fn decode_mem_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
+    let args = if spec.hypercalls.iter().all(|h| h.args.is_empty()) {
+        quote! { _args }
+    } else {
+        quote! { args }
+    };
+    let (life, scratch, ret) = if spec.has_scratch() {
+        (
+            quote! { 'a, },
+            quote! { scratch: &'a mut Scratch, },
+            quote! { Call<'a> },
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new(), quote! { Call })
+    };
+    quote! {
+        /// Checks hypercall `nr` with argument registers `args` against the spec (every
+        /// range, alignment, enum and width) and types its arguments; copies each argument
+        /// in guest memory out of `mem` once, before checking it (lengths against their
+        /// maximum, alignment, struct fields, NUL and UTF-8), and checks that `out` ones can
+        /// be written. Never panics, whatever `nr`, `args` and guest memory hold.
+        #[inline]
+        pub fn decode<#life M: GuestMemory + ?::core::marker::Sized>(
+            mem: &M,
+            #scratch
+            nr: u64,
+            #args: [u64; super::numbers::ARG_REGS],
+        ) -> ::core::result::Result<#ret, DecodeError> {
+            let call = match super::numbers::Hypercall::try_from(nr) {
+                Ok(call) => call,
+                Err(_) => return Err(DispatchError::UnknownHypercall { nr }),
+            };
+            match call {
+                #(#arms)*
+            }
+        }
+    }
+}
+
+/// `run()`, `dispatch()` and `dispatch_slot()` for a spec with memory arguments: `run`
+/// writes `out` memory back after the handler.
+fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let arms = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
-        let pat = decode::call_with_locals(h);
+        let fields = super::memory::call_fields(spec, h);
+        let v = crate::emit::variant(&h.name.v);
+        let pat = if h.args.is_empty() && h.mem.is_empty() {
+            quote! { Call::#v }
+        } else {
+            let fs = fields.iter().map(|f| {
+                let (n, l) = (&f.name, &f.local);
+                let m = f.mem.is_some_and(|m| m.dir.writes() && matches!(m.kind, crate::spec::MemKind::Struct(_)));
+                match (n == l, m) {
+                    (true, false) => quote! { #n },
+                    (true, true) => quote! { mut #n },
+                    (false, false) => quote! { #n: #l },
+                    (false, true) => quote! { #n: mut #l },
+                }
+            });
+            quote! { Call::#v { #(#fs),* } }
+        };
+        let pass = fields.iter().map(super::memory::handler_arg);
+        let wb = super::memory::write_back(spec, h);
+        let out = if h.ret.is_some() {
+            quote! { let ret = #host_trait::#name(host, #(#pass),*).map_err(DispatchError::Host)?; }
+        } else {
+            quote! { #host_trait::#name(host, #(#pass),*).map_err(DispatchError::Host)?; let ret = 0; }
+        };
+        quote! { #pat => { #out #wb Ok(ret) } }
+    });
+    let uses_mem = spec
+        .hypercalls
+        .iter()
+        .any(|h| h.mem.iter().any(|m| m.dir.writes()));
+    let mem_param = if uses_mem {
+        quote! { mem }
+    } else {
+        quote! { _mem }
+    };
+    let (life, scratch, scratch_arg, call_ty) = if spec.has_scratch() {
+        (
+            quote! { 'a, },
+            quote! { scratch: &mut Scratch, },
+            quote! { scratch, },
+            quote! { Call<'_> },
+        )
+    } else {
+        (
+            TokenStream::new(),
+            TokenStream::new(),
+            TokenStream::new(),
+            quote! { Call },
+        )
+    };
+    let _ = life;
+    let ring = spec.ring.as_ref().map(|r| {
+        let ring_args = r.args as usize;
+        let widen = (0..spec.arg_regs()).map(|i| {
+            if i < ring_args {
+                let i = usize_lit(i as u64);
+                quote! { args[#i] }
+            } else {
+                quote! { 0 }
+            }
+        });
+        let args = if ring_args == 0 { quote! { _args } } else { quote! { args } };
+        quote! {
+            /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
+            /// the registers a slot does not hold. Read the slot once into `nr` and `args`
+            /// before calling this; the guest may change it at any time.
+            #[inline]
+            pub fn dispatch_slot<H: #host_trait + ?::core::marker::Sized, M: GuestMemory + ?::core::marker::Sized>(
+                host: &mut H,
+                mem: &M,
+                #scratch
+                nr: u64,
+                #args: [u64; super::shared::RING_ARGS],
+            ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+                dispatch(host, mem, #scratch_arg nr, [#(#widen),*])
+            }
+        }
+    });
+    quote! {
+        /// Hands a decoded call to its handler on `host`, then writes the call's `out` and
+        /// `inout` memory back to `mem`. Returns the value for the result register (0 for
+        /// calls that return nothing).
+        #[inline]
+        pub fn run<H: #host_trait + ?::core::marker::Sized, M: GuestMemory + ?::core::marker::Sized>(
+            host: &mut H,
+            #mem_param: &M,
+            call: #call_ty,
+        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            match call {
+                #(#arms)*
+            }
+        }
+
+        /// Runs hypercall `nr` with argument registers `args` on `host`: [`decode`] (which
+        /// copies memory arguments out of `mem`), then [`run`]. The handler runs only when
+        /// every argument meets the spec. Never panics, whatever `nr`, `args` and guest
+        /// memory hold.
+        #[inline]
+        pub fn dispatch<H: #host_trait + ?::core::marker::Sized, M: GuestMemory + ?::core::marker::Sized>(
+            host: &mut H,
+            mem: &M,
+            #scratch
+            nr: u64,
+            args: [u64; super::numbers::ARG_REGS],
+        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            let call = match decode(mem, #scratch_arg nr, args) {
+                Ok(call) => call,
+                Err(e) => return Err(e.for_host()),
+            };
+            run(host, mem, call)
+        }
+
+        #ring
+    }
+}
+
+/// `run()`, `dispatch()` and, with a ring, `dispatch_slot()`.
+pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
+    if spec.has_memory() {
+        return run_and_dispatch_mem(spec, host_trait);
+    }
+    let arms = spec.hypercalls.iter().map(|h| {
+        let name = ident(&h.name.v);
+        let pat = decode::call_with_locals(spec, h);
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
         if h.ret.is_some() {
             quote! { #pat => #host_trait::#name(host, #(#locals),*), }
@@ -121,7 +289,14 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let methods = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let params = params(spec, h);
-        let fields: Vec<Ident> = h.args.iter().map(|a| ident(&a.name.v)).collect();
+        let fields: Vec<Ident> = if h.mem.is_empty() {
+            h.args.iter().map(|a| ident(&a.name.v)).collect()
+        } else {
+            super::memory::call_fields(spec, h)
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        };
         let v = crate::emit::variant(&h.name.v);
         let call = if h.args.is_empty() {
             quote! { Call::#v }
@@ -129,6 +304,18 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
             quote! { Call::#v { #(#fields),* } }
         };
         let ret = ret_type(h);
+        let mem = spec.has_memory();
+        let call = if mem {
+            let _ = call;
+            let locals = &fields;
+            if locals.is_empty() {
+                quote! { super::numbers::Hypercall::#v }
+            } else {
+                quote! { { #(let _ = #locals;)* super::numbers::Hypercall::#v } }
+            }
+        } else {
+            call
+        };
         let body = if h.ret.is_some() {
             quote! { self.unhandled(#call) }
         } else {
@@ -155,7 +342,14 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let forwards = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let params = params(spec, h);
-        let locals: Vec<Ident> = h.args.iter().map(|a| ident(&a.name.v)).collect();
+        let locals: Vec<Ident> = if h.mem.is_empty() {
+            h.args.iter().map(|a| ident(&a.name.v)).collect()
+        } else {
+            super::memory::call_fields(spec, h)
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        };
         let ret = ret_type(h);
         let many = many_args(h.args.len());
         let allows = abi_name_allows(&h.name.v);
@@ -172,13 +366,18 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let d = doc(&format!(
         "A [`{host_trait}`] that answers every call it does not override: each method defaults to [`Self::unhandled`], which accepts the call and returns 0.\n\nFor test doubles and benchmarks: implement this trait, override the calls the test is about, and the double follows the spec when a call is added. A real host implements [`{host_trait}`] itself, so that a new call fails its build until it is handled."
     ));
-    quote! {
-        #d
-        #lens
-        pub trait #default_trait {
-            /// Why a handler refused a call.
-            type Error;
-
+    let unhandled = if spec.has_memory() {
+        quote! {
+            /// What every call the implementation does not override does: by default,
+            /// accept it, return 0 and leave `out` memory as [`decode`] made it (zero).
+            #[inline]
+            fn unhandled(&mut self, call: super::numbers::Hypercall) -> ::core::result::Result<u64, Self::Error> {
+                let _ = call;
+                Ok(0)
+            }
+        }
+    } else {
+        quote! {
             /// What every call the implementation does not override does: by default,
             /// accept it and return 0.
             #[inline]
@@ -186,6 +385,16 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
                 let _ = call;
                 Ok(0)
             }
+        }
+    };
+    quote! {
+        #d
+        #lens
+        pub trait #default_trait {
+            /// Why a handler refused a call.
+            type Error;
+
+            #unhandled
 
             #(#methods)*
         }

@@ -1,0 +1,91 @@
+//! The ABI lock covers structs and memory arguments: spec/uhyve.toml edited one way at a
+//! time, each edit classified as a guest or host built from the other side would see it.
+
+use codegen::lock::{Class, Facts, Report};
+use std::path::Path;
+
+fn facts(src: &str) -> Facts {
+    let spec = codegen::load("uhyve.toml", src).unwrap_or_else(|d| panic!("{d}"));
+    Facts::from_spec(&spec, "uhyve.toml", src)
+}
+
+fn worst(old: &str, new: &str) -> (Class, Vec<String>) {
+    let r = Report::new(&facts(old), &facts(new));
+    let class = r
+        .changes
+        .iter()
+        .map(|c| c.class)
+        .max()
+        .unwrap_or(Class::Compatible);
+    (class, r.changes.iter().map(|c| c.what.clone()).collect())
+}
+
+fn edit(src: &str, from: &str, to: &str) -> String {
+    assert_eq!(src.matches(from).count(), 1, "`{from}` must occur once");
+    src.replacen(from, to, 1)
+}
+
+#[test]
+fn struct_and_memory_argument_changes_are_classified() {
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/uhyve.toml"))
+            .expect("spec/uhyve.toml");
+    let cases: &[(&str, &str, &str, Class)] = &[
+        (
+            "a doc",
+            "doc = \"Parameters of `file_close` (packed).\"",
+            "doc = \"Closing.\"",
+            Class::Compatible,
+        ),
+        (
+            "a new struct nothing uses",
+            "[[hypercall]]\nname = \"exit\"",
+            "[struct.spare]\nfields = [{ name = \"x\", type = \"u64\" }]\n\n[[hypercall]]\nname = \"exit\"",
+            Class::Compatible,
+        ),
+        (
+            "a renamed field",
+            "{ name = \"whence\", type = \"u32\"",
+            "{ name = \"how\", type = \"u32\"",
+            Class::Compatible,
+        ),
+        (
+            "a widened field",
+            "{ name = \"ret\", type = \"i32\", dir = \"out\", doc = \"Zero, or a negative errno.\" }",
+            "{ name = \"ret\", type = \"i64\", dir = \"out\", doc = \"Zero, or a negative errno.\" }",
+            Class::Breaking,
+        ),
+        (
+            "an out field made in",
+            "{ name = \"ret\", type = \"i64\", dir = \"out\", doc = \"Bytes written, or a negative errno.\" }",
+            "{ name = \"ret\", type = \"i64\", doc = \"Bytes written, or a negative errno.\" }",
+            Class::Breaking,
+        ),
+        (
+            "a string's maximum",
+            "path_max = { value = 4095",
+            "path_max = { value = 255",
+            Class::Breaking,
+        ),
+        (
+            "a buffer's address kind",
+            "max = 4096, at = \"params.buf\", doc = \"The bytes to print.\"",
+            "max = 4096, at = \"params.buf\", addr = \"virtual\", doc = \"The bytes to print.\"",
+            Class::Breaking,
+        ),
+        (
+            "packing dropped",
+            "doc = \"Parameters of `file_close` (packed).\"\npacked = true",
+            "doc = \"Parameters of `file_close` (packed).\"",
+            Class::Breaking,
+        ),
+    ];
+    for (what, from, to, want) in cases {
+        let after = edit(&base, from, to);
+        let (class, changes) = worst(&base, &after);
+        assert_eq!(class, *want, "{what}: {changes:#?}");
+        if *want != Class::Compatible {
+            assert!(!changes.is_empty(), "{what}");
+        }
+    }
+}
