@@ -73,9 +73,6 @@ pub mod mmu;
 pub mod patch;
 pub mod pic;
 pub mod time;
-#[doc(hidden)]
-#[cfg(feature = "zero-cost-listing")]
-pub mod zero_cost;
 
 pub use hw::{DirectMap, NativeCpuid, RawCpuid, Translate};
 pub use init::{Instance, IrqGates, Ops};
