@@ -101,15 +101,16 @@ pub fn spec_errors(span: Span, d: &Diagnostics) -> syn::Error {
 
 #[cfg(test)]
 pub(crate) mod test_spec {
-    //! The spec of pv-macros' compile-fail tests, which the generators' tests share.
+    //! The spec of pv-macros' compile-fail tests (`pv-macros/ui`), which the generators'
+    //! tests share.
 
     use super::MacroSpec;
 
-    /// `pv-macros/tests/ui/specs/mini.toml`, checked.
+    /// `pv-macros/ui/tests/ui/specs/mini.toml`, checked.
     pub(crate) fn mini() -> MacroSpec {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../pv-macros/tests/ui/specs/mini.toml"
+            "/../pv-macros/ui/tests/ui/specs/mini.toml"
         );
         let src = std::fs::read_to_string(path).expect("the macros' test spec is readable");
         let spec = crate::load("mini.toml", &src).expect("mini.toml is a good spec");

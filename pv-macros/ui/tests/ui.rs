@@ -1,5 +1,5 @@
 //! Compile-fail tests: every error the macros report, with its message and span.
-//! Bless changed messages with `TRYBUILD=overwrite cargo test -p pv-macros --test ui`.
+//! Bless changed messages with `TRYBUILD=overwrite cargo test -p pv-macros-ui --test ui`.
 //!
 //! Two errors are unit tests of the generators in `codegen::macros` instead: `#[pv_ops]`'s
 //! AVX-512 refusal (trybuild builds the proc macro and the tested crate with the same
