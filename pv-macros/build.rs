@@ -1,5 +1,7 @@
 //! Generates `$OUT_DIR/lguest.rs` the build.rs way, so the tests can check that
-//! `pv_macros::abi!` expands to the same items. The macros themselves do not use it.
+//! `pv_macros::abi!` expands to the same items. The macros themselves do not use it. It
+//! also tells the tests which `rustc` cargo uses (`PV_MACROS_RUSTC`, for
+//! `tests/debug_expand.rs`).
 //!
 //! It also writes `$OUT_DIR/observe.rs`: probes over every item of that output, found by
 //! walking it with `syn`, which `tests/abi_paths.rs` includes into both the build.rs
@@ -13,6 +15,8 @@ use quote::{format_ident, quote};
 use syn::{FnArg, ImplItem, Item, ItemImpl, ItemTrait, TraitItem, Type};
 
 fn main() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    println!("cargo:rustc-env=PV_MACROS_RUSTC={rustc}");
     let generated = match codegen::Config::new().compile("../spec/lguest.toml") {
         Ok(g) => g,
         Err(e) => {

@@ -21,7 +21,7 @@ fn main() {
     for dir in [
         "kernel",
         "guest/src",
-        "guest/build.rs",
+        "abi",
         "pv-macros/src",
         "pv-sites/src",
         "codegen/src",

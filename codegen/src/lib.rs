@@ -49,6 +49,7 @@ pub mod check;
 pub mod diag;
 mod emit;
 pub mod lock;
+pub mod macros;
 pub mod names;
 pub mod outdir;
 mod parse;

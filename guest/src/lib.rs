@@ -58,10 +58,8 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(warnings)]
 
-/// The ABI generated from `spec/lguest.toml`.
-pub mod abi {
-    include!(concat!(env!("OUT_DIR"), "/lguest.rs"));
-}
+/// The ABI generated from `spec/lguest.toml`, the one crate that owns it.
+pub use lguest_abi as abi;
 
 pub mod cpuid;
 pub mod cr;
@@ -75,9 +73,6 @@ pub mod mmu;
 pub mod patch;
 pub mod pic;
 pub mod time;
-#[doc(hidden)]
-#[cfg(feature = "zero-cost-listing")]
-pub mod zero_cost;
 
 pub use hw::{DirectMap, NativeCpuid, RawCpuid, Translate};
 pub use init::{Instance, IrqGates, Ops};

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use guest::Instance;
-use guest::abi::numbers::NOTIFY_MAX;
+use lguest_abi::numbers::NOTIFY_MAX;
 
 const CHUNK: usize = NOTIFY_MAX as usize - 1;
 

@@ -4,10 +4,10 @@
 //! another; the host must end it first, with the reason its test expects.
 
 use guest::Instance;
-use guest::abi::guest::{LguestHypercalls, Transport};
-use guest::abi::numbers::{CR0_TS, HOST_CS_ENTRY, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
-use guest::abi::shared::RING_SIZE;
 use guest::pic::{TRAP_GATE, encode_gate};
+use lguest_abi::guest::{LguestHypercalls, Transport};
+use lguest_abi::numbers::{CR0_TS, HOST_CS_ENTRY, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
+use lguest_abi::shared::RING_SIZE;
 
 use crate::params::Fault;
 use crate::workload::{Failure, Platform, pv};
@@ -101,7 +101,7 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             Err("the host took a gate with a non-canonical handler")
         }
         Fault::HypercallIn => {
-            let port = guest::abi::guest::Pio::PORT;
+            let port = lguest_abi::guest::Pio::PORT;
             let v: u32;
             // SAFETY: deliberately wrong: a read from the hypercall port, which the I/O
             // bitmap lets through; the host ends the guest.

@@ -3,10 +3,10 @@
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use guest::abi::guest::Pio;
-use guest::abi::numbers::{ERROR_CODE_VECTORS, IRQS, PAGE_SIZE, SHUTDOWN_REASON_MAX};
-use guest::abi::shared::LguestData;
 use guest::{DirectMap, Instance, IrqGates, Lguest, NativeCpuid, Scratch};
+use lguest_abi::guest::Pio;
+use lguest_abi::numbers::{ERROR_CODE_VECTORS, IRQS, PAGE_SIZE, SHUTDOWN_REASON_MAX};
+use lguest_abi::shared::LguestData;
 use lguest_kernel::console::CBuf;
 use lguest_kernel::params::{BootParams, MARK_PORT};
 use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};

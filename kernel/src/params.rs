@@ -227,7 +227,7 @@ impl BootParams {
         let mode = Mode::from_raw(self.mode).ok_or("boot block: bad mode")?;
         let workload = Workload::from_raw(self.workload).ok_or("boot block: bad workload")?;
         let fault = Fault::from_raw(self.fault).ok_or("boot block: bad fault")?;
-        if self.tick_ns < guest::abi::numbers::CLOCK_MIN_DELTA {
+        if self.tick_ns < lguest_abi::numbers::CLOCK_MIN_DELTA {
             return Err("boot block: tick_ns below CLOCK_MIN_DELTA");
         }
         Ok(Checked {

@@ -10,15 +10,15 @@ use core::fmt::Write as _;
 use core::ops::Range;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use guest::abi::guest::{LguestHypercalls, Transport};
-use guest::abi::numbers::{
+use guest::pic::{INTERRUPT_GATE, TRAP_GATE, encode_gate};
+use guest::{Instance, Ops};
+use lguest_abi::guest::{LguestHypercalls, Transport};
+use lguest_abi::numbers::{
     FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE,
     RESERVE_MEM, SHUTDOWN_REASON_MAX,
 };
-use guest::abi::pv_ops::PvOps;
-use guest::abi::shared::RING_SIZE;
-use guest::pic::{INTERRUPT_GATE, TRAP_GATE, encode_gate};
-use guest::{Instance, Ops};
+use lguest_abi::pv_ops::PvOps;
+use lguest_abi::shared::RING_SIZE;
 use pv_sites::Slot;
 use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
 use x86::dtables::DescriptorTablePointer;
@@ -42,7 +42,7 @@ const HOST_PML4_SLOT: usize = ((0u64.wrapping_sub(RESERVE_MEM) >> 39) & 511) as 
 /// An address the kernel never maps.
 pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
 /// The kernel code segment selector (the spec's `KERNEL_CS`).
-pub const KERNEL_CS: u16 = guest::abi::numbers::KERNEL_CS as u16;
+pub const KERNEL_CS: u16 = lguest_abi::numbers::KERNEL_CS as u16;
 /// Exceptions the kernel installs handlers for: every vector below the first external one.
 pub const EXCEPTIONS: usize = FIRST_EXTERNAL_VECTOR as usize;
 

@@ -12,10 +12,32 @@
 //! spec with problems is a compile error per problem, each starting with `file:line:col`.
 //! The runtime half of [`pv_call!`] (record format, iterator, slots) is the `pv-sites`
 //! crate.
+//!
+//! This crate only parses its input (`input`: one option parser for both macros) and
+//! finds the spec (`spec_file`); what each macro expands to is `codegen::tokens` and
+//! `codegen::macros`, where it is unit-tested.
+//!
+//! # Seeing an expansion
+//!
+//! With `PVABI_DEBUG_EXPAND=DIR` in the environment of the build, every expansion is
+//! written, formatted, to a file in `DIR` (`<crate>.<file>.<line>.<col>.<macro>.rs`, after
+//! a comment naming the invocation) and the macro expands to an `include!` of that file,
+//! so a compile error inside generated code points at a line one can open:
+//!
+//! ```text
+//! PVABI_DEBUG_EXPAND=/tmp/expanded cargo build -p lguest-kernel
+//! ```
+//!
+//! A relative `DIR` is taken from the directory rustc runs in (the workspace root, under
+//! Cargo). Cargo does not know the macros read the variable: touch a source file (or
+//! `cargo clean -p CRATE`) to expand an already built crate again.
 
-mod call;
-mod ops;
+mod debug_expand;
+mod input;
 mod spec_file;
+
+use debug_expand::Shape;
+use input::at_call_site;
 
 use proc_macro::TokenStream;
 
@@ -35,19 +57,29 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn abi(input: TokenStream) -> TokenStream {
     let lit = syn::parse_macro_input!(input as syn::LitStr);
-    expand_abi(&lit)
-        .unwrap_or_else(|e| e.to_compile_error())
-        .into()
+    let expanded = spec_file::load(&lit).map(|spec| {
+        let track = spec.track();
+        let tokens = codegen::tokens(&spec.spec);
+        quote::quote! {
+            #track
+            #tokens
+        }
+    });
+    finish("abi", Shape::Items, expanded)
 }
 
-fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
-    let file = spec_file::SpecFile::load(lit)?;
-    let track = file.track();
-    let tokens = codegen::tokens(&file.spec);
-    Ok(quote::quote! {
-        #track
-        #tokens
-    })
+/// The macro's result: the expansion (through `PVABI_DEBUG_EXPAND` when it is set), or
+/// its errors.
+fn finish(
+    name: &str,
+    shape: Shape,
+    expanded: syn::Result<proc_macro2::TokenStream>,
+) -> TokenStream {
+    match expanded {
+        Ok(tokens) => debug_expand::finish(name, shape, tokens),
+        Err(e) => e.to_compile_error(),
+    }
+    .into()
 }
 
 /// Checks an `impl` of a generated pv_op trait against the spec, and makes a callee-save
@@ -95,11 +127,21 @@ fn expand_abi(lit: &syn::LitStr) -> syn::Result<proc_macro2::TokenStream> {
 /// and the mask registers).
 #[proc_macro_attribute]
 pub fn pv_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let args = syn::parse_macro_input!(attr as ops::OpsArgs);
+    let input::OpsArgs(opts) = syn::parse_macro_input!(attr as input::OpsArgs);
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
-    ops::expand(args, item)
-        .unwrap_or_else(|e| e.to_compile_error())
-        .into()
+    let expanded = (|| {
+        let lit = opts
+            .str("spec")
+            .ok_or_else(|| at_call_site("missing option `spec = \"path/to/spec.toml\"`"))?;
+        let spec = spec_file::load(lit)?;
+        let tokens = codegen::macros::thunks::expand(&spec, opts.str("table"), &item)?;
+        let track = spec.track();
+        Ok(quote::quote! {
+            #tokens
+            #track
+        })
+    })();
+    finish("pv_ops", Shape::Items, expanded)
 }
 
 /// A pv_op call site the kernel can patch at boot: an indirect call through a slot, padded
@@ -136,15 +178,23 @@ pub fn pv_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// error.
 #[proc_macro]
 pub fn pv_call(input: TokenStream) -> TokenStream {
-    let call = syn::parse_macro_input!(input as call::PvCall);
-    call::expand(call)
-        .unwrap_or_else(|e| e.to_compile_error())
-        .into()
-}
-
-/// Keywords of the macros' options.
-mod kw {
-    syn::custom_keyword!(spec);
-    syn::custom_keyword!(table);
-    syn::custom_keyword!(slot);
+    let input = syn::parse_macro_input!(input as input::PvCall);
+    let expanded = (|| {
+        let needs = |what: &str| at_call_site(format!("pv_call! needs {what}"));
+        let lit = input
+            .opts
+            .str("spec")
+            .ok_or_else(|| needs("`spec = \"path/to/spec.toml\"`"))?;
+        let slot = input
+            .opts
+            .path("slot")
+            .ok_or_else(|| needs("`slot = PATH` (the static the site calls through)"))?;
+        let call = input
+            .call
+            .as_ref()
+            .ok_or_else(|| needs("the call, `table.op(args...)`"))?;
+        let spec = spec_file::load(lit)?;
+        codegen::macros::call_site::expand(&spec, slot, call)
+    })();
+    finish("pv_call", Shape::Expr, expanded)
 }

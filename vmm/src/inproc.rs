@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use guest::abi::guest::Transport;
-use guest::abi::numbers::{ARG_REGS, EFLAGS_IF, IRQS, PAGE_SIZE};
-use guest::abi::shared::LguestData;
 use guest::{DirectMap, Instance, IrqGates, Lguest, NativeCpuid, Scratch};
 use host_stubs::clock::{Clock, SystemClock};
 use host_stubs::loopback::Loopback;
 use host_stubs::{GuestMem, Host, HostConfig, Kill, Next, Stop};
+use lguest_abi::guest::Transport;
+use lguest_abi::numbers::{ARG_REGS, EFLAGS_IF, IRQS, PAGE_SIZE};
+use lguest_abi::shared::LguestData;
 use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
 
 use crate::run::{Backend, Config, Report, Snapshot, host_counts, host_total_calls};
@@ -32,7 +32,7 @@ const FRAME: u64 = 0x3000;
 const BOOT_PGDIR: u64 = 0x4000;
 /// Where a panic message goes, and its longest length with the NUL.
 const PANIC_MSG: u64 = 0x5000;
-const PANIC_MAX: usize = host_stubs::abi::numbers::SHUTDOWN_REASON_MAX as usize;
+const PANIC_MAX: usize = lguest_abi::numbers::SHUTDOWN_REASON_MAX as usize;
 const STACK_TOP: u64 = 0x1_0000;
 /// What the kernel "maps at the same address": the low 2 MiB, as its image would be.
 const IDENTITY: std::ops::Range<u64> = PAGE_SIZE..0x20_0000;

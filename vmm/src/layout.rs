@@ -18,14 +18,14 @@
 //!
 //! Bit layouts of descriptors and page-table entries are x86 architecture, not ABI.
 
-use guest::abi::guest::Pio;
-use guest::abi::numbers::GUEST_PL;
-use guest::abi::numbers::{
+use guest::pic::{INTERRUPT_GATE, encode_gate};
+use host_stubs::desc::{Gate, Segment, fix_segment, has_error_code};
+use lguest_abi::guest::Pio;
+use lguest_abi::numbers::GUEST_PL;
+use lguest_abi::numbers::{
     GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM,
 };
-use guest::pic::{INTERRUPT_GATE, encode_gate};
-use host_stubs::abi::numbers::{KERNEL_CS, KERNEL_DS};
-use host_stubs::desc::{Gate, Segment, fix_segment, has_error_code};
+use lguest_abi::numbers::{KERNEL_CS, KERNEL_DS};
 // The mark port is the kernel's boot-block contract with this VMM (not lguest's ABI), and
 // `params` is that contract's one home.
 use lguest_kernel::params::MARK_PORT;

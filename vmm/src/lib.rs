@@ -64,7 +64,7 @@ pub fn boot(cfg: &Config, choice: Choice) -> Result<Outcome, String> {
     };
     let mut report = once(cfg, &mut fallback)?;
     let restarted = matches!(&report.stop, host_stubs::Stop::Shutdown(s)
-        if s.kind == host_stubs::abi::types::ShutdownKind::Restart);
+        if s.kind == lguest_abi::types::ShutdownKind::Restart);
     if restarted {
         if let host_stubs::Stop::Shutdown(s) = &report.stop {
             eprintln!(

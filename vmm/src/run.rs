@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use host_stubs::Host;
 use host_stubs::Stop;
-use host_stubs::abi::numbers::CLOCK_MIN_DELTA;
-use host_stubs::abi::types::ShutdownKind;
 use host_stubs::clock::Clock;
+use lguest_abi::numbers::CLOCK_MIN_DELTA;
+use lguest_abi::types::ShutdownKind;
 use lguest_kernel::params::{BootParams, Fault, Mode, Workload};
 use serde_json::json;
 

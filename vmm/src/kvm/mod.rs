@@ -44,7 +44,7 @@ use kicker::{KVM_RUN, Kicker, install_kick_handler};
 use vcpu::Cpu;
 
 /// The interrupt flag, the spec's (the value of `irq_enabled` is the flag's bit).
-const EFLAGS_IF: u64 = host_stubs::abi::numbers::EFLAGS_IF;
+const EFLAGS_IF: u64 = lguest_abi::numbers::EFLAGS_IF;
 /// The trap flag (x86 architecture).
 const RFLAGS_TF: u64 = 0x100;
 

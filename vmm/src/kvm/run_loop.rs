@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use guest::abi::guest::Pio;
 use host_stubs::clock::Clock;
 use host_stubs::{Kill, Next};
 use kvm_ioctls::VcpuExit;
+use lguest_abi::guest::Pio;
 use lguest_kernel::params::MARK_PORT;
 use lguest_kernel::workload::Phase;
 

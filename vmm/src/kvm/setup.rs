@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use host_stubs::abi::numbers::{IDT_ENTRIES, PAGE_SIZE};
 use host_stubs::clock::SystemClock;
 use host_stubs::{GuestMem, Host, HostConfig};
 use kvm_bindings::{
@@ -12,6 +11,7 @@ use kvm_bindings::{
     kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuFd, VmFd};
+use lguest_abi::numbers::{IDT_ENTRIES, PAGE_SIZE};
 
 use crate::elf;
 use crate::layout::{self, BOOT_BLOCK, BOOT_CS, BOOT_DS, HOST_SIZE, RO_SIZE, STACK_OFF, TSS_SEL};

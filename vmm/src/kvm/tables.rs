@@ -4,8 +4,8 @@
 //! hypercall, like its tables.
 
 use host_stubs::GuestMem;
-use host_stubs::abi::numbers::CR0_TS;
-use host_stubs::abi::types::TsState;
+use lguest_abi::numbers::CR0_TS;
+use lguest_abi::types::TsState;
 
 use crate::layout;
 

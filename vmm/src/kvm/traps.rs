@@ -4,14 +4,14 @@
 
 use std::sync::atomic::Ordering;
 
-use host_stubs::abi::numbers::{
-    GDT_ENTRIES, GUEST_PL, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES,
-};
-use host_stubs::abi::shared::LguestData;
 use host_stubs::desc::{Gate, INTERRUPT_GATE, has_error_code};
 use host_stubs::host::Delivery;
 use host_stubs::{GuestMem, Kill};
 use kvm_bindings::{kvm_regs, kvm_sregs};
+use lguest_abi::numbers::{
+    GDT_ENTRIES, GUEST_PL, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES,
+};
+use lguest_abi::shared::LguestData;
 
 use crate::layout::{self, STUB_FRAME_IRET, STUB_FRAME_OFF, STUB_FRAME_WORDS};
 

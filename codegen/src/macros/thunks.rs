@@ -1,56 +1,14 @@
-//! `#[pv_ops]`: check an impl of a pv_op trait against the spec, make callee-save thunks.
+//! `#[pv_ops]`: an impl of a pv_op trait checked against its table in the spec, and the
+//! callee-save thunks of its ops (Linux's `PV_CALLEE_SAVE_REGS_THUNK`).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{ImplItem, ItemImpl, LitStr, Token};
+use syn::{ImplItem, ItemImpl, LitStr};
 
-use crate::kw;
-use crate::spec_file::SpecFile;
-use codegen::names::camel;
-use codegen::spec::{PvOp, PvTable};
-
-/// `spec = "...", table = "..."`.
-pub(crate) struct OpsArgs {
-    spec: Option<LitStr>,
-    table: Option<LitStr>,
-}
-
-impl Parse for OpsArgs {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut args = OpsArgs {
-            spec: None,
-            table: None,
-        };
-        while !input.is_empty() {
-            let look = input.lookahead1();
-            let (name, span, slot) = if look.peek(kw::spec) {
-                let k: kw::spec = input.parse()?;
-                ("spec", k.span, &mut args.spec)
-            } else if look.peek(kw::table) {
-                let k: kw::table = input.parse()?;
-                ("table", k.span, &mut args.table)
-            } else {
-                return Err(look.error());
-            };
-            input.parse::<Token![=]>()?;
-            let value: LitStr = input.parse()?;
-            if slot.is_some() {
-                return Err(syn::Error::new(
-                    span,
-                    format!("option `{name}` is given twice"),
-                ));
-            }
-            *slot = Some(value);
-            if input.is_empty() {
-                break;
-            }
-            input.parse::<Token![,]>()?;
-        }
-        Ok(args)
-    }
-}
+use super::MacroSpec;
+use crate::names::camel;
+use crate::spec::{PvOp, PvTable};
 
 /// The registers a callee-save thunk saves: every caller-saved general register but `rax`.
 const SAVED: [&str; 8] = ["rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"];
@@ -59,13 +17,21 @@ const SAVED: [&str; 8] = ["rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"];
 /// thunk's pushes would move.
 const ARG_REGS: usize = 6;
 
-pub(crate) fn expand(args: OpsArgs, item: ItemImpl) -> syn::Result<TokenStream> {
-    let spec_lit = args.spec.ok_or_else(|| {
-        syn::Error::new(
-            Span::call_site(),
-            "missing option `spec = \"path/to/spec.toml\"`",
-        )
-    })?;
+/// The expansion of `#[pv_ops]` on `item` (without the spec's tracking item): the impl
+/// unchanged, then an inherent impl of the implementing type with the thunks of every
+/// callee-save op. `table` is the `table = "..."` option; without it the table is the one
+/// whose trait (`<Camel(table)>Ops`) is the impl's trait path's last segment.
+///
+/// # Errors
+///
+/// The impl is not of a trait, the trait or table is not in the spec, ops of the table are
+/// missing (one error naming all), or a callee-save op cannot have a thunk (every such op
+/// at once).
+pub fn expand(
+    spec: &MacroSpec,
+    table: Option<&LitStr>,
+    item: &ItemImpl,
+) -> syn::Result<TokenStream> {
     let trait_path = match &item.trait_ {
         Some((None, path, _)) => path,
         _ => {
@@ -75,58 +41,33 @@ pub(crate) fn expand(args: OpsArgs, item: ItemImpl) -> syn::Result<TokenStream> 
             ));
         }
     };
-    let file = SpecFile::load(&spec_lit)?;
-    let spec = &file.spec;
     let trait_name = trait_path
         .segments
         .last()
         .map(|s| s.ident.to_string())
         .unwrap_or_default();
-    let traits = || {
-        spec.pv_tables
-            .iter()
-            .map(|t| format!("`{}Ops`", camel(&t.name.v)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let table = match &args.table {
-        Some(lit) => spec
-            .pv_tables
-            .iter()
-            .find(|t| t.name.v == lit.value())
-            .ok_or_else(|| {
-                let names: Vec<String> = spec
-                    .pv_tables
-                    .iter()
-                    .map(|t| format!("`{}`", t.name.v))
-                    .collect();
-                syn::Error::new(
-                    lit.span(),
-                    format!(
-                        "spec `{}` has no pv_op table `{}`; its tables: {}",
-                        file.shown,
-                        lit.value(),
-                        names.join(", ")
-                    ),
-                )
-            })?,
-        None => spec
-            .pv_tables
+    let tables = &spec.spec.pv_tables;
+    let table = match table {
+        Some(lit) => spec.table(&lit.value(), lit.span())?,
+        None => tables
             .iter()
             .find(|t| format!("{}Ops", camel(&t.name.v)) == trait_name)
             .ok_or_else(|| {
+                let traits: Vec<String> = tables
+                    .iter()
+                    .map(|t| format!("`{}Ops`", camel(&t.name.v)))
+                    .collect();
                 syn::Error::new_spanned(
                     trait_path,
                     format!(
                         "`{trait_name}` is not a pv_op trait of spec `{}`; its traits: {} \
                          (or name the table with `table = \"...\"`)",
-                        file.shown,
-                        traits()
+                        spec.shown,
+                        traits.join(", ")
                     ),
                 )
             })?,
     };
-
     let implemented: Vec<String> = item
         .items
         .iter()
@@ -153,11 +94,9 @@ pub(crate) fn expand(args: OpsArgs, item: ItemImpl) -> syn::Result<TokenStream> 
         ));
     }
 
-    let thunks = thunks(&item, trait_path, table)?;
-    let track = file.track();
+    let thunks = thunks(item, trait_path, table)?;
     Ok(quote! {
         #item
-        #track
         #thunks
     })
 }
@@ -372,13 +311,12 @@ fn thunk(
 mod tests {
     use super::*;
 
-    fn mini() -> codegen::Spec {
-        let src = include_str!("../tests/ui/specs/mini.toml");
-        codegen::load("mini.toml", src).expect("mini.toml is a good spec")
+    fn mini() -> crate::Spec {
+        crate::macros::test_spec::mini().spec
     }
 
     /// What `#[pv_ops]` adds after the impl `src` of table `table` of the mini spec.
-    fn thunks_of(spec: &codegen::Spec, table: &str, src: &str) -> TokenStream {
+    fn thunks_of(spec: &crate::Spec, table: &str, src: &str) -> TokenStream {
         let item: ItemImpl = syn::parse_str(src).expect("the impl parses");
         let (_, trait_path, _) = item.trait_.as_ref().expect("a trait impl");
         let table = spec
@@ -489,6 +427,34 @@ mod tests {
     }
 
     #[test]
+    fn an_impl_is_checked_against_its_table() {
+        let spec = crate::macros::test_spec::mini();
+        let expand = |src: &str, table: Option<&str>| {
+            let item: ItemImpl = syn::parse_str(src).expect("the impl parses");
+            let lit = table.map(|t| LitStr::new(t, proc_macro2::Span::call_site()));
+            expand(&spec, lit.as_ref(), &item).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            expand("impl IrqOps for Guest { fn save_fl() -> u64 { 0 } }", None).unwrap_err(),
+            "missing ops of pv_op table `irq`: `restore_fl`, `irq_disable`"
+        );
+        assert!(
+            expand("impl ClockOps for Guest {}", None)
+                .unwrap_err()
+                .starts_with("`ClockOps` is not a pv_op trait of spec `specs/mini.toml`")
+        );
+        // A table named by the option wins over the trait's name.
+        let time = "impl Renamed for Guest { fn now() -> u64 { 0 } unsafe fn arm(d: *mut u64, a: u64) -> u64 { 0 } }";
+        let out = expand(time, Some("time"))
+            .expect("the time table's ops are all there")
+            .to_string();
+        assert!(
+            out.contains("arm_callee_save") && !out.contains("now_callee_save"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn safe_ops_have_no_safety_section() {
         for f in fns(thunks_of(&mini(), "irq", IRQ_IMPL)) {
             assert!(f.sig.unsafety.is_none(), "{} is safe", f.sig.ident);
@@ -538,7 +504,7 @@ mod tests {
     #[test]
     fn thunks_compile_for_sse_and_avx_and_avx512_builds_are_refused() {
         let spec = mini();
-        let abi = codegen::tokens(&spec);
+        let abi = crate::tokens(&spec);
         let thunks = thunks_of(&spec, "irq", IRQ_IMPL);
         let src = format!(
             "#![allow(dead_code, missing_docs)]\npub mod abi {{ {abi} }}\npub struct Guest;\n\

@@ -1,5 +1,5 @@
-# Generated wrappers (guest/src/zero_cost.rs). Regenerate: guest/asm/regen.sh
-zc_generated_flush_async:
+# Hand-written inline asm (abi/tests/zero_cost/hand_written.rs). Regenerate: UPDATE_ZERO_COST=1 cargo test -p lguest-abi --test zero_cost
+zc_hand_flush_async:
 	xorl	%edi, %edi
 	xorl	%ecx, %ecx
 	xorl	%edx, %edx
@@ -12,7 +12,7 @@ zc_generated_flush_async:
 
 	retq
 
-zc_generated_pio_notify:
+zc_hand_pio_notify:
 	movl	$17, %eax
 	xorl	%esi, %esi
 	xorl	%edx, %edx
@@ -22,7 +22,7 @@ zc_generated_pio_notify:
 
 	retq
 
-zc_generated_set_pte:
+zc_hand_set_pte:
 	movq	%rsi, %rcx
 	movl	$14, %eax
 	xorl	%esi, %esi
@@ -33,7 +33,7 @@ zc_generated_set_pte:
 
 	retq
 
-zc_generated_shutdown:
+zc_hand_shutdown:
 	movl	$2, %ecx
 	movl	$2, %eax
 	xorl	%edx, %edx

@@ -1,12 +1,13 @@
-//! The hand-written half of the zero-cost check: the hypercalls of `guest::zero_cost`, in
-//! inline assembly written the way one would without the generator. `guest/asm/regen.sh`
-//! compiles this in release mode and `tests/zero_cost.rs` compares the instructions.
+//! The hand-written half of the zero-cost check: the hypercalls of `generated.rs`, in inline
+//! assembly written the way one would without the generator. `tests/zero_cost.rs` compiles
+//! it in release mode with the ABI's `numbers` and `types` modules and compares the
+//! instructions.
 //!
 //! A separate crate, so that LLVM cannot merge each function with its identical generated
 //! twin.
 
-use guest::abi::numbers::{FLUSH_ASYNC, NOTIFY, SET_PTE, SHUTDOWN};
-use guest::abi::types::ShutdownKind;
+use crate::numbers::{FLUSH_ASYNC, NOTIFY, SET_PTE, SHUTDOWN};
+use crate::types::ShutdownKind;
 
 /// SET_PTE by hand. LLVM reserves rbx, so the first argument goes in through an exchange.
 #[unsafe(no_mangle)]
@@ -84,9 +85,4 @@ pub fn zc_hand_pio_notify(addr: u64) {
             options(nostack),
         );
     }
-}
-
-fn main() {
-    // Only compiled for its instructions: running it would trap outside a guest.
-    println!("see guest/asm/regen.sh");
 }

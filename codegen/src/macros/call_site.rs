@@ -1,129 +1,43 @@
-//! `pv_call!`: a patchable pv_op call site with its record in the `pv_sites` section.
+//! `pv_call!`: a patchable pv_op call site, an indirect call through a slot padded to the
+//! op's site length, with its record in the `pv_sites` linker section (Linux's `PVOP_CALL`
+//! and `.parainstructions`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
-use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident, LitStr, Token};
+use syn::{Expr, Ident, Token};
 
-use crate::kw;
-use crate::spec_file::SpecFile;
+use super::MacroSpec;
 use pv_sites::clobber;
 
-/// `spec = "...", slot = PATH, table.op(args...)`.
-pub(crate) struct PvCall {
-    spec: Option<LitStr>,
-    slot: Option<syn::Path>,
-    call: Option<Call>,
-}
-
-/// `table.op(args...)`.
-struct Call {
-    table: Ident,
-    op: Ident,
-    paren: syn::token::Paren,
-    args: Punctuated<Expr, Token![,]>,
-}
-
-impl Parse for PvCall {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut out = PvCall {
-            spec: None,
-            slot: None,
-            call: None,
-        };
-        while !input.is_empty() {
-            if input.peek(Ident) && input.peek2(Token![=]) {
-                // An option: `name = value`.
-                let look = input.lookahead1();
-                if look.peek(kw::spec) {
-                    let k: kw::spec = input.parse()?;
-                    input.parse::<Token![=]>()?;
-                    let v: LitStr = input.parse()?;
-                    if out.spec.replace(v).is_some() {
-                        return Err(syn::Error::new(k.span, "option `spec` is given twice"));
-                    }
-                } else if look.peek(kw::slot) {
-                    let k: kw::slot = input.parse()?;
-                    input.parse::<Token![=]>()?;
-                    let v: syn::Path = input.parse()?;
-                    if out.slot.replace(v).is_some() {
-                        return Err(syn::Error::new(k.span, "option `slot` is given twice"));
-                    }
-                } else {
-                    return Err(look.error());
-                }
-            } else if input.peek(Ident) && input.peek2(Token![.]) {
-                let table: Ident = input.parse()?;
-                input.parse::<Token![.]>()?;
-                let op: Ident = input.parse()?;
-                let content;
-                let paren = syn::parenthesized!(content in input);
-                let args = content.parse_terminated(Expr::parse, Token![,])?;
-                if out.call.is_some() {
-                    return Err(syn::Error::new(
-                        table.span(),
-                        "pv_call! makes one call: give a single `table.op(args...)`",
-                    ));
-                }
-                out.call = Some(Call {
-                    table,
-                    op,
-                    paren,
-                    args,
-                });
-            } else {
-                return Err(input.error(
-                    "expected an option (`spec = \"...\"`, `slot = PATH`) or the call `table.op(args...)`",
-                ));
-            }
-            if input.is_empty() {
-                break;
-            }
-            input.parse::<Token![,]>()?;
-        }
-        Ok(out)
-    }
+/// The call a site makes, `table.op(args...)`, as the macro parsed it.
+#[derive(Clone)]
+pub struct Call {
+    /// The pv_op table.
+    pub table: Ident,
+    /// The op.
+    pub op: Ident,
+    /// The parentheses around the arguments (where a wrong count is reported).
+    pub paren: syn::token::Paren,
+    /// The arguments.
+    pub args: Punctuated<Expr, Token![,]>,
 }
 
 /// Where the System V ABI passes integer arguments, in order.
 const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
 
-pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
-    let missing = |what: &str| syn::Error::new(Span::call_site(), format!("pv_call! needs {what}"));
-    let spec_lit = input
-        .spec
-        .ok_or_else(|| missing("`spec = \"path/to/spec.toml\"`"))?;
-    let slot = input
-        .slot
-        .ok_or_else(|| missing("`slot = PATH` (the static the site calls through)"))?;
-    let call = input
-        .call
-        .ok_or_else(|| missing("the call, `table.op(args...)`"))?;
-    let file = SpecFile::load(&spec_lit)?;
-    let spec = &file.spec;
-
+/// The expansion of `pv_call!` calling `call` through `slot`: a block expression with the
+/// spec's tracking item, the arguments in their registers, the site and its record, and the
+/// result (of the op's return type) as its value.
+///
+/// # Errors
+///
+/// Unknown table or op, wrong argument count, more than 6 arguments, a site longer than a
+/// record's length byte allows (255), an op whose number does not fit a record's 16-bit id.
+pub fn expand(spec: &MacroSpec, slot: &syn::Path, call: &Call) -> syn::Result<TokenStream> {
     let table_name = call.table.to_string();
     let op_name = call.op.to_string();
-    let table = spec
-        .pv_tables
-        .iter()
-        .find(|t| t.name.v == table_name)
-        .ok_or_else(|| {
-            let names: Vec<String> = spec
-                .pv_tables
-                .iter()
-                .map(|t| format!("`{}`", t.name.v))
-                .collect();
-            syn::Error::new(
-                call.table.span(),
-                format!(
-                    "spec `{}` has no pv_op table `{table_name}`; its tables: {}",
-                    file.shown,
-                    names.join(", ")
-                ),
-            )
-        })?;
+    let table = spec.table(&table_name, call.table.span())?;
     let op = table
         .ops
         .iter()
@@ -144,8 +58,8 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         })?;
     let full = format!("{table_name}.{op_name}");
 
-    let id =
-        record_id(spec, &table_name, &op_name).map_err(|e| syn::Error::new(call.op.span(), e))?;
+    let id = record_id(&spec.spec, &table_name, &op_name)
+        .map_err(|e| syn::Error::new(call.op.span(), e))?;
 
     if op.args.len() > ARG_REGS.len() {
         return Err(syn::Error::new(
@@ -175,7 +89,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
     }
 
     // Room for the call, and for every form of the op's template.
-    let site_len = spec.site_len(op);
+    let site_len = spec.spec.site_len(op);
     let len = site_len.max(pv_sites::CALL_LEN);
     let len_byte = record_len(&full, len).map_err(|e| syn::Error::new(call.op.span(), e))?;
     let clobbers = if op.callee_save {
@@ -233,7 +147,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
         ),
     };
     let abi = (!op.callee_save).then(|| quote! { clobber_abi("C"), });
-    let track = file.track();
+    let track = spec.track();
     Ok(quote! {
         {
             #track
@@ -253,7 +167,7 @@ pub(crate) fn expand(input: PvCall) -> syn::Result<TokenStream> {
 
 /// The op's `PvOpId::id()` (its index in spec order of tables, then ops) as a site record
 /// holds it: 16 bits.
-fn record_id(spec: &codegen::Spec, table: &str, op: &str) -> Result<u16, String> {
+fn record_id(spec: &crate::Spec, table: &str, op: &str) -> Result<u16, String> {
     let i = spec
         .op_id(table, op)
         .ok_or_else(|| format!("the spec has no op `{table}.{op}`"))?;
@@ -281,9 +195,8 @@ mod tests {
     use super::*;
 
     /// The compile-fail tests' spec, with table `irq` grown to `ops` ops.
-    fn spec_with_irq_ops(ops: usize) -> codegen::Spec {
-        let src = include_str!("../tests/ui/specs/mini.toml");
-        let mut spec = codegen::load("mini.toml", src).expect("mini.toml is a good spec");
+    fn spec_with_irq_ops(ops: usize) -> crate::Spec {
+        let mut spec = crate::macros::test_spec::mini().spec;
         let irq = &mut spec.pv_tables[0];
         assert_eq!(irq.name.v, "irq");
         let model = irq.ops[0].clone();
@@ -312,6 +225,62 @@ mod tests {
         );
         // Ops after the overflowing table are past the limit too.
         assert!(record_id(&spec, "time", "now").is_err());
+    }
+
+    fn expand_call(src: &str) -> Result<String, String> {
+        let spec = crate::macros::test_spec::mini();
+        let expr: syn::ExprMethodCall = syn::parse_str(src).expect("a call");
+        let syn::Expr::Path(table) = &*expr.receiver else {
+            panic!("a table name")
+        };
+        let call = Call {
+            table: table.path.get_ident().expect("one name").clone(),
+            op: expr.method.clone(),
+            paren: expr.paren_token,
+            args: expr.args.clone(),
+        };
+        let slot: syn::Path = syn::parse_quote!(SLOT);
+        expand(&spec, &slot, &call)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_callee_save_site_clobbers_only_rax_and_records_itself() {
+        let out = expand_call("irq.restore_fl(flags)").unwrap();
+        let want = [
+            "let __pv_arg0 : u64 = flags ;",
+            "\"call qword ptr [rip + {slot}]\"",
+            "\".short 1\"",
+            &format!("\".short {:#06x}\"", clobber::CALLEE_SAVE),
+            "in (\"rdi\") __pv_arg0",
+            "lateout (\"rax\") _",
+        ];
+        for w in want {
+            assert!(out.contains(w), "{w} in {out}");
+        }
+        assert!(!out.contains("clobber_abi"), "{out}");
+        // A C-ABI op clobbers what a call may.
+        let now = expand_call("time.now()").unwrap();
+        assert!(now.contains("clobber_abi (\"C\")"), "{now}");
+    }
+
+    #[test]
+    fn a_wrong_call_is_an_error_naming_what_the_op_takes() {
+        assert_eq!(
+            expand_call("irq.restore_fl()").unwrap_err(),
+            "op `irq.restore_fl` takes 1 argument (flags: u64), 0 given"
+        );
+        assert!(
+            expand_call("irq.save_f()")
+                .unwrap_err()
+                .starts_with("pv_op table `irq` has no op `save_f`")
+        );
+        assert!(
+            expand_call("wide.seven(1, 2, 3, 4, 5, 6, 7)")
+                .unwrap_err()
+                .contains("at most 6")
+        );
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! The generated half of the zero-cost check (`guest/asm/`, `tests/zero_cost.rs`): each
-//! function makes one hypercall through a generated wrapper; `examples/zero_cost_hand.rs`
-//! makes the same hypercalls in hand-written inline assembly. Their compiled instructions
-//! must be identical.
+//! The generated half of the zero-cost check (`tests/zero_cost.rs`): each function makes one
+//! hypercall through a generated wrapper; `hand_written.rs` makes the same hypercalls in
+//! hand-written inline assembly. Their compiled instructions must be identical.
 //!
-//! Not part of the API: these exist only so the compiler emits them as separate symbols.
-//! The hand-written half is a separate crate because inside one codegen unit LLVM merges
-//! each identical pair into an alias, leaving only one body to look at.
+//! Compiled by the test alone with the ABI's `numbers`, `types` and `guest` modules, in
+//! release mode. The hand-written half is a separate crate because inside one codegen unit
+//! LLVM merges each identical pair into an alias, leaving only one body to look at.
 
-use crate::abi::guest::{LguestHypercalls, Pio, Vmcall};
-use crate::abi::types::ShutdownKind;
+use crate::guest::{LguestHypercalls, Pio, Vmcall};
+use crate::types::ShutdownKind;
 
 /// SET_PTE through the generated `vmcall` wrapper.
 #[unsafe(no_mangle)]
