@@ -45,6 +45,7 @@ pub mod irq;
 pub mod kill;
 pub mod loopback;
 pub mod memory;
+pub mod mmu;
 pub mod shadow;
 
 pub use host::{Host, HostConfig, Next};
