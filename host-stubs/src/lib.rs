@@ -46,7 +46,6 @@ pub mod kill;
 pub mod loopback;
 pub mod memory;
 pub mod mmu;
-pub mod shadow;
 
 pub use host::{Host, HostConfig, Next};
 pub use kill::{Kill, Killed, Origin, Shutdown, Stop};

@@ -7,17 +7,31 @@
 //! pool runs out and the host drops every shadow ([`Pool::reset`]). That keeps every drop
 //! O(1), whatever the guest recorded, at the price of refaulting after a reset.
 
-use paging::{ENTRIES, PAGE};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::memory::{GuestMem, MemoryError};
+use paging::{ENTRIES, PAGE};
 
 /// A pool page, by index.
 pub type PageIdx = u32;
 
+/// One page of shadow entries, page-aligned so the VMM can hand the pool to the VM as is.
+/// Atomics because the VM's MMU reads them (and could set accessed bits) behind our back.
+#[repr(C, align(4096))]
+#[derive(Debug)]
+pub struct Page([AtomicU64; ENTRIES]);
+
+const _: () = assert!(size_of::<Page>() as u64 == PAGE);
+
+impl Page {
+    fn new() -> Page {
+        Page([const { AtomicU64::new(0) }; ENTRIES])
+    }
+}
+
 /// Shadow-table pages at a guest-physical address of their own.
 #[derive(Debug)]
 pub struct Pool {
-    mem: GuestMem,
+    mem: Box<[Page]>,
     gpa: u64,
     pages: u32,
     reserved: u32,
@@ -28,21 +42,29 @@ pub struct Pool {
 impl Pool {
     /// `pages` zeroed pages seen by the VM at `gpa`; the first `reserved` are never handed out
     /// by [`Pool::alloc`] (the roots live there).
-    pub fn new(gpa: u64, pages: u32, reserved: u32) -> Result<Pool, MemoryError> {
-        let mem = GuestMem::new(u64::from(pages) * PAGE)?;
-        Ok(Pool {
+    pub fn new(gpa: u64, pages: u32, reserved: u32) -> Pool {
+        let mem = std::iter::repeat_with(Page::new)
+            .take(pages as usize)
+            .collect();
+        Pool {
             mem,
             gpa,
             pages,
             reserved: reserved.min(pages),
             next: reserved.min(pages),
             work: 0,
-        })
+        }
     }
 
-    /// The pool's memory (for the VMM to hand to the VM at [`Pool::gpa`]).
-    pub fn mem(&self) -> &GuestMem {
-        &self.mem
+    /// The pool's memory, [`Pool::bytes`] long and page-aligned, for the VMM to hand to the
+    /// VM at [`Pool::gpa`] (read-only: the VM never needs to write it).
+    pub fn host_ptr(&self) -> *const u8 {
+        self.mem.as_ptr().cast()
+    }
+
+    /// Bytes of the pool.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.pages) * PAGE
     }
 
     /// Where the VM sees page 0.
@@ -97,28 +119,38 @@ impl Pool {
     /// Entry `index` of `page`.
     pub fn get(&mut self, page: PageIdx, index: usize) -> u64 {
         self.work += 1;
-        // Indexes come from `paging::index` (< ENTRIES) and pages from this pool, so the
-        // read is inside; a miss would read as "not present".
-        self.mem.read_u64(Self::at(page, index)).unwrap_or(0)
+        // Pages come from this pool and indexes from `paging::index`; a miss would read as
+        // "not present".
+        self.entry(page, index)
+            .map_or(0, |e| e.load(Ordering::Relaxed))
+    }
+
+    /// Entry `index` of `page`, uncounted (for looking, not for the host's work).
+    pub fn peek(&self, page: PageIdx, index: usize) -> u64 {
+        self.entry(page, index)
+            .map_or(0, |e| e.load(Ordering::Relaxed))
     }
 
     /// Sets entry `index` of `page`.
     pub fn set(&mut self, page: PageIdx, index: usize, v: u64) {
         self.work += 1;
-        // As for `get`: always inside the pool.
-        let _ = self.mem.write_u64(Self::at(page, index), v);
+        if let Some(e) = self.entry(page, index) {
+            e.store(v, Ordering::Release);
+        }
     }
 
     /// Zeroes `page`.
     pub fn zero(&mut self, page: PageIdx) {
         self.work += ENTRIES as u64;
-        let _ = self
-            .mem
-            .write(u64::from(page) * PAGE, &[0u8; PAGE as usize]);
+        if let Some(p) = self.mem.get(page as usize) {
+            for e in &p.0 {
+                e.store(0, Ordering::Relaxed);
+            }
+        }
     }
 
-    fn at(page: PageIdx, index: usize) -> u64 {
-        u64::from(page) * PAGE + (index.min(ENTRIES - 1) as u64) * 8
+    fn entry(&self, page: PageIdx, index: usize) -> Option<&AtomicU64> {
+        self.mem.get(page as usize)?.0.get(index)
     }
 }
 
@@ -128,7 +160,7 @@ mod tests {
 
     #[test]
     fn pages_are_handed_out_zeroed_until_the_pool_is_used_up() {
-        let mut p = Pool::new(0x4000_0000, 4, 1).unwrap();
+        let mut p = Pool::new(0x4000_0000, 4, 1);
         let a = p.alloc().unwrap();
         assert_eq!(a, 1);
         p.set(a, 3, 0x1234);

@@ -32,7 +32,7 @@ use paging::{A, ADDR, D, ENTRIES, End, LEVELS, NX, P, PAGE, PAT_4K, PCD, PS, PT,
 
 use super::GuestTables;
 use super::pool::{PageIdx, Pool};
-use crate::memory::{GuestMem, MemoryError};
+use crate::memory::GuestMem;
 
 /// Shadow roots kept at once (the original's `pgdirs[4]`).
 pub const MAX_ROOTS: usize = 4;
@@ -63,7 +63,7 @@ impl Default for ShadowConfig {
     fn default() -> Self {
         ShadowConfig {
             pool_gpa: 1 << 40,
-            pool_pages: 2048,
+            pool_pages: 1024,
             host_entry: 0,
             nx: false,
         }
@@ -164,9 +164,9 @@ pub struct Shadow {
 impl Shadow {
     /// Shadow tables in a fresh pool, with one (empty) root for `gpgdir`, the table the
     /// guest starts on.
-    pub fn new(cfg: ShadowConfig, gpgdir: u64) -> Result<Shadow, MemoryError> {
+    pub fn new(cfg: ShadowConfig, gpgdir: u64) -> Shadow {
         let pages = cfg.pool_pages.max(MIN_POOL_PAGES);
-        let pool = Pool::new(cfg.pool_gpa, pages, MAX_ROOTS as u32)?;
+        let pool = Pool::new(cfg.pool_gpa, pages, MAX_ROOTS as u32);
         let mut s = Shadow {
             cfg: ShadowConfig {
                 pool_pages: pages,
@@ -183,7 +183,7 @@ impl Shadow {
             stats: Stats::default(),
         };
         s.switch(gpgdir);
-        Ok(s)
+        s
     }
 
     /// The configuration (with the pool size actually used).
@@ -229,11 +229,19 @@ impl Shadow {
     }
 
     /// The shadow leaf for `va` in the root of `gpgdir`, if the shadow maps it.
-    pub fn lookup(&mut self, gpgdir: u64, va: u64) -> Option<u64> {
-        let slot = self.slot_of(gpgdir)?;
-        let (page, index) = self.leaf_slot(slot as PageIdx, va)?;
-        let e = self.pool.get(page, index);
-        (e & P != 0).then_some(e)
+    pub fn lookup(&self, gpgdir: u64, va: u64) -> Option<u64> {
+        let mut page = self.slot_of(gpgdir)? as PageIdx;
+        for level in 0..LEVELS {
+            let e = self.pool.peek(page, paging::index(level, va));
+            if e & P == 0 {
+                return None;
+            }
+            if level == PT {
+                return Some(e);
+            }
+            page = self.pool.page_of(e & ADDR)?;
+        }
+        None
     }
 
     // ----- NEW_PGTABLE -----
@@ -280,11 +288,7 @@ impl Shadow {
 
     /// FLUSH_TLB(user): drops the current root's entries below `kernel_address`.
     pub fn flush_user(&mut self, kernel_address: u64) {
-        let end = if paging::canonical(kernel_address) && kernel_address >> 47 == 0 {
-            paging::index(0, kernel_address)
-        } else {
-            HOST_INDEX
-        };
+        let end = paging::index(0, kernel_address).min(HOST_INDEX);
         let root = self.current as PageIdx;
         for i in 0..end {
             self.clear(root, i);
@@ -692,7 +696,7 @@ mod tests {
             host_entry: HOST,
             nx: false,
         };
-        Shadow::new(cfg, PML4).unwrap()
+        Shadow::new(cfg, PML4)
     }
 
     fn map(m: &GuestMem, va: u64, pte: u64) {
