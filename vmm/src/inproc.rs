@@ -394,5 +394,6 @@ fn report(w: &World) -> Report {
         }),
         workload,
         boots: 1,
+        shadow: crate::run::ShadowCounts::of(&host, 0),
     }
 }

@@ -189,7 +189,8 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         // Shadows are dropped, never re-read: what the guest touches again faults back in.
         let i = match scope {
             FlushScope::User => {
-                self.shadow.flush_user(self.kernel_address);
+                let kernel = self.kernel_address;
+                self.shadow.flush_user(kernel);
                 0
             }
             FlushScope::All => {
@@ -271,9 +272,10 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         // kernel address), where the shadow has one. A present frame outside guest memory
         // is refused whether or not a shadow holds it.
         let kernel = self.kernel_address;
-        if self
+        let host = &mut *self.0;
+        if host
             .shadow
-            .set_pte(&self.mem, pgdir, vaddr, pte, kernel)
+            .set_pte(&host.mem, pgdir, vaddr, pte, kernel)
             .is_err()
         {
             return Err(Kill::BadPte { vaddr, pte });

@@ -36,9 +36,9 @@ impl<C: Clock> Host<C> {
     }
 
     /// The guest-physical address of `vaddr` in the guest's current tables, where the guest
-    /// itself may write (present, writable and user at every level): where the host may
-    /// push a frame on the guest's behalf.
-    pub fn guest_writable(&self, vaddr: u64) -> Result<u64, String> {
-        mmu::guest_writable(&self.mem, self.pgdir, vaddr)
+    /// itself may read (present and user at every level), or also `write`: where the host
+    /// may read an instruction or push a frame on the guest's behalf.
+    pub fn guest_address(&self, vaddr: u64, write: bool) -> Result<u64, String> {
+        mmu::guest_address(&self.mem, self.pgdir, vaddr, write)
     }
 }

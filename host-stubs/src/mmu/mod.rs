@@ -29,23 +29,26 @@ impl Tables for GuestTables<'_> {
 }
 
 /// The guest-physical address of `va` under the guest's tables at `pgdir`, for the host to
-/// write there on the guest's behalf (a trap frame on its stack): the page must be present,
-/// writable and user at every level, and inside guest memory.
-pub fn guest_writable(mem: &GuestMem, pgdir: u64, va: u64) -> Result<u64, String> {
+/// read there (an instruction) or `write` there (a trap frame on its stack) on the guest's
+/// behalf: the page must be present and user (and writable, to write) at every level, and
+/// inside guest memory.
+pub fn guest_address(mem: &GuestMem, pgdir: u64, va: u64, write: bool) -> Result<u64, String> {
+    let what = if write { "stack address" } else { "address" };
     if !paging::canonical(va) {
-        return Err(format!("stack address {va:#x} is not canonical"));
+        return Err(format!("{what} {va:#x} is not canonical"));
     }
     let w = paging::walk(&GuestTables(mem), pgdir, va)
         .map_err(|_| format!("the page tables for {va:#x} leave guest memory"))?;
     match w.end {
-        End::Leaf(l) if l.write && l.user => {
+        End::Leaf(l) if l.user && (l.write || !write) => {
             let pa = l.frame | (va & (PAGE - 1));
-            mem.check(pa, 8)
-                .map_err(|_| format!("stack address {va:#x} maps outside guest memory"))?;
+            mem.check(pa, 1)
+                .map_err(|_| format!("{what} {va:#x} maps outside guest memory"))?;
             Ok(pa)
         }
-        _ => Err(format!(
+        _ if write => Err(format!(
             "stack address {va:#x} is not mapped writable for the guest"
         )),
+        _ => Err(format!("address {va:#x} is not mapped for the guest")),
     }
 }

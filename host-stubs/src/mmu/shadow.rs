@@ -32,6 +32,7 @@ use paging::{A, ADDR, D, ENTRIES, End, LEVELS, NX, P, PAGE, PAT_4K, PCD, PS, PT,
 
 use super::GuestTables;
 use super::pool::{PageIdx, Pool};
+use crate::abi::numbers::RESERVE_MEM;
 use crate::memory::GuestMem;
 
 /// Shadow roots kept at once (the original's `pgdirs[4]`).
@@ -40,8 +41,12 @@ pub const MAX_ROOTS: usize = 4;
 pub const MAX_ALIASES: usize = 8;
 /// Fewest pages a pool may have: the roots and one path below one of them.
 pub const MIN_POOL_PAGES: u32 = MAX_ROOTS as u32 + 3;
-/// The top-level index the host keeps (the last entry: `RESERVE_MEM`).
-pub const HOST_INDEX: usize = ENTRIES - 1;
+/// The top-level index the host keeps: where the spec's `RESERVE_MEM` starts.
+pub const HOST_INDEX: usize = paging::index(0, 0u64.wrapping_sub(RESERVE_MEM));
+const _: () = assert!(
+    RESERVE_MEM == paging::span(0),
+    "the host keeps exactly one top-level entry"
+);
 
 /// Marks a shadow page that splits a huge guest page (it shadows no guest table).
 const SPLIT: u64 = u64::MAX;
