@@ -444,14 +444,6 @@ pub enum Kill {
         /// The port.
         port: u16,
     },
-    /// The guest changed the top-level entry the host keeps in every page table.
-    #[error("the guest changed the host's top-level page-table entry in {pgdir:#x} to {entry:#x}")]
-    HostMapping {
-        /// The guest's top-level table.
-        pgdir: Gpa,
-        /// What it wrote there.
-        entry: u64,
-    },
     /// The virtual CPU stopped it (a triple fault, a privileged instruction that got
     /// through, an entry failure).
     #[error("the virtual CPU stopped: {what}")]
@@ -474,7 +466,6 @@ impl Kill {
             | Kill::HaltedForever
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
-            | Kill::HostMapping { .. }
             | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }
@@ -518,7 +509,6 @@ impl Kill {
             | Kill::HaltedForever
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
-            | Kill::HostMapping { .. }
             | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }

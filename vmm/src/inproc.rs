@@ -191,6 +191,7 @@ impl World {
             hypercalls: host_total_calls(&host),
             ring_drained: host.ring_drained(),
             wall_ns: self.start.elapsed().as_nanos() as u64,
+            faults: 0,
         }
     }
 }

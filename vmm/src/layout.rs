@@ -390,6 +390,15 @@ mod tests {
     }
 
     #[test]
+    fn the_hostile_kernels_know_the_real_layout() {
+        use lguest_kernel::escapes as hostile;
+        assert_eq!(hostile::HOST_STACK_OFF, STACK_OFF);
+        assert_eq!(hostile::HOST_IDT_OFF, IDT_OFF);
+        assert_eq!(hostile::HOST_CS, HOST_CS);
+        assert_eq!(va(0), 0xffff_ff80_0000_0000);
+    }
+
+    #[test]
     fn boot_tables_map_ram_and_not_the_host() {
         let (pml4, t) = boot_tables(64 << 20);
         assert_eq!(pml4, (64 << 20) - 3 * PAGE_SIZE);

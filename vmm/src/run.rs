@@ -141,6 +141,8 @@ pub struct Snapshot {
     pub ring_drained: u64,
     /// Nanoseconds since the run started.
     pub wall_ns: u64,
+    /// Page faults the host handled so far (each one an exit under KVM).
+    pub faults: u64,
 }
 
 impl Snapshot {
@@ -151,6 +153,7 @@ impl Snapshot {
             hypercalls: self.hypercalls - earlier.hypercalls,
             ring_drained: self.ring_drained - earlier.ring_drained,
             wall_ns: self.wall_ns - earlier.wall_ns,
+            faults: self.faults - earlier.faults,
         }
     }
 }
@@ -293,6 +296,7 @@ impl Report {
                 "hypercalls": w.hypercalls,
                 "ring_drained": w.ring_drained,
                 "wall_ns": w.wall_ns,
+                "page_faults": w.faults,
             })),
         })
     }
@@ -333,10 +337,11 @@ impl Report {
         ));
         if let Some(w) = &self.workload {
             s.push_str(&format!(
-                "workload:     {} exits, {} hypercalls ({} from the ring), {:.3} ms\n",
+                "workload:     {} exits, {} hypercalls ({} from the ring), {} page faults, {:.3} ms\n",
                 w.exits,
                 w.hypercalls,
                 w.ring_drained,
+                w.faults,
                 w.wall_ns as f64 / 1e6
             ));
         }

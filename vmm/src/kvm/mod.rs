@@ -148,6 +148,10 @@ impl Machine {
             hypercalls: host_total_calls(&self.host),
             ring_drained: self.host.ring_drained(),
             wall_ns: self.start.elapsed().as_nanos() as u64,
+            faults: {
+                let s = self.host.shadow().stats();
+                s.filled + s.reflected
+            },
         }
     }
 

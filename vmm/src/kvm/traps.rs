@@ -361,11 +361,18 @@ mod tests {
 
     #[test]
     fn frames_go_below_the_red_zone_aligned_and_translated() {
+        use host_stubs::clock::{ManualClock, WallTime};
+        use host_stubs::{GuestMem, HostConfig};
         let mem = GuestMem::new(0x40_0000).unwrap();
         // PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> 2 MiB page at 0.
         mem.write_u64(0x1000, 0x2007).unwrap();
         mem.write_u64(0x2000, 0x3007).unwrap();
         mem.write_u64(0x3000, 0x87).unwrap();
+        let cfg = HostConfig {
+            boot_pgdir: 0x1000,
+            ..HostConfig::default()
+        };
+        let host = Host::new(mem, ManualClock::new(WallTime::default(), 0), cfg);
         let f = Frame {
             rip: 0x1111,
             cs: 0x13,
@@ -373,12 +380,14 @@ mod tests {
             rsp: 0x10_0008,
             ss: 0x1b,
         };
-        let sp = push_frame(&mem, 0x1000, &f, Some(0xe)).unwrap();
+        let sp = push_frame(&host, &f, Some(0xe)).unwrap();
         assert_eq!(sp, ((0x10_0008 - 128) & !15) - 48);
-        let words: Vec<u64> = (0..6).map(|i| mem.read_u64(sp + 8 * i).unwrap()).collect();
+        let words: Vec<u64> = (0..6)
+            .map(|i| host.mem().read_u64(sp + 8 * i).unwrap())
+            .collect();
         assert_eq!(words, [0xe, 0x1111, 0x13, 0x202, 0x10_0008, 0x1b]);
         // A stack the guest cannot write (no user bit) is refused, not written.
-        mem.write_u64(0x3000, 0x83).unwrap();
-        assert!(push_frame(&mem, 0x1000, &f, None).is_err());
+        host.mem().write_u64(0x3000, 0x83).unwrap();
+        assert!(push_frame(&host, &f, None).is_err());
     }
 }
