@@ -156,6 +156,9 @@ pub struct Shadow {
     pool: Pool,
     /// Root slot `i` lives in pool page `i`.
     roots: [Option<Root>; MAX_ROOTS],
+    /// Whether root page `i` may hold entries besides the host's (an empty one needs no
+    /// zeroing to be emptied).
+    root_used: [bool; MAX_ROOTS],
     current: usize,
     clock: u64,
     meta: Vec<Meta>,
@@ -179,6 +182,7 @@ impl Shadow {
             },
             pool,
             roots: [None; MAX_ROOTS],
+            root_used: [true; MAX_ROOTS],
             current: 0,
             clock: 0,
             meta: vec![NO_META; pages as usize],
@@ -504,6 +508,11 @@ impl Shadow {
 
     /// Empties root page `page` but for the host's entry.
     fn init_root(&mut self, page: PageIdx) {
+        let slot = page as usize;
+        if !self.root_used[slot] {
+            return;
+        }
+        self.root_used[slot] = false;
         self.pool.zero(page);
         if self.cfg.host_entry != 0 {
             self.pool.set(page, HOST_INDEX, self.cfg.host_entry);
@@ -623,6 +632,9 @@ impl Shadow {
                         (SPLIT, 0)
                     };
                     let entry = self.upper_entry(child, perms);
+                    if let Some(used) = self.root_used.get_mut(page as usize) {
+                        *used = true;
+                    }
                     self.pool.set(page, index, entry);
                     self.meta[child as usize] = Meta {
                         guest,
