@@ -74,6 +74,7 @@ fn host(size: u64, boot_pgdir: u64, pool_pages: u32) -> Host<ManualClock> {
                 pool_pages,
                 ..ShadowConfig::default()
             },
+            ..HostConfig::default()
         },
     )
 }

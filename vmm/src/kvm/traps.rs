@@ -178,7 +178,10 @@ impl Machine {
         let bytes = |va: u64| -> Option<[u8; 2]> {
             let mut out = [0u8; 2];
             for (i, b) in out.iter_mut().enumerate() {
-                let pa = self.host.guest_address(va.wrapping_add(i as u64), false).ok()?;
+                let pa = self
+                    .host
+                    .guest_address(va.wrapping_add(i as u64), false)
+                    .ok()?;
                 let mut one = [0u8];
                 mem.read(pa, &mut one).ok()?;
                 *b = one[0];
