@@ -57,6 +57,9 @@ pub enum Workload {
     Boot = 0,
     /// Boot, then map and unmap `pages` pages through pv_mmu_ops between two marks.
     Mmu = 1,
+    /// As [`Workload::Mmu`], reading every mapped page once before unmapping: one page
+    /// fault each, which the host fills from the kernel's tables.
+    Touch = 2,
 }
 
 /// A deliberate violation, for testing that the host kills cleanly.
@@ -136,7 +139,7 @@ impl Mode {
 impl Workload {
     /// From the block's field.
     pub fn from_raw(v: u32) -> Option<Workload> {
-        [Workload::Boot, Workload::Mmu]
+        [Workload::Boot, Workload::Mmu, Workload::Touch]
             .into_iter()
             .find(|m| *m as u32 == v)
     }

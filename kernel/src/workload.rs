@@ -510,10 +510,11 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
     // Map and unmap pages through pv_mmu_ops: a few at boot, as many as asked for the mmu
     // workload.
     let pages = match params.workload {
-        Workload::Mmu => raw.pages,
+        Workload::Mmu | Workload::Touch => raw.pages,
         Workload::Boot => BOOT_MMU_PAGES,
     };
-    mmu_workload::<I, P>(p, pgdir, pages, raw.eager != 0)?;
+    let touch = params.workload == Workload::Touch;
+    mmu_workload::<I, P>(p, pgdir, pages, raw.eager != 0, touch)?;
 
     // time_init(): the clock source and clock event, then unblock the timer line.
     (pv().time.time_init)();
@@ -557,12 +558,14 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
 }
 
 /// Maps and unmaps `pages` pages at [`MMU_BASE`] through the mmu pv_ops, in lazy mode
-/// unless `eager`, between the two marks the host counts between.
+/// unless `eager`, between the two marks the host counts between; with `touch`, reads each
+/// page once in between (where mappings are live).
 fn mmu_workload<I: Instance, P: Platform>(
     p: &P,
     pgdir: u64,
     pages: u64,
     eager: bool,
+    touch: bool,
 ) -> Result<(), Failure> {
     let frame = p.frame();
     // Upper-level tables first, so the marked phase is only leaf updates.
@@ -589,6 +592,15 @@ fn mmu_workload<I: Instance, P: Platform>(
         // SAFETY: `frame` is mapped at `p.va(frame)` too.
         if unsafe { p.va(frame).read_volatile() } != 0x6c67_7565_7374_2121 {
             return Err("a page mapped through pv_mmu_ops does not reach its frame");
+        }
+        if touch {
+            for i in 0..pages {
+                // SAFETY: every page at MMU_BASE was just mapped to `frame`, readable.
+                let v = unsafe { ((MMU_BASE + i * PAGE_SIZE) as *const u64).read_volatile() };
+                if v != 0x6c67_7565_7374_2121 {
+                    return Err("a touched page does not reach its frame");
+                }
+            }
         }
     }
     for i in 0..pages {

@@ -137,3 +137,33 @@ fn a_missing_set_pte_shows_up_as_a_stale_mapping() {
         "the weakened entry was dropped from KVM's cache"
     );
 }
+
+/// Demand paging: every page the kernel maps and then reads faults once into the shadow,
+/// each fault an exit the host fills from the kernel's own tables.
+#[test]
+fn every_mapped_page_faults_in_once_when_first_touched() {
+    let n = 300;
+    let cfg = Config {
+        workload: lguest_kernel::Workload::Touch,
+        pages: n,
+        ticks: 1,
+        ..Config::default()
+    };
+    match kvm::run(&cfg, KERNEL_ELF) {
+        Ok(r) => {
+            assert!(r.clean(), "{}\n{}", r.stop, r.console);
+            let w = r.workload.expect("the workload's marks");
+            assert!(
+                w.faults >= n && w.faults <= n + 16,
+                "{} faults for {n} pages",
+                w.faults
+            );
+            assert_eq!(r.shadow.reflected, 0);
+        }
+        Err(VmError::NoKvm(why)) => {
+            assert!(std::env::var("LGUEST_REQUIRE_KVM").is_err(), "{why}");
+            println!("NOT checked under KVM ({why})");
+        }
+        Err(e) => panic!("the VM could not run: {e}"),
+    }
+}
