@@ -623,7 +623,16 @@ impl Shadow {
             let index = paging::index(level, va);
             let e = self.pool.get(page, index);
             page = match (e & P != 0).then(|| self.pool.page_of(e & ADDR)).flatten() {
-                Some(child) => child,
+                Some(child) => {
+                    // The guest may have changed this entry's permissions since the shadow
+                    // copied them (without SET_PMD): follow what the walk just read.
+                    let perms = if level < leaf_level { uppers[level] } else { 0 };
+                    let want = self.upper_entry(child, perms);
+                    if want != e {
+                        self.put(page, index, want);
+                    }
+                    child
+                }
                 None => {
                     let child = self.pool.alloc()?;
                     let (guest, perms) = if level < leaf_level {
