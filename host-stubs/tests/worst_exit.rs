@@ -40,9 +40,10 @@ fn va(i: u64) -> u64 {
 #[derive(Default)]
 struct Worst {
     work: u64,
-    time: Duration,
     what: &'static str,
     exits: u64,
+    /// Wall time of every exit, with what it was.
+    times: Vec<(Duration, &'static str)>,
 }
 
 impl Worst {
@@ -59,7 +60,7 @@ impl Worst {
         if work > self.work {
             (self.work, self.what) = (work, what);
         }
-        self.time = self.time.max(time);
+        self.times.push((time, what));
         r
     }
 }
@@ -148,10 +149,16 @@ fn the_worst_exit_is_bounded_whatever_the_guest_recorded() {
     // and building a path of three pages; an exit runs at most the ring and one call.
     let per_call = (MAX_ROOTS * (ENTRIES + 1) + 3 * ENTRIES + 64) as u64;
     let bound = (RING_SIZE as u64 + 1) * per_call;
+    // Wall times (printed, not asserted): the slowest exit, and the 99.9th percentile,
+    // which a busy machine's preemptions do not reach.
+    worst.times.sort();
+    let (slowest, slowest_what) = worst.times.last().copied().unwrap_or_default();
+    let p999 = worst.times[worst.times.len() * 999 / 1000].0;
     println!(
         "{} exits ({faulted} page faults, {RECORDED} pages recorded): worst exit {} ({} entries \
-         touched, bound {bound}; {} while recording); slowest exit {:?}",
-        worst.exits, worst.what, worst.work, recorded_worst, worst.time
+         touched, bound {bound}; {} while recording); slowest exit {slowest:?} ({slowest_what}), \
+         99.9% of exits under {p999:?}",
+        worst.exits, worst.what, worst.work, recorded_worst
     );
     assert!(
         worst.work <= bound,
