@@ -167,23 +167,33 @@ impl World {
     /// Maps `vaddr` to `frame` under `pgdir` the way the kernel does: upper-level entries
     /// through `set_pmd`, the leaf through `set_pte_at`.
     fn map(&self, g: &Guest<'_>, pgdir: u64, vaddr: u64, frame: u64) {
-        let mut table = pgdir;
-        for shift in [39u32, 30, 21] {
-            let index = (vaddr >> shift) & 511;
-            let e = self.read(table + index * 8);
-            table = if e & 1 == 0 {
-                let t = self.alloc();
-                // SAFETY: `entry` checked that the 8 bytes of entry `index` (< 512) of the
-                // table page `table` lie inside guest memory and are aligned for `PDEntry`;
-                // the mapping lives as long as `self.lb`, and the host only copies guest
-                // memory, so nothing else holds a reference to the entry the guest writes.
-                unsafe { g.set_pmd(self.entry::<PDEntry>(table, index), PDEntry(t | UPPER)) };
-                t
-            } else {
-                e & !0xfff
+        // Each round adds one missing table (found by the one page walk); the last reaches
+        // the leaf table.
+        let table = loop {
+            let w = {
+                let h = self.lb.host();
+                paging::walk(&host_stubs::mmu::GuestTables(h.mem()), pgdir, vaddr).unwrap()
             };
-        }
-        let ptep = self.entry::<PTEntry>(table, (vaddr >> 12) & 511);
+            let last = w.last();
+            match w.end {
+                paging::End::NotPresent { level } if level < paging::PT => {
+                    let t = self.alloc();
+                    // SAFETY: `entry` checked that the 8 bytes of entry `last.index` (< 512)
+                    // of the table page `last.table` lie inside guest memory and are aligned
+                    // for `PDEntry`; the mapping lives as long as `self.lb`, and the host
+                    // only copies guest memory, so nothing else holds a reference to the
+                    // entry the guest writes.
+                    unsafe {
+                        g.set_pmd(
+                            self.entry::<PDEntry>(last.table, last.index as u64),
+                            PDEntry(t | UPPER),
+                        )
+                    };
+                }
+                _ => break last.table,
+            }
+        };
+        let ptep = self.entry::<PTEntry>(table, paging::index(paging::PT, vaddr) as u64);
         // SAFETY: `table` is the leaf table the walk above reached from `pgdir` for `vaddr`,
         // so `ptep` is the live entry mapping `vaddr` under `pgdir`, as `set_pte_at` asks;
         // `entry` and `ptr` checked both ranges (inside guest memory, aligned), the mapping
