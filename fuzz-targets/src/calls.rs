@@ -51,7 +51,7 @@ fn check_decode(nr: u64, regs: [u64; ARG_REGS]) {
 
 /// Writes the shared page at `page` as a guest sets it up before LGUEST_INIT.
 fn setup_page(mem: &GuestMem, page: u64) {
-    let at = |off: usize| page + off as u64;
+    let at = |off: usize| page.wrapping_add(off as u64);
     let _ = mem.write_u64(at(LguestData::BLOCKED_INTERRUPTS_OFFSET), 1);
     let _ = mem.write(at(LguestData::HCALL_STATUS_OFFSET), &[RING_DONE; RING_SIZE]);
     let _ = mem.write(
