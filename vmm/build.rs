@@ -20,6 +20,7 @@ fn main() {
         .to_path_buf();
     for dir in [
         "kernel",
+        "paging/src",
         "guest/src",
         "abi",
         "pv-macros/src",

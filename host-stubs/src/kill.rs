@@ -284,23 +284,17 @@ pub enum Kill {
         /// The entry.
         pte: u64,
     },
-    /// A present upper-level entry in the guest's page tables points outside guest memory.
-    #[error(
-        "hypercall {call}: argument `{arg}`: walking the tables at {pgdir:#x}, entry {index} of the table at {table:#x} = {entry:#x} points outside guest memory"
-    )]
-    BadTableEntry {
-        /// The call that made the host walk the tables.
-        call: Hypercall,
-        /// The argument that led there.
-        arg: &'static str,
-        /// The top-level table walked.
+    /// A page fault led the host to a guest page-table entry it refuses (lguest's
+    /// `check_gpte`/`check_gpgd`): a table or a frame outside guest memory, which is where the
+    /// host's own memory is.
+    #[error("page fault at {vaddr:#x}: in the guest's tables at {pgdir:#x}, {bad}")]
+    BadPageTable {
+        /// The faulting address.
+        vaddr: Gva,
+        /// The guest's top-level table walked.
         pgdir: Gpa,
-        /// The table holding the bad entry.
-        table: Gpa,
-        /// The entry's index.
-        index: usize,
-        /// The entry.
-        entry: u64,
+        /// The entry refused.
+        bad: crate::mmu::BadGpte,
     },
     /// A ring slot's status byte is neither `RING_READY` nor `RING_DONE`.
     #[error("async ring slot {slot}: status byte {value:#04x} is neither ready nor done")]
@@ -450,14 +444,6 @@ pub enum Kill {
         /// The port.
         port: u16,
     },
-    /// The guest changed the top-level entry the host keeps in every page table.
-    #[error("the guest changed the host's top-level page-table entry in {pgdir:#x} to {entry:#x}")]
-    HostMapping {
-        /// The guest's top-level table.
-        pgdir: Gpa,
-        /// What it wrote there.
-        entry: u64,
-    },
     /// The virtual CPU stopped it (a triple fault, a privileged instruction that got
     /// through, an entry failure).
     #[error("the virtual CPU stopped: {what}")]
@@ -480,7 +466,7 @@ impl Kill {
             | Kill::HaltedForever
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
-            | Kill::HostMapping { .. }
+            | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }
             | Kill::HostBusy { .. }
@@ -492,8 +478,7 @@ impl Kill {
             Kill::BadArgument(b) => Some(b.call),
             Kill::BeforeInit { call }
             | Kill::OutsideMemory { call, .. }
-            | Kill::BadVirtualAddress { call, .. }
-            | Kill::BadTableEntry { call, .. } => Some(*call),
+            | Kill::BadVirtualAddress { call, .. } => Some(*call),
             Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.call()),
             Kill::BadGate { .. } => Some(IDT_LO.call()),
             Kill::BadGateOffset { .. } => Some(IDT_HI.call()),
@@ -507,9 +492,7 @@ impl Kill {
     pub fn arg(&self) -> Option<&'static str> {
         match self {
             Kill::BadArgument(b) => Some(b.arg),
-            Kill::OutsideMemory { arg, .. }
-            | Kill::BadVirtualAddress { arg, .. }
-            | Kill::BadTableEntry { arg, .. } => Some(arg),
+            Kill::OutsideMemory { arg, .. } | Kill::BadVirtualAddress { arg, .. } => Some(arg),
             Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.name()),
             Kill::BadGate { .. } => Some(IDT_LO.name()),
             Kill::BadGateOffset { .. } => Some(IDT_HI.name()),
@@ -526,7 +509,7 @@ impl Kill {
             | Kill::HaltedForever
             | Kill::HostMemory { .. }
             | Kill::BadPort { .. }
-            | Kill::HostMapping { .. }
+            | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }
             | Kill::HostBusy { .. }
@@ -549,19 +532,6 @@ impl Kill {
             value,
             len,
             size,
-        }
-    }
-
-    /// Walking the tables at `pgdir`, which argument `arg` led to, found entry `bad`
-    /// pointing outside guest memory.
-    pub fn bad_table(arg: Arg, pgdir: Gpa, bad: crate::shadow::BadEntry) -> Kill {
-        Kill::BadTableEntry {
-            call: arg.call(),
-            arg: arg.name(),
-            pgdir,
-            table: bad.table,
-            index: bad.index,
-            entry: bad.entry,
         }
     }
 

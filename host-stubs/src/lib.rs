@@ -43,7 +43,7 @@ pub mod irq;
 pub mod kill;
 pub mod loopback;
 pub mod memory;
-pub mod shadow;
+pub mod mmu;
 
 pub use host::{Host, HostConfig, Next};
 pub use kill::{Kill, Killed, Origin, Shutdown, Stop};

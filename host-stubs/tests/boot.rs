@@ -20,6 +20,7 @@ use host_stubs::host::{Delivery, Host, HostConfig, Next, Stack};
 use host_stubs::kill::{Kill, Origin, Shutdown, Stop};
 use host_stubs::loopback::Loopback;
 use host_stubs::memory::GuestMem;
+use host_stubs::mmu::Fault;
 use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
 use x86::dtables::DescriptorTablePointer;
 use x86::segmentation::Descriptor;
@@ -97,6 +98,10 @@ impl World {
         self.lb.host()
     }
 
+    fn host_mut(&self) -> std::cell::RefMut<'_, Host<ManualClock>> {
+        self.lb.host_mut()
+    }
+
     /// The host address of `[gpa, gpa + len)`, checked and aligned for `T`.
     fn ptr<T>(&self, gpa: u64, len: u64) -> *mut T {
         let p = self.lb.host().mem().host_ptr(gpa, len).unwrap().as_ptr();
@@ -151,26 +156,44 @@ impl World {
         self.lb.host().mem().read_u64(gpa).unwrap()
     }
 
+    /// The guest's page table holding `vaddr`'s leaf under `pgdir`, by the one walk.
+    fn leaf_table(&self, pgdir: u64, vaddr: u64) -> u64 {
+        let h = self.lb.host();
+        let w = paging::walk(&host_stubs::mmu::GuestTables(h.mem()), pgdir, vaddr).unwrap();
+        assert_eq!(w.depth, paging::LEVELS, "{vaddr:#x} has a page table");
+        w.last().table
+    }
+
     /// Maps `vaddr` to `frame` under `pgdir` the way the kernel does: upper-level entries
     /// through `set_pmd`, the leaf through `set_pte_at`.
     fn map(&self, g: &Guest<'_>, pgdir: u64, vaddr: u64, frame: u64) {
-        let mut table = pgdir;
-        for shift in [39u32, 30, 21] {
-            let index = (vaddr >> shift) & 511;
-            let e = self.read(table + index * 8);
-            table = if e & 1 == 0 {
-                let t = self.alloc();
-                // SAFETY: `entry` checked that the 8 bytes of entry `index` (< 512) of the
-                // table page `table` lie inside guest memory and are aligned for `PDEntry`;
-                // the mapping lives as long as `self.lb`, and the host only copies guest
-                // memory, so nothing else holds a reference to the entry the guest writes.
-                unsafe { g.set_pmd(self.entry::<PDEntry>(table, index), PDEntry(t | UPPER)) };
-                t
-            } else {
-                e & !0xfff
+        // Each round adds one missing table (found by the one page walk); the last reaches
+        // the leaf table.
+        let table = loop {
+            let w = {
+                let h = self.lb.host();
+                paging::walk(&host_stubs::mmu::GuestTables(h.mem()), pgdir, vaddr).unwrap()
             };
-        }
-        let ptep = self.entry::<PTEntry>(table, (vaddr >> 12) & 511);
+            let last = w.last();
+            match w.end {
+                paging::End::NotPresent { level } if level < paging::PT => {
+                    let t = self.alloc();
+                    // SAFETY: `entry` checked that the 8 bytes of entry `last.index` (< 512)
+                    // of the table page `last.table` lie inside guest memory and are aligned
+                    // for `PDEntry`; the mapping lives as long as `self.lb`, and the host
+                    // only copies guest memory, so nothing else holds a reference to the
+                    // entry the guest writes.
+                    unsafe {
+                        g.set_pmd(
+                            self.entry::<PDEntry>(last.table, last.index as u64),
+                            PDEntry(t | UPPER),
+                        )
+                    };
+                }
+                _ => break last.table,
+            }
+        };
+        let ptep = self.entry::<PTEntry>(table, paging::index(paging::PT, vaddr) as u64);
         // SAFETY: `table` is the leaf table the walk above reached from `pgdir` for `vaddr`,
         // so `ptep` is the live entry mapping `vaddr` under `pgdir`, as `set_pte_at` asks;
         // `entry` and `ptr` checked both ranges (inside guest memory, aligned), the mapping
@@ -379,7 +402,7 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     assert_eq!(w.calls_since(from), [("set_pte", false)]);
     // The kernel unmaps a page natively, then flushes it: the record forgets it.
     let ptep = {
-        let pt = w.host().shadow().table(a).unwrap()[&0x40_7000].tables[3];
+        let pt = w.leaf_table(a, 0x40_7000);
         w.entry::<PTEntry>(pt, 7)
     };
     // SAFETY: `entry` checked the 8 bytes (inside guest memory, aligned), which are the live
@@ -388,7 +411,7 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
     g.flush_tlb_single(0x40_7000);
     // A legacy set_pte (no address given): FLUSH_TLB(all) now that cr3 changed.
     let ptep = {
-        let pt = w.host().shadow().table(a).unwrap()[&0x40_6000].tables[3];
+        let pt = w.leaf_table(a, 0x40_6000);
         w.entry::<PTEntry>(pt, 6)
     };
     // SAFETY: as above: the checked, aligned, live leaf entry of 0x40_6000.
@@ -424,8 +447,10 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
         ],
         "lazy calls queued in order, flushed by the end of the context switch"
     );
-    // A kernel page changes: every address space sees it.
-    w.map(g, b, KERNEL + 3 * PAGE_SIZE, 0x3f_0000);
+    // A kernel page the guest has touched changes: the shadow follows SET_PTE.
+    let kpage = KERNEL + 3 * PAGE_SIZE;
+    assert_eq!(w.host_mut().demand_page(kpage, 0), Ok(Fault::Filled));
+    w.map(g, b, kpage, 0x3f_0000);
     {
         let h = w.host();
         assert_eq!(h.pgdir(), b);
@@ -438,8 +463,8 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
             })
         );
         assert_eq!(
-            h.shadow().entries(a)[&(KERNEL + 3 * PAGE_SIZE)],
-            0x3f_0000 | LEAF
+            h.shadow().lookup(b, kpage).map(|e| e & paging::ADDR),
+            Some(0x3f_0000)
         );
     }
     (a, b)
@@ -451,13 +476,16 @@ fn the_whole_boot_path_runs_and_the_host_state_matches_the_guest() {
     let g = w.guest();
     let (a, b) = boot(&w, &g);
 
-    // The record of every reported page equals the guest's own page tables.
-    for pgdir in [a, b] {
+    // Every page the guest mapped faults into the shadow as its own tables map it.
+    let _ = a;
+    for (va, pte) in w.guest_tables(b) {
         assert_eq!(
-            w.host().shadow().entries(pgdir),
-            w.guest_tables(pgdir),
-            "pgdir {pgdir:#x}"
+            w.host_mut().demand_page(va, 0),
+            Ok(Fault::Filled),
+            "{va:#x}"
         );
+        let spte = w.host().shadow().lookup(b, va).unwrap();
+        assert_eq!(spte & paging::ADDR, pte & paging::ADDR, "{va:#x}");
     }
 
     // ----- TLS, cr0 -----

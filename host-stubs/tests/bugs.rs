@@ -386,7 +386,7 @@ fn a_new_page_table_outside_guest_memory_kills_naming_it() {
             }
         );
         assert_eq!(h.pgdir(), BOOT_PGDIR);
-        assert!(h.shadow().pgdirs().all(|p| p != pgdir));
+        assert!(h.shadow().roots().all(|p| p != pgdir));
     }
     // The last page of memory is a fine table.
     let (mut h, _) = booted();

@@ -11,6 +11,9 @@ use host_stubs::abi::types::{ShutdownKind, TsState};
 use host_stubs::desc::Gate;
 use host_stubs::host::{Delivery, Next, Stack};
 use host_stubs::kill::{HostAccess, Kill, Origin, Shutdown, Stop};
+use host_stubs::mmu::Fault;
+use host_stubs::{Host, clock::ManualClock};
+use paging::ADDR;
 
 /// A present 64-bit gate of type `ty` for handler `offset`, as the guest encodes it.
 fn gate(offset: u64, ty: u64) -> [u64; 2] {
@@ -415,23 +418,27 @@ fn a_kill_in_the_ring_names_its_slot_and_stops_the_walk() {
 }
 
 #[test]
-fn set_pte_records_what_the_guest_tables_hold() {
+fn set_pte_updates_the_shadow_and_refuses_frames_outside_memory() {
     let (mut h, _) = booted();
     let mut t = Tables { next: 0x20_000 };
     let pgdir = t.alloc(h.mem());
     h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap();
     let user = 0x40_0000;
-    let pte = 0x7000 | LEAF;
-    t.map(h.mem(), pgdir, user, pte);
-    h.hypercall(SET_PTE, [pgdir, user + 0x123, pte, 0]).unwrap();
-    assert_eq!(h.shadow().entries(pgdir).get(&user), Some(&pte));
-    // flush_tlb_single reports 0: the host looks again, and the page is still mapped.
+    t.map(h.mem(), pgdir, user, 0x7000 | LEAF);
+    // Nothing is shadowed until the guest touches the page.
+    h.hypercall(SET_PTE, [pgdir, user, 0x7000 | LEAF, 0])
+        .unwrap();
+    assert_eq!(h.shadow().lookup(pgdir, user), None);
+    assert_eq!(h.demand_page(user + 0x123, 0).unwrap(), Fault::Filled);
+    let frame = |h: &Host<ManualClock>| h.shadow().lookup(pgdir, user).map(|e| e & ADDR);
+    assert_eq!(frame(&h), Some(0x7000));
+    // Now SET_PTE is what changes it: a new frame, then flush_tlb_single's 0.
+    t.map(h.mem(), pgdir, user, 0x8000 | LEAF);
+    h.hypercall(SET_PTE, [pgdir, user, 0x8000 | LEAF, 0])
+        .unwrap();
+    assert_eq!(frame(&h), Some(0x8000));
     h.hypercall(SET_PTE, [pgdir, user, 0, 0]).unwrap();
-    assert_eq!(h.shadow().entries(pgdir).get(&user), Some(&pte));
-    // Unmapped in the guest: gone from the record.
-    t.map(h.mem(), pgdir, user, 0);
-    h.hypercall(SET_PTE, [pgdir, user, 0, 0]).unwrap();
-    assert!(h.shadow().entries(pgdir).is_empty());
+    assert_eq!(frame(&h), None);
     // A frame outside memory is refused.
     let (k, _) = killed(h.hypercall(SET_PTE, [pgdir, user, MEM | LEAF, 0]));
     assert_eq!(
@@ -454,48 +461,82 @@ fn kernel_mappings_reach_every_table_and_set_pmd_drops_below_its_entry() {
     let kslot = ((KERNEL >> 39) & 511) * 8;
     let pml4e = h.mem().read_u64(a + kslot).unwrap();
     h.mem().write_u64(b + kslot, pml4e).unwrap();
-    h.hypercall(NEW_PGTABLE, [b, 0, 0, 0]).unwrap();
-    h.hypercall(NEW_PGTABLE, [a, 0, 0, 0]).unwrap();
-    h.hypercall(SET_PTE, [a, kpage, 0x9000 | LEAF, 0]).unwrap();
-    assert_eq!(h.shadow().entries(a).get(&kpage), Some(&(0x9000 | LEAF)));
-    assert_eq!(h.shadow().entries(b).get(&kpage), Some(&(0x9000 | LEAF)));
-    // The PD entry above `pt` changes: everything below it goes.
-    let pd = h.shadow().table(a).unwrap()[&kpage].tables[2];
+    for pgdir in [b, a] {
+        h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap();
+        assert_eq!(h.demand_page(kpage, 0).unwrap(), Fault::Filled);
+    }
+    h.hypercall(SET_PTE, [a, kpage, 0xa000 | LEAF, 0]).unwrap();
+    for pgdir in [a, b] {
+        assert_eq!(
+            h.shadow().lookup(pgdir, kpage).map(|e| e & ADDR),
+            Some(0xa000)
+        );
+    }
+    // The PD entry above `pt` changes: everything below it goes, in both shadows of it.
     let pd_index = (kpage >> 21) & 511;
-    assert_eq!(h.mem().read_u64(pd + pd_index * 8).unwrap() & !0xfff, pt);
+    let pdpt = h.mem().read_u64(a + kslot).unwrap() & ADDR;
+    let pd = h.mem().read_u64(pdpt + ((kpage >> 30) & 511) * 8).unwrap() & ADDR;
+    assert_eq!(h.mem().read_u64(pd + pd_index * 8).unwrap() & ADDR, pt);
     h.hypercall(SET_PMD, [pd, pd_index, 0, 0]).unwrap();
-    assert!(h.shadow().is_empty());
+    assert_eq!(h.shadow().lookup(a, kpage), None);
+    assert_eq!(h.shadow().lookup(b, kpage), None);
 }
 
+/// The seed's hypercalls are what keeps the guest's view right: an entry changed without
+/// SET_PTE stays as the shadow had it until a flush drops the shadow.
 #[test]
-fn flushes_re_read_the_record_from_the_guest_tables() {
+fn a_missing_set_pte_leaves_a_stale_mapping_until_a_flush() {
     let (mut h, _) = booted();
     let mut t = Tables { next: 0x20_000 };
     let pgdir = t.alloc(h.mem());
     h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap();
     t.map(h.mem(), pgdir, 0x1000, 0x5000 | LEAF);
-    h.hypercall(SET_PTE, [pgdir, 0x1000, 0x5000 | LEAF, 0])
-        .unwrap();
-    // The guest changes the entry without telling (native set_pte), then flushes.
+    h.demand_page(0x1000, 0).unwrap();
+    // The guest changes the entry without telling (native set_pte).
     t.map(h.mem(), pgdir, 0x1000, 0x6000 | LEAF);
+    let frame = |h: &Host<ManualClock>| h.shadow().lookup(pgdir, 0x1000).map(|e| e & ADDR);
+    assert_eq!(frame(&h), Some(0x5000), "stale");
     h.hypercall(FLUSH_TLB, [0, 0, 0, 0]).unwrap();
-    assert_eq!(
-        h.shadow().entries(pgdir).get(&0x1000),
-        Some(&(0x6000 | LEAF))
-    );
+    assert_eq!(frame(&h), None, "dropped, not re-read");
+    h.demand_page(0x1000, 0).unwrap();
+    assert_eq!(frame(&h), Some(0x6000));
     assert_eq!(h.flushes(), [1, 0]);
 }
 
 #[test]
-fn at_most_four_tables_are_followed() {
+fn at_most_four_tables_have_a_shadow() {
     let (mut h, _) = booted();
     for i in 0..6u64 {
         h.hypercall(NEW_PGTABLE, [0x20_000 + i * PAGE_SIZE, 0, 0, 0])
             .unwrap();
     }
-    let followed: Vec<_> = h.shadow().pgdirs().collect();
-    assert_eq!(followed, [0x25_000, 0x24_000, 0x23_000, 0x22_000]);
+    let mut roots: Vec<_> = h.shadow().roots().collect();
+    roots.sort_unstable();
+    assert_eq!(roots, [0x22_000, 0x23_000, 0x24_000, 0x25_000]);
     assert_eq!(h.pgdir(), 0x25_000);
+    assert_eq!(h.shadow().gpgdir(), 0x25_000);
+}
+
+#[test]
+fn a_page_fault_fills_reflects_or_kills_naming_the_entry() {
+    let (mut h, _) = booted();
+    let mut t = Tables { next: 0x20_000 };
+    let pgdir = t.alloc(h.mem());
+    h.hypercall(NEW_PGTABLE, [pgdir, 0, 0, 0]).unwrap();
+    assert_eq!(h.demand_page(0x3000, 0).unwrap(), Fault::Reflect);
+    let pt = t.map(h.mem(), pgdir, 0x3000, MEM | LEAF);
+    h.demand_page(0x3000, 0).unwrap_err();
+    let Some(Kill::BadPageTable { vaddr, bad, .. }) = h
+        .stopped()
+        .and_then(|s| s.killed())
+        .map(|k| k.reason.clone())
+    else {
+        panic!("{:?}", h.stopped());
+    };
+    assert_eq!(
+        (vaddr, bad.table, bad.index, bad.entry),
+        (0x3000, pt, 3, MEM | LEAF)
+    );
 }
 
 #[test]

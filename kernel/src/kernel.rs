@@ -169,8 +169,14 @@ extern "C" fn exception(vector: u64, frame: *const u64) -> ! {
     // SAFETY: the entry code passes the frame the host pushed: error code, rip, cs,
     // rflags, rsp, ss.
     let (err, rip) = unsafe { (frame.read(), frame.add(1).read()) };
+    let cs: u64;
+    // SAFETY: reading cs has no side effects; it says which ring this handler runs in.
+    unsafe {
+        core::arch::asm!("mov {}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
     panic!(
-        "exception {vector} (error {err:#x}) at rip {rip:#x}, cr2 {:#x}",
+        "exception {vector} (error {err:#x}) at rip {rip:#x}, handled at ring {}, cr2 {:#x}",
+        cs & 3,
         DATA.cr2.load(Ordering::Relaxed)
     );
 }

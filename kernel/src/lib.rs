@@ -15,6 +15,7 @@
 #![deny(warnings)]
 
 pub mod console;
+pub mod escapes;
 pub mod hostile;
 pub mod params;
 pub mod workload;

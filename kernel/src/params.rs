@@ -57,6 +57,9 @@ pub enum Workload {
     Boot = 0,
     /// Boot, then map and unmap `pages` pages through pv_mmu_ops between two marks.
     Mmu = 1,
+    /// As [`Workload::Mmu`], reading every mapped page once before unmapping: one page
+    /// fault each, which the host fills from the kernel's tables.
+    Touch = 2,
 }
 
 /// A deliberate violation, for testing that the host kills cleanly.
@@ -83,7 +86,8 @@ pub enum Fault {
     /// Map the first page past guest RAM (the host's) behind the host's back, and write
     /// to it.
     HostWrite = 8,
-    /// Clear the top-level entry the host keeps in every page table, then exit.
+    /// Clear the top-level entry where the host's region is in our own table, then take
+    /// a page fault (which must still reach our handler through the host).
     HostEntry = 9,
     /// Halt with no clock event armed: nothing could ever wake it.
     HaltNoTimer = 10,
@@ -110,6 +114,17 @@ pub enum Fault {
     TsNm = 19,
     /// Point the breakpoint gate at a non-canonical handler address, then `int3`.
     GateWildOffset = 20,
+    /// Map the host's region through an ordinary user PTE and read it.
+    HostRead = 21,
+    /// Map the host's ring-0 stack page and write to it.
+    StackWrite = 22,
+    /// Point our PML4\[511\] at a copy of the host's region whose IDT sends `int3` to our
+    /// code at ring 0, then `int3`.
+    FakeIdt = 23,
+    /// The same, with `lidt` to the copy first.
+    FakeIdtLidt = 24,
+    /// Change a mapped entry without SET_PTE and see the old frame until SET_PTE.
+    StalePte = 25,
 }
 
 impl Mode {
@@ -124,7 +139,7 @@ impl Mode {
 impl Workload {
     /// From the block's field.
     pub fn from_raw(v: u32) -> Option<Workload> {
-        [Workload::Boot, Workload::Mmu]
+        [Workload::Boot, Workload::Mmu, Workload::Touch]
             .into_iter()
             .find(|m| *m as u32 == v)
     }
@@ -132,7 +147,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 21] = [
+    pub const ALL: [Fault; 26] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -154,6 +169,11 @@ impl Fault {
         Fault::Sysenter,
         Fault::TsNm,
         Fault::GateWildOffset,
+        Fault::HostRead,
+        Fault::StackWrite,
+        Fault::FakeIdt,
+        Fault::FakeIdtLidt,
+        Fault::StalePte,
     ];
 
     /// From the block's field.
@@ -185,6 +205,11 @@ impl Fault {
             Fault::Sysenter => "sysenter",
             Fault::TsNm => "ts-nm",
             Fault::GateWildOffset => "gate-wild-offset",
+            Fault::HostRead => "host-read",
+            Fault::StackWrite => "stack-write",
+            Fault::FakeIdt => "fake-idt",
+            Fault::FakeIdtLidt => "fake-idt-lidt",
+            Fault::StalePte => "stale-pte",
         }
     }
 }

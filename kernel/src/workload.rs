@@ -51,7 +51,6 @@ pub const EXCEPTIONS: usize = FIRST_EXTERNAL_VECTOR as usize;
 const UPPER: u64 = 0x7;
 /// Present, writable, user, accessed, dirty: leaves.
 const LEAF: u64 = 0x67;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// Boundaries the host counts between (its exits, calls and time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,37 +294,65 @@ fn load_tables<P: Platform>(p: &P) {
 
 // ----- Page tables -----
 
+/// The kernel's own page tables, as the one page walk ([`paging::walk`]) reads them.
+struct Own<'a, P>(&'a P);
+
+impl<P: Platform> paging::Tables for Own<'_, P> {
+    type Error = core::convert::Infallible;
+    fn entry(&self, table: u64, index: usize) -> Result<u64, Self::Error> {
+        // SAFETY: the walk only follows entries of this kernel's tables, which are its own
+        // pages, reachable at `va`; page-table entries are read with plain loads by the CPU
+        // too.
+        Ok(unsafe { self.0.va(table).add(index).read_volatile() })
+    }
+}
+
+/// Where `step`'s entry is, for the kernel to write.
+fn entry_ptr<P: Platform>(p: &P, step: paging::Step) -> *mut u64 {
+    // SAFETY: `step` came from a walk of this kernel's tables: its table is one of our pages
+    // and its index is below 512, so the entry is inside that page.
+    unsafe { p.va(step.table).add(step.index) }
+}
+
+/// The leaf entry for `vaddr` under `pgdir` (present or not), if the tables reach down to a
+/// page table.
+pub fn leaf_ptr<P: Platform>(p: &P, pgdir: u64, vaddr: u64) -> Option<*mut u64> {
+    let Ok(w) = paging::walk(&Own(p), pgdir, vaddr);
+    (w.depth == paging::LEVELS).then(|| entry_ptr(p, w.last()))
+}
+
 /// Maps `vaddr` to `frame` in the tables under `pgdir` as the kernel does: missing
 /// upper-level tables through `set_pmd`, the leaf through `set_pte_at`.
-fn map<P: Platform>(p: &P, pgdir: u64, vaddr: u64, pte: u64) -> Result<(), &'static str> {
-    let mut table = pgdir;
-    for shift in [39u32, 30, 21] {
-        let index = ((vaddr >> shift) & 511) as usize;
-        // SAFETY: `table` is a page-table page of this kernel, reachable at `va`.
-        let entry = unsafe { p.va(table).add(index) };
-        // SAFETY: as above; page-table entries are read with plain loads by the CPU too.
-        let e = unsafe { entry.read_volatile() };
-        table = if e & 1 == 0 {
-            let t = p.alloc_page().ok_or("out of page-table pages")?;
-            // SAFETY: `entry` is the live entry of a table under `pgdir`.
-            unsafe { (pv().mmu.set_pmd)(entry.cast(), PDEntry(t | UPPER)) };
-            t
-        } else {
-            e & ADDR_MASK
-        };
+pub fn map<P: Platform>(p: &P, pgdir: u64, vaddr: u64, pte: u64) -> Result<(), &'static str> {
+    // Each round adds one missing table; the fourth reaches the leaf.
+    for _ in 0..paging::LEVELS {
+        let Ok(w) = paging::walk(&Own(p), pgdir, vaddr);
+        let entry = entry_ptr(p, w.last());
+        match w.end {
+            paging::End::NotPresent { level } if level < paging::PT => {
+                let t = p.alloc_page().ok_or("out of page-table pages")?;
+                // SAFETY: `entry` is the live entry of a table under `pgdir`.
+                unsafe { (pv().mmu.set_pmd)(entry.cast(), PDEntry(t | UPPER)) };
+            }
+            paging::End::NotPresent { .. }
+            | paging::End::Leaf(paging::Leaf {
+                level: paging::PT, ..
+            }) => {
+                // SAFETY: `entry` is the live leaf entry mapping `vaddr` under `pgdir`.
+                unsafe {
+                    (pv().mmu.set_pte_at)(
+                        p.va(pgdir).cast::<PML4Entry>(),
+                        vaddr,
+                        entry.cast(),
+                        PTEntry(pte),
+                    )
+                };
+                return Ok(());
+            }
+            paging::End::Leaf(_) => return Err("a huge page is in the way"),
+        }
     }
-    // SAFETY: `table` is the leaf table for `vaddr` under `pgdir`.
-    let ptep = unsafe { p.va(table).add(((vaddr >> 12) & 511) as usize) };
-    // SAFETY: `ptep` is the live entry mapping `vaddr` under `pgdir`.
-    unsafe {
-        (pv().mmu.set_pte_at)(
-            p.va(pgdir).cast::<PML4Entry>(),
-            vaddr,
-            ptep.cast(),
-            PTEntry(pte),
-        )
-    };
-    Ok(())
+    Err("the page tables did not reach a leaf")
 }
 
 /// Builds the kernel's own 4-level tables (4 KiB pages over the identity range, in lazy
@@ -416,6 +443,7 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
         return Err("read_cr3 does not give the table the kernel switched to");
     }
     crate::hostile::commit::<I, P>(p, params.fault)?;
+    crate::escapes::commit::<P>(p, pgdir, params)?;
     match params.fault {
         Fault::Hang => {
             irq_disable();
@@ -425,15 +453,25 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
                 core::hint::spin_loop();
             }
         }
+        Fault::PageFault | Fault::BadPort | Fault::HostWrite | Fault::HostEntry
+            if !p.mappings_live() =>
+        {
+            return Err("this fault needs a real CPU: in process nothing is mapped");
+        }
         Fault::HostEntry => {
-            // SAFETY: deliberately wrong: the last entry of our own top-level table is the
-            // host's (RESERVE_MEM); the next exit must end us.
+            // SAFETY: deliberately wrong: the last entry of our own top-level table is where
+            // the host's region is (RESERVE_MEM). The host keeps its own entry in its shadow
+            // and never reads ours, so the page fault below still reaches our handler
+            // through the host's stubs.
             unsafe { p.va(pgdir).add(HOST_PML4_SLOT).write_volatile(0) };
             (pv().mmu.flush_tlb_kernel)();
-            return Err("the host did not notice its top-level entry was cleared");
-        }
-        Fault::PageFault | Fault::BadPort | Fault::HostWrite if !p.mappings_live() => {
-            return Err("this fault needs a real CPU: in process nothing is mapped");
+            // SAFETY: deliberately not safe: the address is unmapped; the fault ends us.
+            let v = unsafe { (UNMAPPED as *const u64).read_volatile() };
+            return Err(if v == 0 {
+                "read an unmapped page"
+            } else {
+                "read an unmapped page!"
+            });
         }
         Fault::PageFault => {
             // SAFETY: deliberately not safe: the address is unmapped, and the fault it
@@ -458,21 +496,10 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
             // Map the first page past RAM without telling the host (a native write, no
             // SET_PTE, which would be refused), then write to it.
             map(p, pgdir, UNMAPPED, 0)?;
-            let mut table = pgdir;
-            for shift in [39u32, 30, 21] {
-                // SAFETY: `map` just made the tables down to UNMAPPED's leaf.
-                let e = unsafe {
-                    p.va(table)
-                        .add(((UNMAPPED >> shift) & 511) as usize)
-                        .read_volatile()
-                };
-                table = e & ADDR_MASK;
-            }
+            let leaf = leaf_ptr(p, pgdir, UNMAPPED).ok_or("no leaf for UNMAPPED")?;
             // SAFETY: deliberately wrong: the leaf for UNMAPPED, pointed past guest RAM.
             unsafe {
-                p.va(table)
-                    .add(((UNMAPPED >> 12) & 511) as usize)
-                    .write_volatile(params.raw.mem_size | LEAF);
+                leaf.write_volatile(params.raw.mem_size | LEAF);
                 (UNMAPPED as *mut u64).write_volatile(0x0062_6164);
             }
             return Err("the host let a write to its own memory through");
@@ -483,10 +510,11 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
     // Map and unmap pages through pv_mmu_ops: a few at boot, as many as asked for the mmu
     // workload.
     let pages = match params.workload {
-        Workload::Mmu => raw.pages,
+        Workload::Mmu | Workload::Touch => raw.pages,
         Workload::Boot => BOOT_MMU_PAGES,
     };
-    mmu_workload::<I, P>(p, pgdir, pages, raw.eager != 0)?;
+    let touch = params.workload == Workload::Touch;
+    mmu_workload::<I, P>(p, pgdir, pages, raw.eager != 0, touch)?;
 
     // time_init(): the clock source and clock event, then unblock the timer line.
     (pv().time.time_init)();
@@ -530,12 +558,14 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
 }
 
 /// Maps and unmaps `pages` pages at [`MMU_BASE`] through the mmu pv_ops, in lazy mode
-/// unless `eager`, between the two marks the host counts between.
+/// unless `eager`, between the two marks the host counts between; with `touch`, reads each
+/// page once in between (where mappings are live).
 fn mmu_workload<I: Instance, P: Platform>(
     p: &P,
     pgdir: u64,
     pages: u64,
     eager: bool,
+    touch: bool,
 ) -> Result<(), Failure> {
     let frame = p.frame();
     // Upper-level tables first, so the marked phase is only leaf updates.
@@ -562,6 +592,15 @@ fn mmu_workload<I: Instance, P: Platform>(
         // SAFETY: `frame` is mapped at `p.va(frame)` too.
         if unsafe { p.va(frame).read_volatile() } != 0x6c67_7565_7374_2121 {
             return Err("a page mapped through pv_mmu_ops does not reach its frame");
+        }
+        if touch {
+            for i in 0..pages {
+                // SAFETY: every page at MMU_BASE was just mapped to `frame`, readable.
+                let v = unsafe { ((MMU_BASE + i * PAGE_SIZE) as *const u64).read_volatile() };
+                if v != 0x6c67_7565_7374_2121 {
+                    return Err("a touched page does not reach its frame");
+                }
+            }
         }
     }
     for i in 0..pages {

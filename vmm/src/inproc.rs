@@ -191,6 +191,7 @@ impl World {
             hypercalls: host_total_calls(&host),
             ring_drained: host.ring_drained(),
             wall_ns: self.start.elapsed().as_nanos() as u64,
+            faults: 0,
         }
     }
 }
@@ -394,5 +395,6 @@ fn report(w: &World) -> Report {
         }),
         workload,
         boots: 1,
+        shadow: crate::run::ShadowCounts::of(&host, 0),
     }
 }

@@ -9,12 +9,15 @@
 //!                       at 1 MiB, the boot page tables in its last BOOT_TABLE_PAGES pages)
 //! mem .. mem+RO_SIZE    the host's tables, stubs and page tables: a read-only memslot
 //! .. +STACK_SIZE        the ring-0 stack the stubs run on
+//! mem+2M .. +POOL_PAGES the shadow page tables (host_stubs::mmu), a read-only memslot
 //! ```
 //!
 //! The host region is mapped at [`HOST_VA`], the start of the last top-level page-table
-//! entry, which the spec's `RESERVE_MEM` leaves to the host. Its entries have no user bit,
-//! so the ring-3 guest cannot touch it; the memslot is read-only, so a guest that maps its
-//! frames anyway cannot change it either.
+//! entry, which the spec's `RESERVE_MEM` leaves to the host: the host puts that entry in
+//! every shadow root itself, and never reads the guest's. Its entries have no user bit, so
+//! the ring-3 guest cannot touch it. Nothing past guest RAM is mappable by the guest at all:
+//! the MMU walks only the host's shadow tables, and the host refuses (kills) any guest entry
+//! whose frame is not guest RAM.
 //!
 //! Bit layouts of descriptors and page-table entries are x86 architecture, not ABI.
 
@@ -87,6 +90,14 @@ pub const BOOT_BLOCK: u64 = 0x7000;
 pub const BOOT_TABLE_PAGES: u64 = 3;
 /// Most RAM the boot tables can map (one page directory of 2 MiB pages).
 pub const MAX_MEM: u64 = 1 << 30;
+/// Pages of the shadow pool (4 MiB): the roots and every shadow table below them.
+pub const POOL_PAGES: u32 = 1024;
+
+/// Where the shadow pool is, for a host region at `host_gpa`: the next 2 MiB boundary past
+/// the region.
+pub const fn pool_gpa(host_gpa: u64) -> u64 {
+    (host_gpa + HOST_SIZE).next_multiple_of(2 << 20)
+}
 
 /// Selector of the host's code segment.
 pub const HOST_CS: u16 = (HOST_CS_ENTRY * 8) as u16;
@@ -126,7 +137,7 @@ const A: u64 = 0x20;
 const D: u64 = 0x40;
 const PS: u64 = 0x80;
 
-/// The entry the host puts in the last slot of every top-level table the guest uses.
+/// The entry the host puts in the last slot of every shadow root.
 pub fn host_pml4_entry(host_gpa: u64) -> u64 {
     (host_gpa + PDPT_OFF) | P | RW | A
 }
@@ -242,9 +253,10 @@ pub fn real_idt(guest: &[Gate]) -> Vec<u8> {
 }
 
 /// The boot page tables, for the top [`BOOT_TABLE_PAGES`] pages of `mem` bytes of RAM:
-/// RAM mapped at the same addresses in 2 MiB user pages, and the host's entry. Returns
-/// (guest-physical address of the PML4, the pages' bytes).
-pub fn boot_tables(mem: u64, host_gpa: u64) -> (u64, Vec<u8>) {
+/// RAM mapped at the same addresses in 2 MiB user pages. They are the guest's: the host
+/// reads them to fill its shadow (the host's own entry is in the shadow, not here).
+/// Returns (guest-physical address of the PML4, the pages' bytes).
+pub fn boot_tables(mem: u64) -> (u64, Vec<u8>) {
     let base = mem - BOOT_TABLE_PAGES * PAGE_SIZE;
     let (pml4, pdpt, pd) = (base, base + PAGE_SIZE, base + 2 * PAGE_SIZE);
     let mut t = vec![0u8; (BOOT_TABLE_PAGES * PAGE_SIZE) as usize];
@@ -253,7 +265,6 @@ pub fn boot_tables(mem: u64, host_gpa: u64) -> (u64, Vec<u8>) {
         t[at..at + 8].copy_from_slice(&v.to_le_bytes());
     };
     put(pml4, pdpt | P | RW | US | A);
-    put(pml4 + HOST_PML4_OFF, host_pml4_entry(host_gpa));
     put(pdpt, pd | P | RW | US | A);
     for i in 0..mem.div_ceil(2 << 20) {
         put(pd + i * 8, (i << 21) | P | RW | US | A | D | PS);
@@ -379,11 +390,25 @@ mod tests {
     }
 
     #[test]
-    fn boot_tables_map_ram_and_the_host() {
-        let (pml4, t) = boot_tables(64 << 20, 64 << 20);
+    fn the_hostile_kernels_know_the_real_layout() {
+        use lguest_kernel::escapes as hostile;
+        assert_eq!(hostile::HOST_STACK_OFF, STACK_OFF);
+        assert_eq!(hostile::HOST_IDT_OFF, IDT_OFF);
+        assert_eq!(hostile::HOST_CS, HOST_CS);
+        assert_eq!(va(0), 0xffff_ff80_0000_0000);
+    }
+
+    #[test]
+    fn boot_tables_map_ram_and_not_the_host() {
+        let (pml4, t) = boot_tables(64 << 20);
         assert_eq!(pml4, (64 << 20) - 3 * PAGE_SIZE);
         let e = |i: usize| u64::from_le_bytes(t[i * 8..][..8].try_into().unwrap());
-        assert_eq!(e(HOST_PML4_SLOT as usize), host_pml4_entry(64 << 20));
+        assert_eq!(
+            e(HOST_PML4_SLOT as usize),
+            0,
+            "the host's entry is the shadow's, not the guest's"
+        );
+        assert!(pool_gpa(64 << 20) >= (64 << 20) + HOST_SIZE);
         assert_eq!(e(0) & US, US);
         let pd = 2 * 512;
         assert_eq!(e(pd + 31), (31 << 21) | P | RW | US | A | D | PS);

@@ -141,6 +141,8 @@ pub struct Snapshot {
     pub ring_drained: u64,
     /// Nanoseconds since the run started.
     pub wall_ns: u64,
+    /// Page faults the host handled so far (each one an exit under KVM).
+    pub faults: u64,
 }
 
 impl Snapshot {
@@ -151,6 +153,7 @@ impl Snapshot {
             hypercalls: self.hypercalls - earlier.hypercalls,
             ring_drained: self.ring_drained - earlier.ring_drained,
             wall_ns: self.wall_ns - earlier.wall_ns,
+            faults: self.faults - earlier.faults,
         }
     }
 }
@@ -188,6 +191,34 @@ pub struct Report {
     pub workload: Option<Snapshot>,
     /// How many times the guest booted (a restart boots it again).
     pub boots: u32,
+    /// What the shadow page tables did.
+    pub shadow: ShadowCounts,
+}
+
+/// The shadow page tables' counters in a report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShadowCounts {
+    /// Page faults the host filled from the guest's tables.
+    pub filled: u64,
+    /// Page faults the guest's tables refused (reflected to the guest).
+    pub reflected: u64,
+    /// Times every shadow was dropped (FLUSH_TLB(all) or a full pool).
+    pub resets: u64,
+    /// Times KVM was made to forget its cache of the shadow tables.
+    pub reloads: u64,
+}
+
+impl ShadowCounts {
+    /// The host's counters (`reloads` is the VMM's).
+    pub fn of<C: Clock>(host: &Host<C>, reloads: u64) -> ShadowCounts {
+        let s = host.shadow().stats();
+        ShadowCounts {
+            filled: s.filled,
+            reflected: s.reflected,
+            resets: s.resets,
+            reloads,
+        }
+    }
 }
 
 impl Report {
@@ -215,6 +246,10 @@ impl Report {
         self.wall_ns += earlier.wall_ns;
         self.console = format!("{}{}", earlier.console, self.console);
         self.boots += earlier.boots;
+        self.shadow.filled += earlier.shadow.filled;
+        self.shadow.reflected += earlier.shadow.reflected;
+        self.shadow.resets += earlier.shadow.resets;
+        self.shadow.reloads += earlier.shadow.reloads;
     }
 
     /// Total hypercalls.
@@ -248,6 +283,12 @@ impl Report {
             "traps": self.traps,
             "wall_ns": self.wall_ns,
             "boots": self.boots,
+            "shadow": json!({
+                "faults_filled": self.shadow.filled,
+                "faults_reflected": self.shadow.reflected,
+                "resets": self.shadow.resets,
+                "kvm_reloads": self.shadow.reloads,
+            }),
             "console": self.console,
             "shutdown": shutdown,
             "workload": self.workload.map(|w| json!({
@@ -255,6 +296,7 @@ impl Report {
                 "hypercalls": w.hypercalls,
                 "ring_drained": w.ring_drained,
                 "wall_ns": w.wall_ns,
+                "page_faults": w.faults,
             })),
         })
     }
@@ -289,12 +331,17 @@ impl Report {
             self.interrupts, self.ticks, self.traps
         ));
         s.push_str(&format!("pages mapped: {}\n", self.pages_mapped));
+        s.push_str(&format!(
+            "shadow:       {} page faults filled, {} reflected; {} resets, {} KVM reloads\n",
+            self.shadow.filled, self.shadow.reflected, self.shadow.resets, self.shadow.reloads
+        ));
         if let Some(w) = &self.workload {
             s.push_str(&format!(
-                "workload:     {} exits, {} hypercalls ({} from the ring), {:.3} ms\n",
+                "workload:     {} exits, {} hypercalls ({} from the ring), {} page faults, {:.3} ms\n",
                 w.exits,
                 w.hypercalls,
                 w.ring_drained,
+                w.faults,
                 w.wall_ns as f64 / 1e6
             ));
         }

@@ -15,7 +15,6 @@ use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
 use crate::clock::Clock;
 use crate::desc::{fix_gate, fix_segment};
 use crate::kill::{Arg, INIT_DATA, Kill, Shutdown, Stop, arg};
-use crate::shadow;
 
 use super::shared::{KERNEL_ADDRESS, NOIRQ_END, SYSCALL_VEC, TIME_NSEC, TIME_SEC};
 use super::{Host, Stack};
@@ -151,7 +150,7 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         self.noirq = (noirq_start, noirq_end);
         self.kernel_address = kernel_address;
         self.pgdir = boot_pgdir;
-        self.shadow.touch(boot_pgdir);
+        self.shadow.switch(boot_pgdir);
         self.cursor = 0;
         Ok(())
     }
@@ -179,17 +178,25 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         if self.mem.check(pgdir, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(NewPgtable, pgdir), pgdir, PAGE_SIZE));
         }
+        // lguest's guest_new_pagetable: the cached shadow root, or an empty one.
         self.pgdir = pgdir;
-        self.follow(pgdir);
+        self.shadow.switch(pgdir);
         Ok(())
     }
 
     fn flush_tlb(&mut self, scope: FlushScope) -> Result<(), Kill> {
         self.table_changes += 1;
-        self.resync(scope)?;
+        // Shadows are dropped, never re-read: what the guest touches again faults back in.
         let i = match scope {
-            FlushScope::User => 0,
-            FlushScope::All => 1,
+            FlushScope::User => {
+                let kernel = self.kernel_address;
+                self.shadow.flush_user(kernel);
+                0
+            }
+            FlushScope::All => {
+                self.shadow.flush_all();
+                1
+            }
         };
         self.flushes[i] += 1;
         Ok(())
@@ -261,40 +268,19 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         if let Err(why) = check_vaddr(vaddr) {
             return Err(Kill::bad_vaddr(arg!(SetPte, vaddr), vaddr, why));
         }
-        if shadow::pte_present(pte) && self.mem.check(shadow::pte_frame(pte), PAGE_SIZE).is_err() {
+        // lguest's guest_set_pte: the shadow leaf of this table (of every table, for a
+        // kernel address), where the shadow has one. A present frame outside guest memory
+        // is refused whether or not a shadow holds it.
+        let kernel = self.kernel_address;
+        let host = &mut *self.0;
+        if host
+            .shadow
+            .set_pte(&host.mem, pgdir, vaddr, pte, kernel)
+            .is_err()
+        {
             return Err(Kill::BadPte { vaddr, pte });
         }
-        let page = vaddr & !(PAGE_SIZE - 1);
-        // Kernel mappings are shared by every table, so a change there reaches them all.
-        let mut targets = vec![pgdir];
-        if vaddr >= self.kernel_address {
-            targets.extend(self.shadow.pgdirs().filter(|p| *p != pgdir));
-        }
-        // Record what the guest's tables hold now (a flush_tlb_single reports 0 and means
-        // "look again"), walking every table before changing anything.
-        let mut updates = Vec::new();
-        for t in targets {
-            match self.record_for(t, page) {
-                Ok(e) => updates.push((t, Some(e))),
-                Err(b) if t == pgdir => {
-                    return Err(Kill::bad_table(arg!(SetPte, pgdir), pgdir, b));
-                }
-                // Another table the guest may have reused: stop following it.
-                Err(_) => updates.push((t, None)),
-            }
-        }
-        self.follow(pgdir);
-        for (t, e) in updates {
-            match e {
-                Some(e) => self.apply(t, page, e),
-                None => {
-                    if let Some(tbl) = self.shadow.table_mut(t) {
-                        tbl.clear();
-                    }
-                }
-            }
-        }
-        if shadow::pte_present(pte) {
+        if pte & paging::P != 0 {
             self.mapped += 1;
         }
         Ok(())
@@ -305,7 +291,10 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         if self.mem.check(table, PAGE_SIZE).is_err() {
             return Err(self.outside(arg!(SetPmd, table), table, PAGE_SIZE));
         }
-        self.shadow.drop_below(table, index);
+        // lguest's guest_set_pmd: every shadow of that table drops the entry (and what lies
+        // below it); the host's own top-level entry stays.
+        self.shadow
+            .set_pmd(table, usize::try_from(index).unwrap_or(usize::MAX));
         Ok(())
     }
 

@@ -14,7 +14,7 @@
 //! - this file: the [`Host`] itself, its settings and the types it hands the VMM;
 //! - `calls.rs`: the VMM-facing entry points (hypercall, ring drain, interrupts, kills);
 //! - `handlers.rs`: the hypercall handlers, the generated [`LguestHost`] trait's methods;
-//! - `paging.rs`: keeping the host's view of the guest's page tables;
+//! - `paging.rs`: page faults and the shadow page tables ([`crate::mmu`]) the MMU walks;
 //! - `shared.rs`: the host's own accesses to the shared page and the ring;
 //! - `state.rs`: read-only views of the host's state, for the VMM and tests;
 //! - `stats.rs`: the call log and counters.
@@ -39,7 +39,7 @@ use crate::clock::Clock;
 use crate::desc::{Gate, Segment};
 use crate::kill::{Arg, Kill, Killed, Origin, Stop};
 use crate::memory::GuestMem;
-use crate::shadow::Shadow;
+use crate::mmu::{Shadow, ShadowConfig};
 
 const IDT_LEN: usize = IDT_ENTRIES as usize;
 const GDT_LEN: usize = GDT_ENTRIES as usize;
@@ -56,9 +56,8 @@ pub struct HostConfig {
     pub call_log: usize,
     /// Most bytes of console text kept; later text is only counted.
     pub console_limit: usize,
-    /// Most pages kept in the page-table record; beyond it the table being added to is
-    /// dropped and re-recorded from scratch, as a shadow cache would.
-    pub shadow_limit: usize,
+    /// Where the shadow page tables live and what the host puts in each root.
+    pub shadow: ShadowConfig,
     /// Longest a halted guest may sleep towards its clock event: a guest that halts with
     /// nothing pending and its clock event further off than this is killed
     /// ([`Kill::HaltedTooLong`]), as one with no clock event at all is. 60 s by default.
@@ -74,7 +73,7 @@ impl Default for HostConfig {
             boot_pgdir: 0,
             call_log: 1 << 16,
             console_limit: 1 << 20,
-            shadow_limit: 1 << 20,
+            shadow: ShadowConfig::default(),
             max_halt_ns: DEFAULT_MAX_HALT_NS,
         }
     }
@@ -162,7 +161,6 @@ pub struct Host<C: Clock> {
     ts: TsState,
     pgdir: Gpa,
     shadow: Shadow,
-    shadow_overflows: u64,
     timer: Option<u64>,
     halted: bool,
     pending: u64,
@@ -187,6 +185,7 @@ pub struct Host<C: Clock> {
 impl<C: Clock> Host<C> {
     /// A host for a guest with memory `mem`, before its first hypercall.
     pub fn new(mem: GuestMem, clock: C, cfg: HostConfig) -> Self {
+        let shadow = Shadow::new(cfg.shadow, cfg.boot_pgdir);
         Host {
             mem,
             clock,
@@ -198,9 +197,9 @@ impl<C: Clock> Host<C> {
             gdt: vec![Segment::default(); GDT_LEN],
             stack: None,
             ts: TsState::Clear,
-            pgdir: 0,
-            shadow: Shadow::default(),
-            shadow_overflows: 0,
+            // The guest starts on the boot tables, through a shadow of them.
+            pgdir: shadow.gpgdir(),
+            shadow,
             timer: None,
             halted: false,
             pending: 0,

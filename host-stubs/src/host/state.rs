@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::desc::{Gate, Segment};
 use crate::kill::Stop;
 use crate::memory::GuestMem;
-use crate::shadow::Shadow;
+use crate::mmu::Shadow;
 
 use super::{CallRecord, Host, Stack};
 
@@ -73,14 +73,9 @@ impl<C: Clock> Host<C> {
         self.pgdir
     }
 
-    /// The record of the guest's page tables.
+    /// The shadow page tables.
     pub fn shadow(&self) -> &Shadow {
         &self.shadow
-    }
-
-    /// How often the record outgrew `shadow_limit`.
-    pub fn shadow_overflows(&self) -> u64 {
-        self.shadow_overflows
     }
 
     /// The clock-event deadline, if armed.

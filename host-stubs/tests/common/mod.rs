@@ -169,21 +169,23 @@ impl Tables {
     /// Maps `vaddr` to `pte` in the tables rooted at `pgdir`, allocating missing tables.
     /// Returns the page table's address.
     pub fn map(&mut self, mem: &GuestMem, pgdir: Gpa, vaddr: u64, pte: u64) -> Gpa {
-        let mut table = pgdir;
-        for shift in [39u32, 30, 21] {
-            let at = table + ((vaddr >> shift) & 511) * 8;
-            let e = mem.read_u64(at).unwrap();
-            table = if e & 1 == 0 {
-                let t = self.alloc(mem);
-                mem.write_u64(at, t | UPPER).unwrap();
-                t
-            } else {
-                e & 0x000f_ffff_ffff_f000
-            };
+        // Each round adds one missing table (through the one page walk); the last reaches
+        // the leaf.
+        loop {
+            let w = paging::walk(&host_stubs::mmu::GuestTables(mem), pgdir, vaddr).unwrap();
+            let last = w.last();
+            match w.end {
+                paging::End::NotPresent { level } if level < paging::PT => {
+                    let t = self.alloc(mem);
+                    mem.write_u64(last.at(), t | UPPER).unwrap();
+                }
+                _ => {
+                    assert_eq!(w.depth, paging::LEVELS, "a huge page is in the way");
+                    mem.write_u64(last.at(), pte).unwrap();
+                    return last.table;
+                }
+            }
         }
-        mem.write_u64(table + ((vaddr >> 12) & 511) * 8, pte)
-            .unwrap();
-        table
     }
 }
 

@@ -72,6 +72,8 @@ enum WorkloadArg {
     Boot,
     /// Boot, then map and unmap `--pages` pages between two marks.
     Mmu,
+    /// As `mmu`, reading each page once before unmapping it: a page fault each.
+    Touch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -117,6 +119,7 @@ impl Args {
             workload: match self.workload {
                 WorkloadArg::Boot => Workload::Boot,
                 WorkloadArg::Mmu => Workload::Mmu,
+                WorkloadArg::Touch => Workload::Touch,
             },
             eager: self.eager,
             live_console: !self.json,

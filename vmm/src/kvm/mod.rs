@@ -17,8 +17,8 @@
 //! - `kicker.rs`: the thread and signal that kick the vCPU out of `KVM_RUN`;
 //! - `run_loop.rs`: the run loop, one exit at a time, and hypercall exits;
 //! - `tables.rs`: the real GDT and IDT, rebuilt from what the guest loaded;
-//! - `paging.rs`: the page tables under the guest: CR3, the host's top-level entry, and
-//!   translating a guest-virtual address;
+//! - `paging.rs`: the shadow page tables under the guest: CR3, page faults, and making
+//!   KVM forget shadow entries the host weakened;
 //! - `traps.rs`: reflecting traps and delivering interrupts to the guest's handlers.
 
 mod kicker;
@@ -81,23 +81,23 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
 /// The VM. Fields drop in order: the vCPU and VM before the memory they map.
 struct Machine {
     cpu: Cpu,
-    _vm: VmFd,
+    vm: VmFd,
+    /// Whether memslots can be read-only (the shadow pool's is, where they can).
+    readonly: bool,
     host: Host<SystemClock>,
     /// The host's region (tables, stubs, its page tables, the ring-0 stack).
     region: GuestMem,
     host_gpa: u64,
-    /// The top-level table in CR3.
+    /// The shadow root in CR3.
     cr3: u64,
+    /// Times KVM was made to forget the shadow pool.
+    pool_reloads: u64,
     gdt_seen: Vec<Segment>,
     idt_seen: Vec<Gate>,
     /// Where `syscall` would jump (the vCPU's LSTAR, which nothing sets up).
     lstar: u64,
     /// Whether the real CR0.TS is set (the guest's TS hypercall).
     ts_seen: bool,
-    /// [`Host::table_changes`] when the MMU last caught up.
-    table_changes_seen: u64,
-    /// CR3's write-through bit, flipped to make KVM take a CR3 load.
-    cr3_flip: u64,
     exits: u64,
     kicks: u64,
     ticks: u64,
@@ -148,6 +148,10 @@ impl Machine {
             hypercalls: host_total_calls(&self.host),
             ring_drained: self.host.ring_drained(),
             wall_ns: self.start.elapsed().as_nanos() as u64,
+            faults: {
+                let s = self.host.shadow().stats();
+                s.filled + s.reflected
+            },
         }
     }
 
@@ -187,6 +191,7 @@ impl Machine {
             }),
             workload,
             boots: 1,
+            shadow: crate::run::ShadowCounts::of(&self.host, self.pool_reloads),
         }
     }
 }

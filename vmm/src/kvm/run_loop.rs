@@ -11,7 +11,7 @@ use lguest_abi::guest::Pio;
 use lguest_kernel::params::MARK_PORT;
 use lguest_kernel::workload::Phase;
 
-use crate::layout::{self, HOST_SIZE};
+use crate::layout;
 use crate::run::{Config, host_total_calls};
 
 use super::kicker::Kicker;
@@ -133,7 +133,7 @@ impl Machine {
             Exit::In(port) if port == Pio::PORT => self.kill(Kill::HypercallIn { port }),
             Exit::Out(port, _) | Exit::In(port) => self.kill(Kill::BadPort { port }),
             Exit::MmioWrite(gpa, len) => {
-                if (self.host_gpa..self.host_gpa + HOST_SIZE).contains(&gpa) {
+                if self.is_host_memory(gpa) {
                     self.kill(Kill::HostMemory {
                         gpa,
                         len: len as u64,
@@ -147,12 +147,7 @@ impl Machine {
             Exit::MmioRead(gpa) => self.kill(Kill::Cpu {
                 what: format!("read of unbacked guest-physical {gpa:#x}"),
             }),
-            Exit::Cpu(what) => {
-                // A guest that took away the host's mapping triple-faults at its next
-                // event: name the cause, not just the symptom.
-                self.check_host_entry();
-                self.kill(Kill::Cpu { what });
-            }
+            Exit::Cpu(what) => self.kill(Kill::Cpu { what }),
         }
         Ok(())
     }

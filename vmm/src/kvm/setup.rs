@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use host_stubs::clock::SystemClock;
+use host_stubs::mmu::ShadowConfig;
 use host_stubs::{GuestMem, Host, HostConfig};
 use kvm_bindings::{
     KVM_API_VERSION, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, Msrs, kvm_msr_entry, kvm_regs,
@@ -36,7 +37,8 @@ impl Machine {
         let mem = GuestMem::new(cfg.mem).map_err(mem_err)?;
         let region = GuestMem::new(HOST_SIZE).map_err(mem_err)?;
         let host_gpa = cfg.mem;
-        map_memory(&kvm, &vm, &mem, &region, host_gpa)?;
+        let readonly = kvm.check_extension(Cap::ReadonlyMem);
+        map_memory(&vm, &mem, &region, host_gpa, readonly)?;
         let (entry, boot_pgdir) = load_images(cfg, kernel, &mem, &region, host_gpa)?;
 
         let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
@@ -45,7 +47,28 @@ impl Machine {
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         let tsc_khz = vcpu.get_tsc_khz().unwrap_or(0);
-        first_state(&vcpu, entry, boot_pgdir)?;
+        // The host, and the shadow pool it builds the guest's page tables in: beyond RAM and
+        // the host's region, read-only to the VM.
+        let host = Host::new(
+            mem,
+            SystemClock::with_tsc_khz(tsc_khz),
+            HostConfig {
+                boot_pgdir,
+                shadow: ShadowConfig {
+                    pool_gpa: layout::pool_gpa(host_gpa),
+                    pool_pages: layout::POOL_PAGES,
+                    host_entry: layout::host_pml4_entry(host_gpa),
+                    nx: false,
+                },
+                ..HostConfig::default()
+            },
+        );
+        let mut host = host;
+        super::paging::pool_slot(&vm, &host, readonly, true)?;
+        // Freshly registered: KVM has cached nothing of the pool yet.
+        host.take_shadow_stale();
+        let cr3 = host.shadow_root();
+        first_state(&vcpu, entry, cr3)?;
         let lstar = read_msr(&vcpu, MSR_LSTAR)?;
 
         let mut vcpu = vcpu;
@@ -54,29 +77,21 @@ impl Machine {
             vcpu.set_sync_valid_reg(SyncReg::Register);
             vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         }
-        let host = Host::new(
-            mem,
-            SystemClock::with_tsc_khz(tsc_khz),
-            HostConfig {
-                boot_pgdir,
-                ..HostConfig::default()
-            },
-        );
         let gdt_seen = host.gdt().to_vec();
         let idt_seen = host.idt().to_vec();
         Ok(Machine {
             cpu: Cpu { vcpu, sync },
-            _vm: vm,
+            vm,
+            readonly,
             host,
             region,
             host_gpa,
-            cr3: boot_pgdir,
+            cr3,
+            pool_reloads: 0,
             gdt_seen,
             idt_seen,
             lstar,
             ts_seen: false,
-            table_changes_seen: 0,
-            cr3_flip: 0,
             exits: 0,
             kicks: 0,
             ticks: 0,
@@ -118,15 +133,15 @@ fn open_kvm() -> Result<Kvm, VmError> {
 }
 
 /// Three memslots: guest RAM at 0, the host's region above it (read-only where KVM can),
-/// and the host's writable ring-0 stack in that region.
+/// and the host's writable ring-0 stack in that region. (The fourth, the shadow pool, comes
+/// with the host.)
 fn map_memory(
-    kvm: &Kvm,
     vm: &VmFd,
     mem: &GuestMem,
     region: &GuestMem,
     host_gpa: u64,
+    readonly: bool,
 ) -> Result<(), VmError> {
-    let readonly = kvm.check_extension(Cap::ReadonlyMem);
     let slots = [
         (0, 0, host_gpa, mem, 0, 0),
         (
@@ -179,7 +194,7 @@ fn load_images(
     }
     let params = cfg.boot_params().to_bytes();
     mem.write(BOOT_BLOCK, &params).map_err(mem_err)?;
-    let (boot_pgdir, tables) = layout::boot_tables(cfg.mem, host_gpa);
+    let (boot_pgdir, tables) = layout::boot_tables(cfg.mem);
     mem.write(tables_at, &tables).map_err(mem_err)?;
     region
         .write(0, &layout::host_region(host_gpa))
@@ -191,15 +206,15 @@ fn load_images(
     Ok((loaded.entry, boot_pgdir))
 }
 
-/// Long mode, paging on the boot tables, ring 3 in the boot segments, at `entry` with the
-/// boot block as stack and first argument.
-fn first_state(vcpu: &VcpuFd, entry: u64, boot_pgdir: u64) -> Result<(), VmError> {
+/// Long mode, paging on the shadow of the boot tables, ring 3 in the boot segments, at
+/// `entry` with the boot block as stack and first argument.
+fn first_state(vcpu: &VcpuFd, entry: u64, cr3: u64) -> Result<(), VmError> {
     let gdt = layout::real_gdt(&[]);
     let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
     sregs.cr0 = 0x8000_0033; // PG | NE | ET | MP | PE
     sregs.cr4 = 0x620; // OSXMMEXCPT | OSFXSR | PAE
     sregs.efer = 0x500; // LMA | LME
-    sregs.cr3 = boot_pgdir;
+    sregs.cr3 = cr3;
     sregs.cs = layout::kvm_segment(BOOT_CS, gdt[usize::from(BOOT_CS >> 3)]);
     let ds = layout::kvm_segment(BOOT_DS, gdt[usize::from(BOOT_DS >> 3)]);
     (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss) = (ds, ds, ds, ds, ds);

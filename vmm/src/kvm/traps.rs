@@ -4,9 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
+use host_stubs::clock::Clock;
 use host_stubs::desc::{Gate, INTERRUPT_GATE, has_error_code};
 use host_stubs::host::Delivery;
-use host_stubs::{GuestMem, Kill};
+use host_stubs::{Host, Kill};
 use kvm_bindings::{kvm_regs, kvm_sregs};
 use lguest_abi::numbers::{
     GDT_ENTRIES, GUEST_PL, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES,
@@ -15,7 +16,6 @@ use lguest_abi::shared::LguestData;
 
 use crate::layout::{self, STUB_FRAME_IRET, STUB_FRAME_OFF, STUB_FRAME_WORDS};
 
-use super::paging::{Access, translate};
 use super::{EFLAGS_IF, Machine, RFLAGS_TF, VmError};
 
 /// Bytes below the interrupted stack pointer left alone when pushing a frame: the System V
@@ -53,7 +53,7 @@ impl Machine {
             rsp: regs.rsp,
             ss: u64::from(sregs.ss.selector),
         };
-        match push_frame(self.host.mem(), sregs.cr3, &frame, None) {
+        match push_frame(&self.host, &frame, None) {
             Ok(sp) => self.enter_handler(d.gate, sp, regs, sregs),
             Err(why) => {
                 self.kill(Kill::Trap {
@@ -135,6 +135,14 @@ impl Machine {
             self.kill(Kill::FastSyscall { instruction, rip });
             return Ok(());
         }
+        // A page fault is first the host's: its shadow may just lack the entry.
+        if vector == 14 {
+            let cr2 = self.cpu.sregs()?.cr2;
+            if !self.page_fault(cr2, error) {
+                // Filled (the stub's iretq runs the instruction again), or killed.
+                return Ok(());
+            }
+        }
         let frame = Frame {
             rip,
             cs,
@@ -166,12 +174,14 @@ impl Machine {
         vector: u64,
         rip: u64,
     ) -> Result<Option<(&'static str, u64)>, VmError> {
-        let cr3 = self.cpu.sregs()?.cr3;
         let mem = self.host.mem();
         let bytes = |va: u64| -> Option<[u8; 2]> {
             let mut out = [0u8; 2];
             for (i, b) in out.iter_mut().enumerate() {
-                let pa = translate(mem, cr3, va.wrapping_add(i as u64), Access::Read).ok()?;
+                let pa = self
+                    .host
+                    .guest_address(va.wrapping_add(i as u64), false)
+                    .ok()?;
                 let mut one = [0u8];
                 mem.read(pa, &mut one).ok()?;
                 *b = one[0];
@@ -301,7 +311,7 @@ impl Machine {
             ..*f
         };
         let code = has_error_code(u64::from(vector)).then_some(error);
-        let sp = match push_frame(mem, sregs.cr3, &pushed, code) {
+        let sp = match push_frame(&self.host, &pushed, code) {
             Ok(sp) => sp,
             Err(why) => return trap(format!("pushing the trap frame: {why}")),
         };
@@ -331,16 +341,18 @@ struct Frame {
 }
 
 /// Pushes `frame` (and an error code) below the red zone of the guest stack, 16-aligned as
-/// the CPU aligns it, through the guest's page tables at `cr3`. Returns the new stack
-/// pointer. Every word goes through a checked translation and a bounds-checked write.
-fn push_frame(mem: &GuestMem, cr3: u64, f: &Frame, error: Option<u64>) -> Result<u64, String> {
+/// the CPU aligns it, through the guest's own page tables (the host's one walk). Returns the
+/// new stack pointer. Every word goes through a checked translation and a bounds-checked
+/// write.
+fn push_frame<C: Clock>(host: &Host<C>, f: &Frame, error: Option<u64>) -> Result<u64, String> {
     let mut sp = (f.rsp.wrapping_sub(RED_ZONE)) & !15;
     let mut words = vec![f.ss, f.rsp, f.rflags, f.cs, f.rip];
     words.extend(error);
     for w in words {
         sp = sp.wrapping_sub(8);
-        let pa = translate(mem, cr3, sp, Access::Write)?;
-        mem.write_u64(pa, w)
+        let pa = host.guest_address(sp, true)?;
+        host.mem()
+            .write_u64(pa, w)
             .map_err(|_| format!("stack address {sp:#x} maps outside guest memory"))?;
     }
     Ok(sp)
@@ -352,11 +364,18 @@ mod tests {
 
     #[test]
     fn frames_go_below_the_red_zone_aligned_and_translated() {
+        use host_stubs::clock::{ManualClock, WallTime};
+        use host_stubs::{GuestMem, HostConfig};
         let mem = GuestMem::new(0x40_0000).unwrap();
         // PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> 2 MiB page at 0.
         mem.write_u64(0x1000, 0x2007).unwrap();
         mem.write_u64(0x2000, 0x3007).unwrap();
         mem.write_u64(0x3000, 0x87).unwrap();
+        let cfg = HostConfig {
+            boot_pgdir: 0x1000,
+            ..HostConfig::default()
+        };
+        let host = Host::new(mem, ManualClock::new(WallTime::default(), 0), cfg);
         let f = Frame {
             rip: 0x1111,
             cs: 0x13,
@@ -364,12 +383,14 @@ mod tests {
             rsp: 0x10_0008,
             ss: 0x1b,
         };
-        let sp = push_frame(&mem, 0x1000, &f, Some(0xe)).unwrap();
+        let sp = push_frame(&host, &f, Some(0xe)).unwrap();
         assert_eq!(sp, ((0x10_0008 - 128) & !15) - 48);
-        let words: Vec<u64> = (0..6).map(|i| mem.read_u64(sp + 8 * i).unwrap()).collect();
+        let words: Vec<u64> = (0..6)
+            .map(|i| host.mem().read_u64(sp + 8 * i).unwrap())
+            .collect();
         assert_eq!(words, [0xe, 0x1111, 0x13, 0x202, 0x10_0008, 0x1b]);
         // A stack the guest cannot write (no user bit) is refused, not written.
-        mem.write_u64(0x3000, 0x83).unwrap();
-        assert!(push_frame(&mem, 0x1000, &f, None).is_err());
+        host.mem().write_u64(0x3000, 0x83).unwrap();
+        assert!(push_frame(&host, &f, None).is_err());
     }
 }
