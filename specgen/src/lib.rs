@@ -784,14 +784,14 @@ impl Gen<'_> {
                 continue;
             }
             s.push_str(piece);
-            let sep: &str = self.rng.pick(&[" ", "\n", "\n\n", "", "  \n"]);
+            let sep = *self.rng.pick(&[" ", "\n", "\n\n", "", "  \n"]);
             s.push_str(sep);
         }
         if self.rng.chance(1, 10) {
             s.push_str(&"long line ".repeat(self.rng.range(10, 40) as usize));
         }
         if self.rng.chance(1, 6) {
-            let end: &str = self.rng.pick(&[" {}", "\n1. ", "\n> ", "\n", "\t", "\r"]);
+            let end = *self.rng.pick(&[" {}", "\n1. ", "\n> ", "\n", "\t", "\r"]);
             s.push_str(end);
         }
         if s.trim().is_empty() {
