@@ -58,14 +58,12 @@ fn cargo() -> Command {
     c
 }
 
+/// Compiler messages by crate: `(class, rendered)` each.
+type Messages = BTreeMap<String, Vec<(String, String)>>;
+
 /// Runs `cargo SUB` over the batch workspace with JSON messages; returns the compiler
 /// errors and warnings by crate (`s<seed>`), and cargo's stderr when it failed otherwise.
-fn run_cargo(
-    sub: &[&str],
-    after: &[&str],
-    ws: &Path,
-    target: &Path,
-) -> (BTreeMap<String, Vec<(String, String)>>, Option<String>) {
+fn run_cargo(sub: &[&str], after: &[&str], ws: &Path, target: &Path) -> (Messages, Option<String>) {
     let out = cargo()
         .args(sub)
         .arg("--manifest-path")
@@ -77,7 +75,7 @@ fn run_cargo(
         .env("RUSTFLAGS", "-Dwarnings")
         .output()
         .expect("runs cargo");
-    let mut by_crate: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut by_crate = Messages::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -92,13 +90,13 @@ fn run_cargo(
         }
         let rendered = m["rendered"].as_str().unwrap_or("").to_string();
         // "aborting due to" and "N warnings emitted" summaries carry no class.
-        if m["spans"].as_array().is_some_and(Vec::is_empty) && m["code"].is_null() {
-            if rendered.contains("aborting due to")
+        if m["spans"].as_array().is_some_and(Vec::is_empty)
+            && m["code"].is_null()
+            && (rendered.contains("aborting due to")
                 || rendered.contains("emitted")
-                || rendered.contains("could not compile")
-            {
-                continue;
-            }
+                || rendered.contains("could not compile"))
+        {
+            continue;
         }
         let class = match m["code"]["code"].as_str() {
             Some(c) => format!("{c}: {}", m["message"].as_str().unwrap_or("")),
@@ -318,7 +316,7 @@ fn random_specs_build_warning_and_clippy_clean() {
 fn collect(
     failures: &mut Vec<Failure>,
     stage: &'static str,
-    msgs: BTreeMap<String, Vec<(String, String)>>,
+    msgs: Messages,
     other: Option<String>,
 ) {
     if let Some(stderr) = other {
