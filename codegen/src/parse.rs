@@ -849,7 +849,21 @@ impl Parser<'_> {
             self.d,
             &["name", "nr", "doc", "lazy", "args", "ret", "since"],
         );
-        let nr = o.req_int(self.d, "nr", "0");
+        // A number, or a const's name `± N` (ACRN builds its ids from a base).
+        let nr = o
+            .required(self.d, "nr", "0")
+            .and_then(|v| match v.get_ref() {
+                // `nr = "10"` is a number in quotes, not a const: say so.
+                DeValue::String(t) if t.trim().starts_with(|c: char| c.is_ascii_digit()) => {
+                    o.wrong_type(self.d, "nr", v, "an integer");
+                    None
+                }
+                DeValue::String(_) => {
+                    let what = o.what.clone();
+                    self.number(v, "`nr`", &what).map(|n| Sp::new(n, v.span()))
+                }
+                _ => o.int_at(self.d, "nr", v),
+            });
         let doc = o.req_str(self.d, "doc", "\"What the call does.\"");
         let lazy = o.opt_bool(self.d, "lazy").unwrap_or(false);
         let ret = o.opt_str(self.d, "ret").map(|s| s.v);

@@ -1135,7 +1135,7 @@ impl Gen<'_> {
             };
             self.line("\n[[hypercall]]");
             let _ = writeln!(self.out, "name = {}", toml_str(&name));
-            let nr_lit = self.int(nr);
+            let nr_lit = self.number(nr);
             let _ = writeln!(self.out, "nr = {nr_lit}");
             let d = self.doc_text();
             let _ = writeln!(self.out, "doc = {}", toml_str(&d));
