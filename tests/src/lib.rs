@@ -13,6 +13,21 @@ pub mod kvm {
     include!(concat!(env!("OUT_DIR"), "/kvm.rs"));
 }
 
+/// `spec/jailhouse.toml`.
+pub mod jailhouse {
+    include!(concat!(env!("OUT_DIR"), "/jailhouse.rs"));
+}
+
+/// `spec/acrn.toml`.
+pub mod acrn {
+    include!(concat!(env!("OUT_DIR"), "/acrn.rs"));
+}
+
+/// `spec/xen.toml`.
+pub mod xen {
+    include!(concat!(env!("OUT_DIR"), "/xen.rs"));
+}
+
 /// `tests/specs/fixtures/rbx_probe.toml`: transports that carry arguments in rbx.
 pub mod rbx_probe {
     include!(concat!(env!("OUT_DIR"), "/rbx_probe.rs"));
@@ -39,3 +54,18 @@ pub mod lguest_golden;
 #[rustfmt::skip]
 #[path = "../golden/kvm/mod.rs"]
 pub mod kvm_golden;
+
+/// The committed golden files of `spec/jailhouse.toml`.
+#[rustfmt::skip]
+#[path = "../golden/jailhouse/mod.rs"]
+pub mod jailhouse_golden;
+
+/// The committed golden files of `spec/acrn.toml`.
+#[rustfmt::skip]
+#[path = "../golden/acrn/mod.rs"]
+pub mod acrn_golden;
+
+/// The committed golden files of `spec/xen.toml`.
+#[rustfmt::skip]
+#[path = "../golden/xen/mod.rs"]
+pub mod xen_golden;
