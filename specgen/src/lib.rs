@@ -151,6 +151,7 @@ pub const FEATURES: &[(&str, &str)] = &[
         "underscore_edges",
         "names with a leading or a trailing underscore (`_x`, `x_`)",
     ),
+    ("empty_pv_ops", "pv_op tables without a single op"),
     (
         "nr_consts",
         "hypercall numbers that name a const (`nr = \"base + 1\"`)",
@@ -1410,10 +1411,8 @@ impl Gen<'_> {
         }
         let mut ids = HashSet::new();
         let mut per_table: Vec<HashSet<String>> = vec![HashSet::new(); tables.len()];
-        let nops = self
-            .rng
-            .range(0, 10)
-            .max(u64::from(!self.allow("unpatched_tables")));
+        let at_least_one = !self.allow("unpatched_tables") || !self.allow("empty_pv_ops");
+        let nops = self.rng.range(0, 10).max(u64::from(at_least_one));
         for op in 0..nops {
             let ti = self.rng.below(tables.len() as u64) as usize;
             let table = tables[ti].clone();
