@@ -511,6 +511,9 @@ pub fn reserved(kind: &str, abi: &str, rust: &str) -> bool {
         }
         "pv_table" => ["PvOps", "PvOpId"].contains(&rust),
         "template" => ["TEMPLATES", "MAX_TEMPLATE_LEN"].contains(&rust),
+        "shared" => ["Writer", "FieldInfo", "RingSlot"].contains(&rust),
+        // `<Abi>DefaultHost::unhandled` (the spec name itself, not a Rust form).
+        "hypercall" => rust == "unhandled",
         _ => false,
     }
 }
@@ -1122,7 +1125,7 @@ impl Gen<'_> {
         for i in 0..n {
             let name = loop {
                 let name = self.fresh(&mut taken, camel);
-                if self.numbers.insert(upper(&name)) {
+                if !reserved("hypercall", "", &name) && self.numbers.insert(upper(&name)) {
                     break name;
                 }
             };
@@ -1253,7 +1256,12 @@ impl Gen<'_> {
                 "size = {s}\nargs = {a}\nready = {r}\ndone = {dn}\n"
             );
         }
-        let name = self.name();
+        let name = loop {
+            let name = self.name();
+            if !reserved("shared", "", &camel(&name)) {
+                break name;
+            }
+        };
         self.line("\n[shared]");
         let _ = writeln!(self.out, "name = {}", toml_str(&name));
         let d = self.opt_doc("doc");
