@@ -1196,6 +1196,7 @@ impl Gen<'_> {
         if self.rng.chance(1, 3) {
             parts.push(format!("doc = {}", toml_str(&self.doc_text())));
         }
+        let mut align = None;
         if int_like && self.rng.chance(1, 3) {
             let bits = 64 - max.leading_zeros();
             let a = 1u64 << self.rng.range(0, u64::from(bits) - 1);
@@ -1204,13 +1205,21 @@ impl Gen<'_> {
             } else {
                 a
             };
+            align = Some(a);
             let lit = self.int(a);
             parts.push(format!("align = {lit}"));
         }
         if int_like && self.rng.chance(1, 3) {
             let a = self.value(max);
             let b = self.value(max);
-            let (lo, hi) = (a.min(b), a.max(b));
+            let (mut lo, hi) = (a.min(b), a.max(b));
+            // Some value of the range meets the alignment, or every call would be refused
+            // (the checker says so): 0 is a multiple of everything.
+            if let Some(al) = align
+                && lo.div_ceil(al).checked_mul(al).is_none_or(|m| m > hi)
+            {
+                lo = 0;
+            }
             let lo = self.number(lo);
             let hi = self.number(hi);
             parts.push(format!("range = [{lo}, {hi}]"));
