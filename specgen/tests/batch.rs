@@ -26,6 +26,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// 230 s (generate 30 s, build 69 s, clippy 129 s), so 64 take about 75 s (specgen/README.md).
 const DEFAULT_COUNT: u64 = 64;
 
+/// Writes a line to the real stderr, past the test harness's capture: the seed and a
+/// missing clippy must show in CI's log even when the test passes.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     let v = v.trim();
@@ -149,7 +156,7 @@ fn random_specs_build_warning_and_clippy_clean() {
     let avoid = std::env::var("PV_SPECGEN_AVOID").unwrap_or_default();
     let opts =
         specgen::Options::avoiding(&avoid).unwrap_or_else(|e| panic!("PV_SPECGEN_AVOID: {e}"));
-    println!(
+    say(&format!(
         "specgen batch: seed {seed:#x}, {count} specs{}; reproduce with PV_SPECGEN_SEED={seed:#x} PV_SPECGEN_COUNT={count}{}",
         if avoid.is_empty() {
             String::new()
@@ -161,7 +168,7 @@ fn random_specs_build_warning_and_clippy_clean() {
         } else {
             format!(" PV_SPECGEN_AVOID={avoid}")
         },
-    );
+    ));
 
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("specgen-batch");
     let ws = root.join("ws");
@@ -257,19 +264,19 @@ fn random_specs_build_warning_and_clippy_clean() {
             collect(&mut failures, "cargo clippy -D warnings", msgs, other);
         } else {
             let banner = "!".repeat(78);
-            println!(
+            say(&format!(
                 "{banner}\nspecgen batch: `cargo clippy` is NOT installed here, so the clippy half of this test DID NOT RUN.\nInstall it (`rustup component add clippy`) to check the generated crates against clippy.\n{banner}"
-            );
+            ));
         }
     }
     let mut times = format!("generate {:.1?}", gen_time);
     for (what, t) in &stage_times {
         let _ = write!(times, ", {what} {t:.1?}");
     }
-    println!(
+    say(&format!(
         "specgen batch: {} of {count} specs built as crates; {times}",
         members.len()
-    );
+    ));
 
     if failures.is_empty() {
         return;
