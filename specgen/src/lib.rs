@@ -1176,7 +1176,9 @@ impl Gen<'_> {
             let mut anames = HashSet::new();
             self.line("args = [");
             for _ in 0..nargs {
-                let an = self.fresh(&mut anames, |s| s.to_string());
+                // `n` and `_n` read as one name (clippy's duplicate_underscore_argument): the
+                // checker refuses arguments that differ only by a leading underscore.
+                let an = self.fresh(&mut anames, |s| s.trim_start_matches('_').to_string());
                 let line = self.arg(&an);
                 let _ = writeln!(self.out, "  {line},");
             }
@@ -1459,7 +1461,7 @@ impl Gen<'_> {
                 let mut anames = HashSet::new();
                 let mut list = Vec::new();
                 for _ in 0..nargs {
-                    let an = self.fresh(&mut anames, |s| s.to_string());
+                    let an = self.fresh(&mut anames, |s| s.trim_start_matches('_').to_string());
                     let ty = self.rust_type(false);
                     list.push(format!(
                         "{{ name = {}, type = {} }}",
