@@ -1543,7 +1543,7 @@ mod tests {
     fn unknown_feature_is_refused() {
         let e = Options::avoiding("keywords,nope").unwrap_err();
         assert!(e.contains("`nope`"), "{e}");
-        assert!(Options::avoiding("keywords, repr_bool").is_ok());
+        assert!(Options::avoiding("keywords, full_u8_enum").is_ok());
     }
 
     #[test]
