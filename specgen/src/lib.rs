@@ -1539,6 +1539,60 @@ mod tests {
         assert_ne!(generate(1, &o), generate(2, &o));
     }
 
+    /// The first few hundred seeds reach every section and the extremes the module doc
+    /// promises: a generator that quietly stopped making one fails here.
+    #[test]
+    fn covers_every_section_and_extreme() {
+        let o = Options::default();
+        let all: Vec<String> = (0..400).map(|s| generate(s, &o)).collect();
+        // `a|b`: either spelling (integers come in every TOML base).
+        let has = |needle: &str| needle.split('|').any(|n| all.iter().any(|t| t.contains(n)));
+        for needle in [
+            "instruction = \"vmcall\"",
+            "instruction = \"vmmcall\"",
+            "instruction = \"out\"",
+            "port = 0xffff|port = 65535|port = 0o177777",
+            "args = []",
+            "nr = \"rbx\"",
+            "ret = \"rbx\"",
+            "[consts]",
+            "alias = \"bool\"",
+            "repr = \"u64\"",
+            "0xffffffffffffffff|0o1777777777777777777777",
+            "lazy = true",
+            "align = ",
+            "range = [",
+            " - ",
+            " + ",
+            "[ring]",
+            "size = 1\n|size = 0x1\n|size = 0o1\n|size = 0b1\n",
+            "args = 0\n|args = 0x0\n|args = 0o0\n|args = 0b0\n",
+            "[shared]",
+            "ring.status",
+            "ring.slots",
+            "offset = ",
+            "init = ",
+            "[[template]]",
+            "{rel32:",
+            "{abs32:",
+            "{abs64:",
+            "[pv_table.",
+            "[[pv_op]]",
+            "unsafe = true",
+            "callee_save = true",
+            "ret = \"!\"",
+            "name = \"type\"",
+            "name = \"self_\"",
+            "name = \"new\"",
+            "name = \"args\"",
+            "name = \"option\"",
+        ] {
+            assert!(has(needle), "no spec of seeds 0..400 has {needle:?}");
+        }
+        // A u8 enum with all 256 values.
+        assert!(all.iter().any(|t| t.matches("{ name = ").count() >= 256));
+    }
+
     #[test]
     fn unknown_feature_is_refused() {
         let e = Options::avoiding("keywords,nope").unwrap_err();
