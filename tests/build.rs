@@ -12,6 +12,9 @@ fn main() {
         "../spec/lguest.toml",
         "../spec/kvm.toml",
         "../spec/uhyve.toml",
+        "../spec/jailhouse.toml",
+        "../spec/acrn.toml",
+        "../spec/xen.toml",
     ] {
         if let Err(e) = codegen::Config::new().compile(spec) {
             eprintln!("{e}");

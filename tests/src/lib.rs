@@ -18,6 +18,21 @@ pub mod uhyve {
     include!(concat!(env!("OUT_DIR"), "/uhyve.rs"));
 }
 
+/// `spec/jailhouse.toml`.
+pub mod jailhouse {
+    include!(concat!(env!("OUT_DIR"), "/jailhouse.rs"));
+}
+
+/// `spec/acrn.toml`.
+pub mod acrn {
+    include!(concat!(env!("OUT_DIR"), "/acrn.rs"));
+}
+
+/// `spec/xen.toml`.
+pub mod xen {
+    include!(concat!(env!("OUT_DIR"), "/xen.rs"));
+}
+
 // Every fixture of tests/specs/fixtures, one module each (see build.rs): `rbx_probe`
 // (transports that carry arguments in rbx), `hygiene` (spec names that look like the
 // generator's own), `minimal`, and the specs that once broke the generator.
@@ -39,3 +54,18 @@ pub mod uhyve_golden;
 #[rustfmt::skip]
 #[path = "../golden/kvm/mod.rs"]
 pub mod kvm_golden;
+
+/// The committed golden files of `spec/jailhouse.toml`.
+#[rustfmt::skip]
+#[path = "../golden/jailhouse/mod.rs"]
+pub mod jailhouse_golden;
+
+/// The committed golden files of `spec/acrn.toml`.
+#[rustfmt::skip]
+#[path = "../golden/acrn/mod.rs"]
+pub mod acrn_golden;
+
+/// The committed golden files of `spec/xen.toml`.
+#[rustfmt::skip]
+#[path = "../golden/xen/mod.rs"]
+pub mod xen_golden;

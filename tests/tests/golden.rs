@@ -1,4 +1,5 @@
-//! Golden files: every generated output for spec/lguest.toml and spec/kvm.toml, compared
+//! Golden files: every generated output for spec/lguest.toml, spec/kvm.toml and the ABIs
+//! written from their sources (spec/jailhouse.toml, spec/acrn.toml, spec/xen.toml), compared
 //! byte for byte with the files under tests/golden/. A golden diff in a commit is a
 //! design decision: review it like hand-written code.
 //!
@@ -105,6 +106,21 @@ fn kvm_golden_files_match() {
 #[test]
 fn uhyve_golden_files_match() {
     check_spec("spec/uhyve.toml", "tests/golden/uhyve");
+}
+
+#[test]
+fn jailhouse_golden_files_match() {
+    check_spec("spec/jailhouse.toml", "tests/golden/jailhouse");
+}
+
+#[test]
+fn acrn_golden_files_match() {
+    check_spec("spec/acrn.toml", "tests/golden/acrn");
+}
+
+#[test]
+fn xen_golden_files_match() {
+    check_spec("spec/xen.toml", "tests/golden/xen");
 }
 
 #[test]
