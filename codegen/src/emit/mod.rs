@@ -78,28 +78,21 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         }
         let (first, cont) = continuation(line);
         let owned;
-        let indent = line.len() - line.trim_start().len();
-        let line = if !fenced
-            && first.trim().is_empty()
-            && let Some(c) = item
-                .as_ref()
-                .filter(|c| indent > c.len() && c.trim().is_empty())
-        {
-            // Continued deeper than the item's text: as deep as the text (clippy's
-            // `doc_overindented_list_items`).
-            owned = format!("{c}{}", line.trim_start());
-            owned.as_str()
-        } else if !fenced && first.trim().is_empty() && !line.starts_with(' ') {
-            match &item {
-                Some(c)
-                    if !line.starts_with('#')
-                        && !line.starts_with('|')
-                        && !line.starts_with("```") =>
-                {
-                    owned = format!("{c}{line}");
-                    owned.as_str()
-                }
-                _ => line,
+        let line = if !fenced && first.trim().is_empty() && item.is_some() {
+            let t = line.trim_start();
+            if crate::parse::fence_opener(t).is_some() {
+                // A fence cannot lazily continue an item or a quote: a blank line ends the
+                // item first.
+                out.push(String::new());
+                item = None;
+                line
+            } else {
+                // Markdown's lazy continuation made explicit, whatever the line starts with
+                // (a table row, `#`, an indent): the item's indent or the quote's `>`
+                // (clippy's `doc_lazy_continuation`), never deeper than the item's text
+                // (`doc_overindented_list_items`).
+                owned = format!("{}{t}", item.as_deref().unwrap_or_default());
+                owned.as_str()
             }
         } else {
             if !first.trim().is_empty() {
@@ -109,10 +102,13 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         };
         // A fence opens on ``` (with an info string) and closes on a line of backticks only.
         let t = line.trim();
+        // Four columns in, backticks are code or a paragraph's continuation (CommonMark).
         let fence = if fenced {
-            t.len() >= 3 && (t.chars().all(|c| c == '`') || t.chars().all(|c| c == '~'))
+            line.len() - line.trim_start().len() < 4
+                && t.len() >= 3
+                && (t.chars().all(|c| c == '`') || t.chars().all(|c| c == '~'))
         } else {
-            t.starts_with("```") || t.starts_with("~~~")
+            crate::parse::fence_opener(line).is_some()
         };
         if fence {
             fenced = !fenced;

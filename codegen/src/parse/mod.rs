@@ -19,6 +19,7 @@ mod shared;
 mod structs;
 mod template;
 mod toml;
+pub(crate) use toml::fence_opener;
 mod types;
 
 use std::collections::HashMap;

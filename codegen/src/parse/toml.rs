@@ -326,9 +326,13 @@ pub(super) fn clean_text(text: &str) -> String {
     let mut open: Option<char> = None;
     for l in text.lines() {
         let t = l.trim();
+        // Indented four columns or more, a line of backticks is code or a paragraph's
+        // continuation, never a fence (CommonMark).
+        if l.len() - l.trim_start().len() >= 4 {
+            continue;
+        }
         match open {
-            None if t.starts_with("```") => open = Some('`'),
-            None if t.starts_with("~~~") => open = Some('~'),
+            None => open = fence_opener(l),
             Some(c) if t.len() >= 3 && t.chars().all(|x| x == c) => open = None,
             _ => {}
         }
@@ -338,6 +342,20 @@ pub(super) fn clean_text(text: &str) -> String {
         text.extend(std::iter::repeat_n(c, 3));
     }
     text
+}
+
+/// The fence character when `line` opens a CommonMark code fence: at most three columns in,
+/// three or more backticks or tildes, and a backtick fence's info string holds no backtick.
+pub(crate) fn fence_opener(line: &str) -> Option<char> {
+    if line.len() - line.trim_start().len() >= 4 {
+        return None;
+    }
+    let t = line.trim();
+    if t.starts_with("```") {
+        (!t.trim_start_matches('`').contains('`')).then_some('`')
+    } else {
+        t.starts_with("~~~").then_some('~')
+    }
 }
 
 impl Obj<'_, '_> {
