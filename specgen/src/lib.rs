@@ -1058,10 +1058,11 @@ impl Gen<'_> {
         let n = self.rng.range(0, 5);
         let mut taken = HashSet::new();
         for _ in 0..n {
-            // A type named `u64` would be shadowed by the primitive (FINDINGS 2).
+            // A type named `u64` would be shadowed by the primitive (FINDINGS 2), one named
+            // `str` by the string argument type.
             let name = loop {
                 let name = self.fresh(&mut taken, camel);
-                if !PRIMS.iter().any(|(p, _)| *p == name) {
+                if !PRIMS.iter().any(|(p, _)| *p == name) && name != "str" {
                     break name;
                 }
             };

@@ -64,6 +64,7 @@ const RULES: &[(&str, &str)] = &[
     ("range_overflow", "outside 0..2^64"),
     ("ring_args_overflow", "more than any transport carries"),
     ("type_named_primitive", "has the name of a primitive"),
+    ("type_named_str", "has the name of the string argument type"),
     ("hypercall_unhandled", "`DemoDefaultHost::unhandled`"),
     (
         "struct_implicit_padding",

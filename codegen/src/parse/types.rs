@@ -35,6 +35,12 @@ impl Parser<'_> {
                         .help("an argument's `type = \"u64\"` always means the primitive, so this type could never be used: rename it"),
                 );
                 name_ok = false;
+            } else if name.v == "str" {
+                self.d.push(
+                    Diagnostic::new(name.span.clone(), "type `str` has the name of the string argument type")
+                        .help("an argument's `type = \"str\"` always means a string in guest memory, so this type could never be used: rename it"),
+                );
+                name_ok = false;
             }
             let doc = t.opt_text(self.d, "doc");
             let kind = match (t.opt_str(self.d, "alias"), t.get("repr"), t.get("variants")) {
