@@ -69,12 +69,22 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     // line right after one is part of it (Markdown's lazy continuation), so it gets the
     // item's indent or the quote's `>` (clippy's `doc_lazy_continuation`).
     let mut item: Option<String> = None;
+    let mut after_blank: Option<String> = None;
     for line in text.trim().lines() {
         let line = line.trim_end();
         if line.is_empty() {
             out.push(String::new());
-            item = None;
+            after_blank = item.take().or(after_blank);
             continue;
+        }
+        // After a blank line, a line indented at least as deep as a list item's text is still
+        // that item (a second paragraph of it); anything else ends it.
+        if let Some(c) = after_blank.take()
+            && c.trim().is_empty()
+            && !fenced
+            && line.len() - line.trim_start().len() >= c.len()
+        {
+            item = Some(c);
         }
         let (first, cont) = continuation(line);
         let owned;
