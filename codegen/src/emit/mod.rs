@@ -70,6 +70,8 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     // item's indent or the quote's `>` (clippy's `doc_lazy_continuation`).
     let mut item: Option<String> = None;
     let mut after_blank: Option<String> = None;
+    // Inside an indented code block, which is written out as a ```text fence.
+    let mut icode = false;
     for line in text.trim().lines() {
         let line = line.trim_end();
         if line.is_empty() {
@@ -85,6 +87,29 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             && line.len() - line.trim_start().len() >= c.len()
         {
             item = Some(c);
+        }
+        // Spec prose is never a doctest: an indented code block (after a blank line, outside
+        // any list item) becomes a ```text fence.
+        let deep = line.len() - line.trim_start().len() >= 4;
+        if icode {
+            if deep {
+                out.push(format!(
+                    " {}",
+                    line.strip_prefix("    ").unwrap_or(line.trim_start())
+                ));
+                continue;
+            }
+            out.push(" ```".to_string());
+            icode = false;
+        }
+        if !fenced && deep && item.is_none() && out.last().is_none_or(|l| l.is_empty()) {
+            out.push(" ```text".to_string());
+            out.push(format!(
+                " {}",
+                line.strip_prefix("    ").unwrap_or(line.trim_start())
+            ));
+            icode = true;
+            continue;
         }
         let (first, cont) = continuation(line);
         let owned;
@@ -120,6 +145,19 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         } else {
             crate::parse::fence_opener(line).is_some()
         };
+        // A fence rustdoc would run as a doctest (no info string, or only rustdoc's own
+        // words) is relabelled `text`: spec prose is never a doctest.
+        let relabelled;
+        let line = if fence && !fenced && runs_as_doctest(t) {
+            let marks: String = t.chars().take_while(|c| *c == '`' || *c == '~').collect();
+            relabelled = format!(
+                "{}{marks}text",
+                &line[..line.len() - line.trim_start().len()]
+            );
+            relabelled.as_str()
+        } else {
+            line
+        };
         if fence {
             fenced = !fenced;
         }
@@ -153,6 +191,9 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             out.push(format!(" {prefix}{cur}"));
         }
     }
+    if icode {
+        out.push(" ```".to_string());
+    }
     out.into_iter()
         .map(|l| {
             if l.trim().is_empty() {
@@ -162,6 +203,27 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Whether rustdoc runs the code block this fence line opens: an empty info string, or one
+/// made only of rustdoc's own words (`rust`, `ignore`, `no_run`, `edition2021`, ...).
+fn runs_as_doctest(fence: &str) -> bool {
+    let info = fence.trim_start_matches(['`', '~']).trim();
+    info.split([',', ' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .all(|w| {
+            matches!(
+                w,
+                "rust"
+                    | "ignore"
+                    | "should_panic"
+                    | "no_run"
+                    | "compile_fail"
+                    | "test_harness"
+                    | "standalone_crate"
+            ) || w.starts_with("edition")
+                || w.starts_with("ignore-")
+        })
 }
 
 /// The marker a long line starts with (indent, `> ` quotes, a `-`/`*`/`+` bullet or a
