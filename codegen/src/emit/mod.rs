@@ -177,7 +177,9 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         let mut cur = String::new();
         let mut prefix = first;
         for w in line[first.len()..].split(' ').filter(|w| !w.is_empty()) {
-            if !cur.is_empty() && prefix.len() + cur.len() + 1 + w.len() > 88 {
+            // A word that would start a block at the head of a line (`>`, `#`, `-`, `1.`, a
+            // fence, ...) stays on the line before, however long that makes it.
+            if !cur.is_empty() && prefix.len() + cur.len() + 1 + w.len() > 88 && !starts_block(w) {
                 out.push(format!(" {prefix}{cur}"));
                 cur.clear();
                 prefix = cont.as_str();
@@ -203,6 +205,19 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Whether `word`, at the head of a doc line, would start a Markdown block of its own (a
+/// quote, heading, list item, table row, fence, HTML block or setext underline) rather than
+/// continue the paragraph it was wrapped from.
+fn starts_block(word: &str) -> bool {
+    let digits = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    word.starts_with(['>', '#', '|', '<'])
+        || word.starts_with("```")
+        || word.starts_with("~~~")
+        || matches!(word, "-" | "+" | "*")
+        || word.chars().all(|c| c == '-' || c == '_' || c == '*' || c == '=')
+        || (digits.len() < word.len() && (digits == "." || digits == ")"))
 }
 
 /// Whether rustdoc runs the code block this fence line opens: an empty info string, or one

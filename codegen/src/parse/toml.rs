@@ -316,13 +316,8 @@ pub(super) fn clean_text(text: &str) -> String {
     }
     let mut text = out.join("\n").trim_matches('\n').to_string();
     // What the text leaves open would swallow what the generator appends after it (the
-    // `# Safety` heading, the call's number): close an HTML comment, then a code fence
+    // `# Safety` heading, the call's number): close a code fence, then an HTML comment
     // (in CommonMark a fence closes only on a line of nothing but its backticks).
-    if let Some(open) = text.rfind("<!--")
-        && !text[open..].contains("-->")
-    {
-        text.push_str(" -->");
-    }
     let mut open: Option<char> = None;
     for l in text.lines() {
         let t = l.trim();
@@ -340,6 +335,13 @@ pub(super) fn clean_text(text: &str) -> String {
     if let Some(c) = open {
         text.push('\n');
         text.extend(std::iter::repeat_n(c, 3));
+    }
+    // Then an HTML comment, on a line of its own: inside the comment the fence's closer is
+    // just text, and after a real fence the closer has closed it first.
+    if let Some(open) = text.rfind("<!--")
+        && !text[open..].contains("-->")
+    {
+        text.push_str("\n-->");
     }
     text
 }
