@@ -216,7 +216,9 @@ fn starts_block(word: &str) -> bool {
         || word.starts_with("```")
         || word.starts_with("~~~")
         || matches!(word, "-" | "+" | "*")
-        || word.chars().all(|c| c == '-' || c == '_' || c == '*' || c == '=')
+        || word
+            .chars()
+            .all(|c| c == '-' || c == '_' || c == '*' || c == '=')
         || (digits.len() < word.len() && (digits == "." || digits == ")"))
 }
 
