@@ -3,6 +3,9 @@
 //! to its own ring-3 handler. Without KVM each says it needs a real CPU (and the test says
 //! it did not check under KVM). `LGUEST_REQUIRE_KVM=1` makes a missing KVM a failure.
 
+mod common;
+
+use common::killed;
 use host_stubs::{Kill, Stop};
 use lguest_kernel::Fault;
 use lguest_kernel::escapes::{HOST_IDT_OFF, HOST_STACK_OFF, HOSTILE_VA, STALE_THEN_FRESH};
@@ -61,16 +64,13 @@ fn reading_the_hosts_region_through_a_user_pte_is_a_precise_kill() {
         return;
     };
     never_ring_0(&r);
-    match &r.stop {
-        Stop::Killed(k) => match &k.reason {
-            Kill::BadPageTable { vaddr, bad, .. } => {
-                assert_eq!(*vaddr, HOSTILE_VA);
-                assert_eq!(bad.level, 3);
-                assert_eq!(bad.entry & !0xfff, cfg.mem + HOST_IDT_OFF);
-                assert_eq!(bad.why, "maps a frame outside guest memory");
-            }
-            other => panic!("{other}"),
-        },
+    match killed(&r) {
+        Kill::BadPageTable { vaddr, bad, .. } => {
+            assert_eq!(*vaddr, HOSTILE_VA);
+            assert_eq!(bad.level, 3);
+            assert_eq!(bad.entry & !0xfff, cfg.mem + HOST_IDT_OFF);
+            assert_eq!(bad.why, "maps a frame outside guest memory");
+        }
         other => panic!("{other}"),
     }
 }
@@ -82,14 +82,11 @@ fn writing_the_hosts_ring0_stack_is_a_precise_kill() {
         return;
     };
     never_ring_0(&r);
-    match &r.stop {
-        Stop::Killed(k) => match &k.reason {
-            Kill::BadPageTable { vaddr, bad, .. } => {
-                assert_eq!(*vaddr, HOSTILE_VA);
-                assert_eq!(bad.entry & !0xfff, cfg.mem + HOST_STACK_OFF);
-            }
-            other => panic!("{other}"),
-        },
+    match killed(&r) {
+        Kill::BadPageTable { vaddr, bad, .. } => {
+            assert_eq!(*vaddr, HOSTILE_VA);
+            assert_eq!(bad.entry & !0xfff, cfg.mem + HOST_STACK_OFF);
+        }
         other => panic!("{other}"),
     }
 }

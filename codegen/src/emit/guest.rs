@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Module, abi_camel, arg_type, doc, nr_const, to_u64};
-use crate::spec::{Instruction, Nr, Reg, Spec, Transport};
+use crate::spec::{Hypercall, Instruction, Nr, Reg, Spec, Transport};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
     let abi = abi_camel(spec);
@@ -24,8 +24,6 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         if !h.mem.is_empty() {
             return super::guest_mem::wrapper(spec, h);
         }
-        let name = crate::names::ident(&h.name.v);
-        let nr = nr_const(&h.name.v);
         let params = h.args.iter().map(|a| {
             let id = crate::names::ident(&a.name.v);
             let ty = arg_type(spec, &a.ty);
@@ -64,26 +62,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         if let Some(r) = &h.ret {
             text.push_str(&format!("\n\nReturns {r}"));
         }
-        let d = doc(&text);
-        let many = super::many_args(h.args.len());
-        let allows = super::abi_name_allows(&h.name.v);
-        let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
-        match &h.ret {
-            Some(_) => quote! {
-                #allows
-                #d
-                #[inline]
-                #many
-                fn #name(&self, #(#params),*) -> u64 { #call }
-            },
-            None => quote! {
-                #allows
-                #d
-                #[inline]
-                #many
-                fn #name(&self, #(#params),*) { #call; }
-            },
-        }
+        let params: Vec<TokenStream> = params.collect();
+        wrapper_method(h, &text, &params, &[], &regs)
     });
     let calls_doc = format!(
         "A typed method per hypercall of the `{}` ABI, on every [`Transport`].\n\nEach loads every argument register of the transport, unused ones with 0, so the host never sees a stale register.",
@@ -386,5 +366,33 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
                 #ret_value
             }
         }
+    }
+}
+
+/// A wrapper method of the `…Hypercalls` trait: its docs (`text`) and lints, then `fills`
+/// (statements that compute registers from memory arguments), then the trap with `regs`.
+pub(super) fn wrapper_method(
+    h: &Hypercall,
+    text: &str,
+    params: &[TokenStream],
+    fills: &[TokenStream],
+    regs: &[TokenStream],
+) -> TokenStream {
+    let name = crate::names::ident(&h.name.v);
+    let nr = nr_const(&h.name.v);
+    let d = doc(text);
+    let many = super::many_args(params.len());
+    let allows = super::abi_name_allows(&h.name.v);
+    let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
+    let (ret, call) = match &h.ret {
+        Some(_) => (quote! { -> u64 }, call),
+        None => (quote! {}, quote! { #call; }),
+    };
+    quote! {
+        #allows
+        #d
+        #[inline]
+        #many
+        fn #name(&self, #(#params),*) #ret { #(#fills)* #call }
     }
 }

@@ -6,7 +6,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{arg_type, doc, nr_const, to_u64};
+use super::{arg_type, to_u64};
 use crate::emit::structs::{field_ident, stype};
 use crate::names::{camel_ident, ident};
 use crate::spec::*;
@@ -123,8 +123,6 @@ fn len_as(prim: Prim, p: &proc_macro2::Ident) -> TokenStream {
 
 /// The wrapper of a call with memory arguments.
 pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
-    let name = ident(&h.name.v);
-    let nr = nr_const(&h.name.v);
     let arg_regs = spec.arg_regs();
     let mut params: Vec<TokenStream> = Vec::new();
     let mut fills: Vec<TokenStream> = Vec::new();
@@ -263,24 +261,5 @@ pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
     if let Some(r) = &h.ret {
         text.push_str(&format!("\n\nReturns {r}"));
     }
-    let d = doc(&text);
-    let many = super::many_args(params.len());
-    let allows = super::abi_name_allows(&h.name.v);
-    let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
-    match &h.ret {
-        Some(_) => quote! {
-            #allows
-            #d
-            #[inline]
-            #many
-            fn #name(&self, #(#params),*) -> u64 { #(#fills)* #call }
-        },
-        None => quote! {
-            #allows
-            #d
-            #[inline]
-            #many
-            fn #name(&self, #(#params),*) { #(#fills)* #call; }
-        },
-    }
+    super::guest::wrapper_method(h, &text, &params, &fills, &regs)
 }

@@ -296,7 +296,11 @@ impl Parser<'_> {
         let mut out: Vec<MemArg> = Vec::new();
         for r in raws {
             let what = format!("argument `{}` of {call}", r.name.v);
-            if out.iter().any(|m| m.name.v == r.name.v) {
+            // A name already taken by a memory argument, or (for one that lives in a struct
+            // field and so takes no register) by a register argument.
+            let taken = out.iter().any(|m| m.name.v == r.name.v)
+                || (r.at.is_some() && args.iter().any(|x| x.name.v == r.name.v));
+            if taken {
                 self.d.push(
                     Diagnostic::new(
                         r.name.span.clone(),
@@ -311,22 +315,10 @@ impl Parser<'_> {
                     Some(i) => MemAt::Reg(i),
                     None => continue,
                 },
-                Some(a) => {
-                    if args.iter().any(|x| x.name.v == r.name.v) {
-                        self.d.push(
-                            Diagnostic::new(
-                                r.name.span.clone(),
-                                format!("duplicate argument `{}` in {call}", r.name.v),
-                            )
-                            .help("argument names are unique within their hypercall"),
-                        );
-                        continue;
-                    }
-                    match self.field_ref(a, &what, "at", &out, types, structs, true) {
-                        Some(f) => MemAt::Field(f),
-                        None => continue,
-                    }
-                }
+                Some(a) => match self.field_ref(a, &what, "at", &out, types, structs, true) {
+                    Some(f) => MemAt::Field(f),
+                    None => continue,
+                },
             };
             let mut kind = r.kind.clone();
             if let MemKind::Buffer { elem, max, .. } = &r.kind {

@@ -11,7 +11,7 @@ use quote::{format_ident, quote};
 use super::{decode, params, ret_type};
 use crate::emit::{abi_name_allows, doc, len_allow, many_args, usize_lit};
 use crate::names::ident;
-use crate::spec::Spec;
+use crate::spec::{Hypercall, Spec};
 
 /// `decode()` around its arms. `args` goes unread when no call takes an argument.
 pub(super) fn decode_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
@@ -282,6 +282,19 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
     }
 }
 
+/// The locals a handler's parameters bind, in `Call`'s field order: the arguments, or with
+/// memory arguments the fields their decode produces.
+fn call_locals(spec: &Spec, h: &Hypercall) -> Vec<Ident> {
+    if h.mem.is_empty() {
+        h.args.iter().map(|a| ident(&a.name.v)).collect()
+    } else {
+        super::memory::call_fields(spec, h)
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
+    }
+}
+
 /// `<Abi>DefaultHost` and its blanket `<Abi>Host` implementation.
 pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let abi = crate::emit::abi_camel(spec);
@@ -289,32 +302,21 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let methods = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let params = params(spec, h);
-        let fields: Vec<Ident> = if h.mem.is_empty() {
-            h.args.iter().map(|a| ident(&a.name.v)).collect()
-        } else {
-            super::memory::call_fields(spec, h)
-                .into_iter()
-                .map(|f| f.name)
-                .collect()
-        };
+        let fields = call_locals(spec, h);
         let v = crate::emit::variant(&h.name.v);
-        let call = if h.args.is_empty() {
+        let ret = ret_type(h);
+        // With memory arguments, a `Call` borrows guest memory the default cannot hand on:
+        // `unhandled` gets the call's number, and the arguments are dropped.
+        let call = if spec.has_memory() {
+            if fields.is_empty() {
+                quote! { super::numbers::Hypercall::#v }
+            } else {
+                quote! { { #(let _ = #fields;)* super::numbers::Hypercall::#v } }
+            }
+        } else if h.args.is_empty() {
             quote! { Call::#v }
         } else {
             quote! { Call::#v { #(#fields),* } }
-        };
-        let ret = ret_type(h);
-        let mem = spec.has_memory();
-        let call = if mem {
-            let _ = call;
-            let locals = &fields;
-            if locals.is_empty() {
-                quote! { super::numbers::Hypercall::#v }
-            } else {
-                quote! { { #(let _ = #locals;)* super::numbers::Hypercall::#v } }
-            }
-        } else {
-            call
         };
         let body = if h.ret.is_some() {
             quote! { self.unhandled(#call) }
@@ -342,14 +344,7 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
     let forwards = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let params = params(spec, h);
-        let locals: Vec<Ident> = if h.mem.is_empty() {
-            h.args.iter().map(|a| ident(&a.name.v)).collect()
-        } else {
-            super::memory::call_fields(spec, h)
-                .into_iter()
-                .map(|f| f.name)
-                .collect()
-        };
+        let locals = call_locals(spec, h);
         let ret = ret_type(h);
         let many = many_args(h.args.len());
         let allows = abi_name_allows(&h.name.v);
