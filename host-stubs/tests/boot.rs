@@ -474,10 +474,9 @@ fn boot(w: &World, g: &Guest<'_>) -> (u64, u64) {
 fn the_whole_boot_path_runs_and_the_host_state_matches_the_guest() {
     let w = World::new();
     let g = w.guest();
-    let (a, b) = boot(&w, &g);
+    let (_, b) = boot(&w, &g);
 
     // Every page the guest mapped faults into the shadow as its own tables map it.
-    let _ = a;
     for (va, pte) in w.guest_tables(b) {
         assert_eq!(
             w.host_mut().demand_page(va, 0),

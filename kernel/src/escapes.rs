@@ -14,7 +14,7 @@
 //! would, and use [`crate::workload::map`] only to build the tables down to a leaf.
 
 use crate::params::{Checked, Fault};
-use crate::workload::{Failure, KERNEL_ADDRESS, Platform, leaf_ptr, map};
+use crate::workload::{Failure, KERNEL_ADDRESS, NEEDS_CPU, Platform, leaf_ptr, map};
 
 /// Where the host's ring-0 stack page is in its region, as the attack knows the layout
 /// (`lguest-run`'s layout test checks it still is).
@@ -45,7 +45,7 @@ pub fn commit<P: Platform>(p: &P, pgdir: u64, params: &Checked) -> Result<(), Fa
         | Fault::StalePte
             if !p.mappings_live() =>
         {
-            Err("this fault needs a real CPU: in process nothing is mapped")
+            Err(NEEDS_CPU)
         }
         Fault::HostRead => {
             let v = native_map(p, pgdir, HOSTILE_VA, mem + HOST_IDT_OFF)?;

@@ -10,7 +10,7 @@ use lguest_abi::numbers::{CR0_TS, HOST_CS_ENTRY, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY}
 use lguest_abi::shared::RING_SIZE;
 
 use crate::params::Fault;
-use crate::workload::{Failure, Platform, pv};
+use crate::workload::{Failure, NEEDS_CPU, Platform, pv};
 
 /// The breakpoint vector (x86).
 const BP_VECTOR: u64 = 3;
@@ -56,7 +56,7 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
         | Fault::GateWildOffset
             if !p.mappings_live() =>
         {
-            Err("this fault needs a real CPU: in process nothing is mapped")
+            Err(NEEDS_CPU)
         }
         Fault::WildStack => {
             (pv().time.time_init)();

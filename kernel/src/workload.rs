@@ -414,6 +414,9 @@ fn idle_until(n: u32) {
 /// Why the kernel stopped before its end.
 pub type Failure = &'static str;
 
+/// How a fault that only a real CPU can show ends in process, where nothing is mapped.
+pub const NEEDS_CPU: Failure = "this fault needs a real CPU: in process nothing is mapped";
+
 /// Runs the kernel for `params` on platform `p`, as guest `I`. Returns only if the host
 /// lets the kernel run on after the end it asked for (which a correct host never does).
 pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Failure> {
@@ -456,7 +459,7 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
         Fault::PageFault | Fault::BadPort | Fault::HostWrite | Fault::HostEntry
             if !p.mappings_live() =>
         {
-            return Err("this fault needs a real CPU: in process nothing is mapped");
+            return Err(NEEDS_CPU);
         }
         Fault::HostEntry => {
             // SAFETY: deliberately wrong: the last entry of our own top-level table is where

@@ -902,7 +902,7 @@ impl Gen<'_> {
         let d = self.opt_doc("doc");
         self.line(&d);
 
-        let arg_regs = self.transports(&abi);
+        let arg_regs = self.transports();
         self.consts();
         self.types();
 
@@ -937,12 +937,11 @@ impl Gen<'_> {
     }
 
     /// The transports; returns ARG_REGS (the smallest register count).
-    fn transports(&mut self, abi: &str) -> usize {
+    fn transports(&mut self) -> usize {
         let n = self.rng.range(1, 3);
         let mut taken = HashSet::new();
         let mut min = usize::MAX;
         let abi_c = self.abi_camel.clone();
-        let _ = abi;
         // Pick the register counts first so that, most of the time, ARG_REGS is not 0.
         let zero_ok = self.allow("no_arg_transport") && self.rng.chance(1, 6);
         for _ in 0..n {

@@ -286,14 +286,6 @@ impl Parser<'_> {
     ) -> bool {
         let Some(i) = instruction else { return true };
         let span = o.get("nr").map_or(o.span.clone(), |v| v.span());
-        let (want, example) = match i {
-            Instruction::Mmio => (
-                Some(Nr::Address),
-                "`nr = \"address\"`: each call stores to its own address",
-            ),
-            Instruction::Out => (None, ""),
-            _ => (None, ""),
-        };
         let mut ok = true;
         match (regs.nr_place, i) {
             (Some(Nr::Port), Instruction::Out) | (Some(Nr::Address), Instruction::Mmio) => {}
@@ -306,7 +298,7 @@ impl Parser<'_> {
                             o.what
                         ),
                     )
-                    .help(format!("set {example}")),
+                    .help("set `nr = \"address\"`: each call stores to its own address"),
                 );
                 ok = false;
             }
@@ -322,7 +314,6 @@ impl Parser<'_> {
             }
             (None, _) => {}
         }
-        let _ = want;
         if regs.nr_place.is_some() {
             if regs.args.len() > 1 {
                 self.d.push(

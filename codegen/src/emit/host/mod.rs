@@ -124,7 +124,6 @@ fn call_enum(spec: &Spec) -> TokenStream {
     let raw = spec.hypercalls.iter().map(|h| {
         if mem {
             // Matching on `self`: every local is a reference.
-            let pat = decode::call_with_locals(spec, h);
             let mut regs: Vec<TokenStream> = (0..h.args.len())
                 .map(|i| match h.mem_at_reg(i) {
                     Some((k, _)) => {
@@ -157,7 +156,6 @@ fn call_enum(spec: &Spec) -> TokenStream {
                         quote! { #n: #l }
                     }
                 });
-            let _ = pat;
             let pat = quote! { Call::#v { #(#names,)* .. } };
             return quote! { #pat => [#(#regs),*], };
         }

@@ -124,22 +124,15 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
     } else {
         quote! { _mem }
     };
-    let (life, scratch, scratch_arg, call_ty) = if spec.has_scratch() {
+    let (scratch, scratch_arg, call_ty) = if spec.has_scratch() {
         (
-            quote! { 'a, },
             quote! { scratch: &mut Scratch, },
             quote! { scratch, },
             quote! { Call<'_> },
         )
     } else {
-        (
-            TokenStream::new(),
-            TokenStream::new(),
-            TokenStream::new(),
-            quote! { Call },
-        )
+        (TokenStream::new(), TokenStream::new(), quote! { Call })
     };
-    let _ = life;
     let ring = spec.ring.as_ref().map(|r| {
         let ring_args = r.args as usize;
         let widen = (0..spec.arg_regs()).map(|i| {
