@@ -56,6 +56,7 @@ pub fn check(spec: &mut Spec, d: &mut Diagnostics) {
     shared(spec, d);
     templates(spec, d);
     pv_ops(spec, d);
+    results(spec, d);
 }
 
 fn dup<'a>(
@@ -459,5 +460,128 @@ fn budget(spec: &Spec, d: &mut Diagnostics) {
                 .help("rename the const"),
             );
         }
+    }
+}
+
+/// `results`: each in a register every transport hands back (its `ret` register or one of
+/// its `ARG_REGS` argument registers), at the same place in all of them (the generated
+/// wrapper reads results by place, whichever transport it runs on); never on a lazy call
+/// (a queued call answers in no register); a results struct's name free in `types`.
+fn results(spec: &mut Spec, d: &mut Diagnostics) {
+    let arg_regs = spec.arg_regs();
+    let type_names: Vec<String> = spec.types.iter().map(|t| camel(&t.name.v)).collect();
+    for h in &mut spec.hypercalls {
+        if h.results.is_empty() {
+            continue;
+        }
+        if h.lazy {
+            d.push(
+                Diagnostic::new(
+                    h.results[0].name.span.clone(),
+                    format!(
+                        "lazy hypercall `{}` has `results`, but a call queued in the ring answers in no register",
+                        h.name.v
+                    ),
+                )
+                .help("make it synchronous (remove `lazy`), or return the values through an `out` argument in guest memory"),
+            );
+        }
+        if h.values().count() > 1 {
+            let st = format!("{}Results", camel(&h.name.v));
+            if type_names.contains(&st) {
+                d.push(
+                    Diagnostic::new(
+                        h.name.span.clone(),
+                        format!(
+                            "hypercall `{}` returns its results as `types::{st}`, which a [types] entry already is",
+                            h.name.v
+                        ),
+                    )
+                    .help("rename the hypercall or the type"),
+                );
+            }
+        }
+        for r in &mut h.results {
+            let mut first: Option<(usize, &str)> = None;
+            for t in &spec.transports {
+                let slot = if t.ret == Some(r.reg.v) {
+                    Some(0)
+                } else {
+                    t.args
+                        .iter()
+                        .take(arg_regs)
+                        .position(|a| *a == r.reg.v)
+                        .map(|i| i + 1)
+                };
+                let Some(slot) = slot else {
+                    let mut regs: Vec<String> = t
+                        .ret
+                        .iter()
+                        .map(|r| format!("`{}` (its `ret`)", r.name()))
+                        .collect();
+                    regs.extend(
+                        t.args
+                            .iter()
+                            .take(arg_regs)
+                            .map(|r| format!("`{}`", r.name())),
+                    );
+                    let help = if regs.is_empty() {
+                        format!(
+                            "transport `{}` has no result register: return the values through an `out` argument in guest memory",
+                            t.name.v
+                        )
+                    } else {
+                        format!(
+                            "a result comes back in a register the transport hands back: {}",
+                            regs.join(", ")
+                        )
+                    };
+                    d.push(
+                        Diagnostic::new(
+                            r.reg.span.clone(),
+                            format!(
+                                "result `{}` of `{}` is in `{}`, which transport `{}` does not hand back",
+                                r.name.v,
+                                h.name.v,
+                                r.reg.v.name(),
+                                t.name.v
+                            ),
+                        )
+                        .help(help),
+                    );
+                    continue;
+                };
+                match first {
+                    None => {
+                        first = Some((slot, &t.name.v));
+                        r.slot = slot;
+                    }
+                    Some((s, other)) if s != slot => d.push(
+                        Diagnostic::new(
+                            r.reg.span.clone(),
+                            format!(
+                                "result `{}` of `{}` is in `{}`, which is {} of transport `{other}` but {} of `{}`",
+                                r.name.v,
+                                h.name.v,
+                                r.reg.v.name(),
+                                slot_words(s),
+                                slot_words(slot),
+                                t.name.v
+                            ),
+                        )
+                        .help("the generated wrapper reads a result by its place among a transport's registers, whichever transport it runs on: list the transports' registers in the same order"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+fn slot_words(slot: usize) -> String {
+    if slot == 0 {
+        "the result register".into()
+    } else {
+        format!("argument register {}", slot - 1)
     }
 }

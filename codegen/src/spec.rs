@@ -339,11 +339,38 @@ pub struct Hypercall {
     pub lazy: bool,
     /// Arguments, in register order.
     pub args: Vec<Arg>,
-    /// What the result register means; `None` when the call returns nothing.
+    /// What the result register means; `None` when the call returns nothing (or returns
+    /// `results`).
     pub ret: Option<String>,
+    /// `results = [...]`: typed values in several registers, in spec order (empty without).
+    pub results: Vec<CallResult>,
     /// Arguments in guest memory: those whose register carries their address (also in
     /// `args`, as `u64`), and those whose address is in a struct field.
     pub mem: Vec<MemArg>,
+}
+
+/// One of a hypercall's `results`: a typed value the host puts in a register.
+#[derive(Clone, Debug)]
+pub struct CallResult {
+    /// snake_case name, unique within the call's results.
+    pub name: Sp<String>,
+    /// The register it comes back in.
+    pub reg: Sp<Reg>,
+    /// Its type (an integer, alias or enum; the error code's is an enum).
+    pub ty: ArgType,
+    /// Span of the `type` value.
+    pub ty_span: Range<usize>,
+    /// What it is.
+    pub doc: Option<String>,
+    /// `error = true`: the call's error code. `ok` means success; any other value is a
+    /// variant of its enum, and the other results then carry nothing.
+    pub error: bool,
+    /// The value that means success (`ok`, default 0), for the error code.
+    pub ok: Num,
+    /// Its place among the registers a transport hands back: 0 is the transport's `ret`
+    /// register, `1 + i` its argument register `i` (the same in every transport; set by
+    /// `check`).
+    pub slot: usize,
 }
 
 /// One hypercall argument.
@@ -883,6 +910,18 @@ impl Spec {
             .any(|m| m.addr == AddrKind::Virtual)
     }
 
+    /// Whether any hypercall returns `results` (the transports then hand back every result
+    /// register, and the host's dispatch answers in several).
+    pub fn has_results(&self) -> bool {
+        self.hypercalls.iter().any(|h| !h.results.is_empty())
+    }
+
+    /// Result registers a transport hands back: its `ret` register and its `ARG_REGS`
+    /// argument registers.
+    pub fn result_regs(&self) -> usize {
+        1 + self.arg_regs()
+    }
+
     /// Whether any memory argument borrows host scratch space (buffers and strings).
     pub fn has_scratch(&self) -> bool {
         self.hypercalls
@@ -893,6 +932,16 @@ impl Spec {
 }
 
 impl Hypercall {
+    /// The call's error-code result, when it has one.
+    pub fn error_result(&self) -> Option<&CallResult> {
+        self.results.iter().find(|r| r.error)
+    }
+
+    /// The results that carry a value (every result but the error code).
+    pub fn values(&self) -> impl Iterator<Item = &CallResult> {
+        self.results.iter().filter(|r| !r.error)
+    }
+
     /// The memory argument whose address is in register argument `i`.
     pub fn mem_at_reg(&self, i: usize) -> Option<(usize, &MemArg)> {
         self.mem

@@ -62,8 +62,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         if let Some(r) = &h.ret {
             text.push_str(&format!("\n\nReturns {r}"));
         }
+        text.push_str(&super::results::guest_doc(spec, h));
         let params: Vec<TokenStream> = params.collect();
-        wrapper_method(h, &text, &params, &[], &regs)
+        wrapper_method(spec, h, &text, &params, &[], &regs)
     });
     let calls_doc = format!(
         "A typed method per hypercall of the `{}` ABI, on every [`Transport`].\n\nEach loads every argument register of the transport, unused ones with 0, so the host never sees a stale register.",
@@ -73,23 +74,33 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let lens = super::len_allow(spec.hypercalls.iter().map(|h| h.name.v.as_str()));
     let translate = super::guest_mem::translate_trait(spec);
 
-    let items = quote! {
-        /// A way for the guest to trap to the host with a hypercall.
-        ///
-        /// The generated transports execute the real instruction; tests and in-process hosts
-        /// implement it to call the host's dispatch directly.
-        pub trait Transport {
-            /// Traps to the host with call number `nr` and arguments `args`, and returns the
-            /// result register.
-            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64;
-        }
+    let transport_trait = if spec.has_results() {
+        super::results::transport_trait()
+    } else {
+        quote! {
+            /// A way for the guest to trap to the host with a hypercall.
+            ///
+            /// The generated transports execute the real instruction; tests and in-process hosts
+            /// implement it to call the host's dispatch directly.
+            pub trait Transport {
+                /// Traps to the host with call number `nr` and arguments `args`, and returns the
+                /// result register.
+                fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64;
+            }
 
-        impl<T: Transport + ?::core::marker::Sized> Transport for &T {
-            #[inline]
-            fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
-                (**self).hypercall(nr, args)
+            impl<T: Transport + ?::core::marker::Sized> Transport for &T {
+                #[inline]
+                fn hypercall(&self, nr: u64, args: [u64; super::numbers::ARG_REGS]) -> u64 {
+                    (**self).hypercall(nr, args)
+                }
             }
         }
+    };
+    let call_error = spec.has_results().then(super::results::call_error);
+    let items = quote! {
+        #transport_trait
+
+        #call_error
 
         #(#transports)*
 
@@ -125,90 +136,7 @@ fn reg_lit(r: Reg) -> String {
 fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     let id = crate::names::camel_ident(&t.name.v);
     let arg_regs = spec.arg_regs();
-    let mut operands: Vec<TokenStream> = Vec::new();
-    let mut rbx_in: Option<TokenStream> = None;
-    let mut rbx_is_ret = false;
-    // The call number.
-    let nr_val = quote! { nr };
-    let ret_reg = t.ret;
-    match t.nr {
-        Nr::Reg(Reg::Rbx) => {
-            rbx_in = Some(nr_val);
-            // The result may come back in the call number's register, rbx included.
-            rbx_is_ret = ret_reg == Some(Reg::Rbx);
-        }
-        Nr::Reg(nr) => {
-            let r = reg_lit(nr);
-            if ret_reg == Some(nr) {
-                operands.push(quote! { inout(#r) #nr_val => ret });
-            } else {
-                operands.push(quote! { in(#r) #nr_val });
-            }
-        }
-        // The port is the call number (the parser keeps call numbers of such an ABI in
-        // 16 bits).
-        Nr::Port => operands.push(quote! { in("dx") #nr_val as u16 }),
-        Nr::Address => operands.push(quote! { addr = in(reg) #nr_val }),
-    }
-    // The arguments; registers past ARG_REGS carry 0.
-    for (i, reg) in t.args.iter().enumerate() {
-        let val = if i < arg_regs {
-            let i = super::usize_lit(i as u64);
-            quote! { args[#i] }
-        } else {
-            quote! { 0u64 }
-        };
-        if *reg == Reg::Rbx {
-            rbx_in = Some(val);
-        } else {
-            let r = reg_lit(*reg);
-            operands.push(quote! { in(#r) #val });
-        }
-    }
-    // The result, when it has a register of its own.
-    if let Some(rr) = ret_reg
-        && Nr::Reg(rr) != t.nr
-    {
-        if rr == Reg::Rbx {
-            rbx_is_ret = true;
-        } else {
-            let r = reg_lit(rr);
-            operands.push(quote! { lateout(#r) ret });
-        }
-    }
-    let insn = match t.instruction {
-        Instruction::Vmcall => "vmcall".to_string(),
-        Instruction::Vmmcall => "vmmcall".to_string(),
-        Instruction::Out => match t.port {
-            Some(p) if p <= 0xff => format!("out {p:#x}, eax"),
-            _ => "out dx, eax".to_string(),
-        },
-        Instruction::Mmio => format!(
-            "mov qword ptr [{{addr}}], {}",
-            t.args.first().map_or("rax", |r| r.name())
-        ),
-    };
-    if t.instruction == Instruction::Out
-        && let Some(p) = t.port
-        && p > 0xff
-    {
-        operands.push(quote! { in("dx") #p });
-    }
-    let mut lines: Vec<String> = Vec::new();
-    if rbx_in.is_some() || rbx_is_ret {
-        let input = rbx_in.unwrap_or(quote! { 0u64 });
-        let out = if rbx_is_ret {
-            quote! { ret }
-        } else {
-            quote! { _ }
-        };
-        operands.insert(0, quote! { rbx_swap = inout(reg) #input => #out });
-        lines.push("xchg {rbx_swap}, rbx".into());
-        lines.push(insn.clone());
-        lines.push("xchg {rbx_swap}, rbx".into());
-    } else {
-        lines.push(insn.clone());
-    }
+    let (lines, operands) = asm_call(spec, t, false);
     let regs: Vec<String> = t.args.iter().map(|r| r.name().to_string()).collect();
     let mut text = String::new();
     if let Some(d) = &t.doc {
@@ -327,6 +255,48 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     } else {
         (TokenStream::new(), quote! { 0 })
     };
+    let (result_regs_const, results_method) = if spec.has_results() {
+        let (rlines, rops) = asm_call(spec, t, true);
+        let outs: Vec<proc_macro2::Ident> = (0..spec.result_regs())
+            .map(|i| format_ident!("r{i}"))
+            .collect();
+        let decls = outs.iter().map(|o| {
+            if o == "r0" && t.ret.is_none() {
+                quote! { let r0: u64 = 0; }
+            } else {
+                quote! { let #o: u64; }
+            }
+        });
+        let konst = t.ret.map(|r| {
+            let mut encs = vec![lit(r.encoding())];
+            encs.extend(t.args.iter().take(arg_regs).map(|r| lit(r.encoding())));
+            quote! {
+                /// The registers a call may answer in, numbered as [`Self::ARG_REGS`]: the
+                /// result register, then the argument registers (what
+                /// [`Transport::hypercall_results`] hands back, and where a host puts its
+                /// `ResultRegs`).
+                pub const RESULT_REGS: [usize; super::numbers::RESULT_REGS] = [#(#encs),*];
+            }
+        });
+        let method = quote! {
+            #[inline]
+            fn hypercall_results(&self, nr: u64, #args_param: [u64; super::numbers::ARG_REGS]) -> [u64; super::numbers::RESULT_REGS] {
+                #(#decls)*
+                #safety_comment
+                unsafe {
+                    ::core::arch::asm!(
+                        #(#rlines,)*
+                        #(#rops,)*
+                        options(nostack),
+                    );
+                }
+                [#(#outs),*]
+            }
+        };
+        (konst, method)
+    } else {
+        (None, TokenStream::new())
+    };
     quote! {
         #d
         #[derive(Debug)]
@@ -341,6 +311,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
             #arg_regs_doc
             pub const ARG_REGS: [usize; super::numbers::ARG_REGS] = [#(#arg_encodings),*];
             #ret_reg_const
+            #result_regs_const
 
             /// A handle on the transport.
             ///
@@ -365,6 +336,8 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
                 }
                 #ret_value
             }
+
+            #results_method
         }
     }
 }
@@ -372,6 +345,7 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
 /// A wrapper method of the `…Hypercalls` trait: its docs (`text`) and lints, then `fills`
 /// (statements that compute registers from memory arguments), then the trap with `regs`.
 pub(super) fn wrapper_method(
+    spec: &Spec,
     h: &Hypercall,
     text: &str,
     params: &[TokenStream],
@@ -385,6 +359,7 @@ pub(super) fn wrapper_method(
     let allows = super::abi_name_allows(&h.name.v);
     let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
     let (ret, call) = match &h.ret {
+        _ if !h.results.is_empty() => super::results::guest_call(spec, h, &regs),
         Some(_) => (quote! { -> u64 }, call),
         None => (quote! {}, quote! { #call; }),
     };
@@ -395,4 +370,107 @@ pub(super) fn wrapper_method(
         #many
         fn #name(&self, #(#params),*) #ret { #(#fills)* #call }
     }
+}
+
+/// The lines and operands of one transport's `asm!`: registers loaded as the spec says,
+/// `rbx` (which Rust reserves) swapped in and out around the instruction through a scratch
+/// register. With `all`, every register a result may come back in is an output (`r0` the
+/// result register, `rN` argument register N-1); without, only the result register (`ret`).
+fn asm_call(spec: &Spec, t: &Transport, all: bool) -> (Vec<String>, Vec<TokenStream>) {
+    let arg_regs = spec.arg_regs();
+    let mut operands: Vec<TokenStream> = Vec::new();
+    let mut rbx_in: Option<TokenStream> = None;
+    let mut rbx_out: Option<TokenStream> = None;
+    let ret_out = if all {
+        quote! { r0 }
+    } else {
+        quote! { ret }
+    };
+    // The call number.
+    let nr_val = quote! { nr };
+    let ret_reg = t.ret;
+    match t.nr {
+        Nr::Reg(Reg::Rbx) => {
+            rbx_in = Some(nr_val);
+            // The result may come back in the call number's register, rbx included.
+            if ret_reg == Some(Reg::Rbx) {
+                rbx_out = Some(ret_out.clone());
+            }
+        }
+        Nr::Reg(nr) => {
+            let r = reg_lit(nr);
+            if ret_reg == Some(nr) {
+                operands.push(quote! { inout(#r) #nr_val => #ret_out });
+            } else {
+                operands.push(quote! { in(#r) #nr_val });
+            }
+        }
+        // The port is the call number (the parser keeps call numbers of such an ABI in
+        // 16 bits).
+        Nr::Port => operands.push(quote! { in("dx") #nr_val as u16 }),
+        Nr::Address => operands.push(quote! { addr = in(reg) #nr_val }),
+    }
+    // The arguments; registers past ARG_REGS carry 0.
+    for (i, reg) in t.args.iter().enumerate() {
+        let val = if i < arg_regs {
+            let i = super::usize_lit(i as u64);
+            quote! { args[#i] }
+        } else {
+            quote! { 0u64 }
+        };
+        let out = (all && i < arg_regs).then(|| format_ident!("r{}", i + 1));
+        if *reg == Reg::Rbx {
+            rbx_in = Some(val);
+            if let Some(o) = out {
+                rbx_out = Some(quote! { #o });
+            }
+        } else {
+            let r = reg_lit(*reg);
+            match out {
+                Some(o) => operands.push(quote! { inout(#r) #val => #o }),
+                None => operands.push(quote! { in(#r) #val }),
+            }
+        }
+    }
+    // The result, when it has a register of its own.
+    if let Some(rr) = ret_reg
+        && Nr::Reg(rr) != t.nr
+    {
+        if rr == Reg::Rbx {
+            rbx_out = Some(ret_out.clone());
+        } else {
+            let r = reg_lit(rr);
+            operands.push(quote! { lateout(#r) #ret_out });
+        }
+    }
+    let insn = match t.instruction {
+        Instruction::Vmcall => "vmcall".to_string(),
+        Instruction::Vmmcall => "vmmcall".to_string(),
+        Instruction::Out => match t.port {
+            Some(p) if p <= 0xff => format!("out {p:#x}, eax"),
+            _ => "out dx, eax".to_string(),
+        },
+        Instruction::Mmio => format!(
+            "mov qword ptr [{{addr}}], {}",
+            t.args.first().map_or("rax", |r| r.name())
+        ),
+    };
+    if t.instruction == Instruction::Out
+        && let Some(p) = t.port
+        && p > 0xff
+    {
+        operands.push(quote! { in("dx") #p });
+    }
+    let mut lines: Vec<String> = Vec::new();
+    if rbx_in.is_some() || rbx_out.is_some() {
+        let input = rbx_in.unwrap_or(quote! { 0u64 });
+        let out = rbx_out.unwrap_or(quote! { _ });
+        operands.insert(0, quote! { rbx_swap = inout(reg) #input => #out });
+        lines.push("xchg {rbx_swap}, rbx".into());
+        lines.push(insn.clone());
+        lines.push("xchg {rbx_swap}, rbx".into());
+    } else {
+        lines.push(insn);
+    }
+    (lines, operands)
 }

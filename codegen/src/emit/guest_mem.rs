@@ -261,5 +261,6 @@ pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
     if let Some(r) = &h.ret {
         text.push_str(&format!("\n\nReturns {r}"));
     }
-    super::guest::wrapper_method(h, &text, &params, &fills, &regs)
+    text.push_str(&super::results::guest_doc(spec, h));
+    super::guest::wrapper_method(spec, h, &text, &params, &fills, &regs)
 }

@@ -18,6 +18,7 @@ mod lazy;
 mod numbers;
 mod patch;
 mod pv_ops;
+mod results;
 mod shared;
 mod structs;
 mod types;

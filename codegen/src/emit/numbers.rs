@@ -68,13 +68,22 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         quote! { #l }
     });
     let ret_match = arms(&|h| {
-        let r = h.ret.is_some();
+        let r = h.ret.is_some() || h.results.iter().any(|r| r.slot == 0);
         quote! { #r }
     });
     let from_arms = hc.iter().map(|h| {
         let c = nr_const(&h.name.v);
         let v = variant(&h.name.v);
         quote! { #c => Ok(Hypercall::#v), }
+    });
+    let result_regs = spec.has_results().then(|| {
+        let n = usize_lit(spec.result_regs() as u64);
+        quote! {
+            /// Registers a call may answer in: the transport's result register, then its
+            /// `ARG_REGS` argument registers (the length of the array a transport's
+            /// `hypercall_results` hands back and of the host's `ResultRegs`).
+            pub const RESULT_REGS: usize = #n;
+        }
     });
     let abi_doc = format!("Name of the ABI: `{name}`.");
     let abi_doc_attrs = doc(&abi_doc);
@@ -87,6 +96,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         /// Argument registers every transport carries: the length of the argument array a
         /// hypercall travels with. Arguments a call does not use travel as 0.
         pub const ARG_REGS: usize = #arg_regs;
+        #result_regs
 
         #(#nr_consts)*
 

@@ -87,12 +87,21 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             }
         }
     });
-    Module {
-        name: "types",
-        doc: format!(
+    let results = super::results::structs(spec);
+    let doc = if spec.has_results() {
+        format!(
+            "Types of hypercall arguments and results in the `{}` ABI.",
+            spec.abi.name.v
+        )
+    } else {
+        format!(
             "Types of hypercall arguments in the `{}` ABI.",
             spec.abi.name.v
-        ),
-        items: quote! { #(#items)* },
+        )
+    };
+    Module {
+        name: "types",
+        doc,
+        items: quote! { #(#items)* #results },
     }
 }

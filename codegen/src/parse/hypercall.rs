@@ -26,7 +26,9 @@ impl Parser<'_> {
         // `since` is read by lock/since.rs.
         o.check_keys(
             self.d,
-            &["name", "nr", "doc", "lazy", "args", "ret", "since"],
+            &[
+                "name", "nr", "doc", "lazy", "args", "ret", "results", "since",
+            ],
         );
         // A number, or a const's name (`"hc_vm_base + 1"`): ACRN builds its ids that way.
         let nr = match o.required(self.d, "nr", "0") {
@@ -105,6 +107,14 @@ impl Parser<'_> {
             }
         }
         let mem = self.resolve_mem(&o.what, &args, raws, types, structs);
+        let results = match o.opt_array(self.d, "results") {
+            Some(a) => {
+                let ret_span = ret.as_ref().map(|_| o.key_span("ret"));
+                let what = o.what.clone();
+                self.results(&a[..], &what, types, ret_span)
+            }
+            None => Vec::new(),
+        };
         let name = name.filter(|n| check_name(self.d, n, "hypercall"));
         let nr = nr?;
         Some(Hypercall {
@@ -115,6 +125,7 @@ impl Parser<'_> {
             lazy,
             args,
             ret,
+            results,
             mem,
         })
     }
@@ -178,7 +189,12 @@ impl Parser<'_> {
     }
 
     /// A primitive, or a `[types]` name.
-    fn arg_type(&mut self, s: &Sp<String>, what: &str, types: &[TypeDef]) -> Option<ArgType> {
+    pub(super) fn arg_type(
+        &mut self,
+        s: &Sp<String>,
+        what: &str,
+        types: &[TypeDef],
+    ) -> Option<ArgType> {
         if let Some(p) = Prim::from_name(&s.v) {
             return Some(ArgType::Prim(p));
         }

@@ -15,6 +15,7 @@ mod hypercall;
 mod memory;
 mod numbers;
 mod pv;
+mod results;
 mod shared;
 mod structs;
 mod template;

@@ -43,9 +43,12 @@ fn params(spec: &Spec, h: &Hypercall) -> Vec<TokenStream> {
         .collect()
 }
 
-/// What a handler returns besides its error: `u64` for a call with a result, else `()`.
-fn ret_type(h: &Hypercall) -> TokenStream {
-    if h.ret.is_some() {
+/// What a handler returns besides its error: `u64` for a call with a result, its typed
+/// value for a call with `results`, else `()`.
+fn ret_type(spec: &Spec, h: &Hypercall) -> TokenStream {
+    if !h.results.is_empty() {
+        super::results::host_ret_type(spec, h)
+    } else if h.ret.is_some() {
         quote! { u64 }
     } else {
         quote! { () }
@@ -74,7 +77,7 @@ fn method(spec: &Spec, h: &Hypercall) -> TokenStream {
     let d = doc(&text);
     let many = super::many_args(h.args.len());
     let allows = abi_name_allows(&h.name.v);
-    let ret = ret_type(h);
+    let ret = ret_type(spec, h);
     quote! {
         #allows
         #d
@@ -251,6 +254,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     let error_types = errors::types(spec);
     let helpers = errors::helpers(spec);
     let memory = spec.has_memory().then(|| memory::items(spec));
+    let result_regs = spec.has_results().then(super::results::host_items);
     let call = call_enum(spec);
     let decode = run::decode_fn(spec, decode::arms(spec));
     let run = run::run_and_dispatch(spec, &host_trait);
@@ -271,6 +275,8 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         #helpers
 
         #memory
+
+        #result_regs
 
         #call
 

@@ -87,6 +87,7 @@ fn decode_mem_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
 /// `run()`, `dispatch()` and `dispatch_slot()` for a spec with memory arguments: `run`
 /// writes `out` memory back after the handler.
 fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
+    let answer_ty = answer_type(spec);
     let arms = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let fields = super::memory::call_fields(spec, h);
@@ -108,12 +109,19 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
         };
         let pass = fields.iter().map(super::memory::handler_arg);
         let wb = super::memory::write_back(spec, h);
-        let out = if h.ret.is_some() {
+        let out = if !h.results.is_empty() {
+            quote! { let __out = #host_trait::#name(host, #(#pass),*).map_err(DispatchError::Host)?; }
+        } else if h.ret.is_some() {
             quote! { let ret = #host_trait::#name(host, #(#pass),*).map_err(DispatchError::Host)?; }
         } else {
             quote! { #host_trait::#name(host, #(#pass),*).map_err(DispatchError::Host)?; let ret = 0; }
         };
-        quote! { #pat => { #out #wb Ok(ret) } }
+        let answer = if spec.has_results() {
+            answer_of(spec, h)
+        } else {
+            quote! { ret }
+        };
+        quote! { #pat => { #out #wb Ok(#answer) } }
     });
     let uses_mem = spec
         .hypercalls
@@ -155,7 +163,7 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
                 #scratch
                 nr: u64,
                 #args: [u64; super::shared::RING_ARGS],
-            ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            ) -> ::core::result::Result<#answer_ty, DispatchError<H::Error>> {
                 dispatch(host, mem, #scratch_arg nr, [#(#widen),*])
             }
         }
@@ -169,7 +177,7 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
             host: &mut H,
             #mem_param: &M,
             call: #call_ty,
-        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+        ) -> ::core::result::Result<#answer_ty, DispatchError<H::Error>> {
             match call {
                 #(#arms)*
             }
@@ -186,7 +194,7 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
             #scratch
             nr: u64,
             args: [u64; super::numbers::ARG_REGS],
-        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+        ) -> ::core::result::Result<#answer_ty, DispatchError<H::Error>> {
             let call = match decode(mem, #scratch_arg nr, args) {
                 Ok(call) => call,
                 Err(e) => return Err(e.for_host()),
@@ -203,11 +211,21 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
     if spec.has_memory() {
         return run_and_dispatch_mem(spec, host_trait);
     }
+    let answer_ty = answer_type(spec);
     let arms = spec.hypercalls.iter().map(|h| {
         let name = ident(&h.name.v);
         let pat = decode::call_with_locals(spec, h);
         let locals = (0..h.args.len()).map(|i| format_ident!("arg{i}"));
-        if h.ret.is_some() {
+        if spec.has_results() {
+            let answer = answer_of(spec, h);
+            if !h.results.is_empty() {
+                quote! { #pat => { let __out = #host_trait::#name(host, #(#locals),*)?; Ok(#answer) } }
+            } else if h.ret.is_some() {
+                quote! { #pat => { let ret = #host_trait::#name(host, #(#locals),*)?; Ok(#answer) } }
+            } else {
+                quote! { #pat => { #host_trait::#name(host, #(#locals),*)?; let ret = 0; Ok(#answer) } }
+            }
+        } else if h.ret.is_some() {
             quote! { #pat => #host_trait::#name(host, #(#locals),*), }
         } else {
             quote! { #pat => { #host_trait::#name(host, #(#locals),*)?; Ok(0) } }
@@ -237,7 +255,7 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
                 host: &mut H,
                 nr: u64,
                 #args: [u64; super::shared::RING_ARGS],
-            ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+            ) -> ::core::result::Result<#answer_ty, DispatchError<H::Error>> {
                 dispatch(host, nr, [#(#widen),*])
             }
         }
@@ -249,7 +267,7 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
         pub fn run<H: #host_trait + ?Sized>(
             host: &mut H,
             call: Call,
-        ) -> ::core::result::Result<u64, H::Error> {
+        ) -> ::core::result::Result<#answer_ty, H::Error> {
             match call {
                 #(#arms)*
             }
@@ -263,7 +281,7 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
             host: &mut H,
             nr: u64,
             args: [u64; super::numbers::ARG_REGS],
-        ) -> ::core::result::Result<u64, DispatchError<H::Error>> {
+        ) -> ::core::result::Result<#answer_ty, DispatchError<H::Error>> {
             let call = match decode(nr, args) {
                 Ok(call) => call,
                 Err(e) => return Err(e.for_host()),
@@ -297,7 +315,7 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
         let params = params(spec, h);
         let fields = call_locals(spec, h);
         let v = crate::emit::variant(&h.name.v);
-        let ret = ret_type(h);
+        let ret = ret_type(spec, h);
         // With memory arguments, a `Call` borrows guest memory the default cannot hand on:
         // `unhandled` gets the call's number, and the arguments are dropped.
         let call = if spec.has_memory() {
@@ -311,7 +329,10 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
         } else {
             quote! { Call::#v { #(#fields),* } }
         };
-        let body = if h.ret.is_some() {
+        let body = if !h.results.is_empty() {
+            let v = crate::emit::results::default_value(spec, h);
+            quote! { self.unhandled(#call).map(|_| #v) }
+        } else if h.ret.is_some() {
             quote! { self.unhandled(#call) }
         } else {
             quote! { self.unhandled(#call).map(|_| ()) }
@@ -338,7 +359,7 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
         let name = ident(&h.name.v);
         let params = params(spec, h);
         let locals = call_locals(spec, h);
-        let ret = ret_type(h);
+        let ret = ret_type(spec, h);
         let many = many_args(h.args.len());
         let allows = abi_name_allows(&h.name.v);
         quote! {
@@ -392,5 +413,25 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
 
             #(#forwards)*
         }
+    }
+}
+
+/// What `run` and `dispatch` answer with: the result register's value, or with `results`
+/// in the spec every result register's ([`ResultRegs`]).
+fn answer_type(spec: &Spec) -> TokenStream {
+    if spec.has_results() {
+        quote! { ResultRegs }
+    } else {
+        quote! { u64 }
+    }
+}
+
+/// The `ResultRegs` expression of an arm of `run` (with `results` in the spec): from the
+/// handler's `out` for a call with results, else from `ret`.
+fn answer_of(spec: &Spec, h: &Hypercall) -> TokenStream {
+    if h.results.is_empty() {
+        crate::emit::results::plain_answer(spec, quote! { ret })
+    } else {
+        crate::emit::results::answer(spec, h, &quote! { __out })
     }
 }
