@@ -540,7 +540,7 @@ fn results(spec: &mut Spec, d: &mut Diagnostics) {
                         Diagnostic::new(
                             r.reg.span.clone(),
                             format!(
-                                "result `{}` of `{}` is in `{}`, which transport `{}` does not hand back",
+                                "result `{}` of hypercall `{}` is in `{}`, which transport `{}` does not hand back",
                                 r.name.v,
                                 h.name.v,
                                 r.reg.v.name(),
@@ -560,7 +560,7 @@ fn results(spec: &mut Spec, d: &mut Diagnostics) {
                         Diagnostic::new(
                             r.reg.span.clone(),
                             format!(
-                                "result `{}` of `{}` is in `{}`, which is {} of transport `{other}` but {} of `{}`",
+                                "result `{}` of hypercall `{}` is in `{}`, which is {} of transport `{other}` but {} of `{}`",
                                 r.name.v,
                                 h.name.v,
                                 r.reg.v.name(),

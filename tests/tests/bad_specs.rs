@@ -93,6 +93,29 @@ const RULES: &[(&str, &str)] = &[
     ("mem_struct_dir", "`dir` does not apply to argument `p`"),
     ("mem_string_out", "is a string, which only travels `in`"),
     (
+        "result_not_in_transport",
+        "is in `r9`, which transport `vmcall` does not hand back",
+    ),
+    ("result_register_twice", "are both in `rdx`"),
+    (
+        "result_unknown_type",
+        "unknown type `u46` in result `value`",
+    ),
+    ("result_error_not_enum", "which is not an enum"),
+    ("result_ret_and_results", "has both `ret` and `results`"),
+    ("result_ok_is_variant", "has the success value 0"),
+    (
+        "result_place_differs",
+        "argument register 0 of transport `vmcall` but argument register 1 of `pio`",
+    ),
+    (
+        "result_lazy",
+        "a call queued in the ring answers in no register",
+    ),
+    ("result_two_errors", "has two error results"),
+    ("result_ok_without_error", "belongs to an error result"),
+    ("result_not_a_register", "`rdz` in result `value`"),
+    (
         "mem_string_no_max",
         "missing required key `max` in argument `s`",
     ),

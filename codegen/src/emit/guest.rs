@@ -359,7 +359,7 @@ pub(super) fn wrapper_method(
     let allows = super::abi_name_allows(&h.name.v);
     let call = quote! { Transport::hypercall(self, super::numbers::#nr, [#(#regs),*]) };
     let (ret, call) = match &h.ret {
-        _ if !h.results.is_empty() => super::results::guest_call(spec, h, &regs),
+        _ if !h.results.is_empty() => super::results::guest_call(spec, h, regs),
         Some(_) => (quote! { -> u64 }, call),
         None => (quote! {}, quote! { #call; }),
     };

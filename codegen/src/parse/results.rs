@@ -172,7 +172,7 @@ impl Parser<'_> {
                         Diagnostic::new(
                             ty_s.as_ref().map_or(o.key_span("error"), |s| s.span.clone()),
                             format!(
-                                "error result {} has type `{ts}`, which is not an enum",
+                                "{} is the error code (`error = true`) but has type `{ts}`, which is not an enum",
                                 o.what
                             ),
                         )
