@@ -247,6 +247,7 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
             }
         }
     }
+    result_facts(&mut o, spec);
     memory_facts(&mut o, spec);
     if let Some(r) = &spec.ring {
         for (k, v) in [
@@ -429,6 +430,36 @@ fn memory_facts(o: &mut Out<'_>, spec: &Spec) {
                     o.put(&p("utf8"), Value::Bool(*utf8), &at("utf8"));
                 }
                 MemKind::Struct(_) => {}
+            }
+        }
+    }
+}
+
+/// Each call's `results`, by position: name, register, wire type, an enum's values, and
+/// whether it is the error code with its success value.
+fn result_facts(o: &mut Out<'_>, spec: &Spec) {
+    for h in &spec.hypercalls {
+        let n = h.name.v.as_str();
+        let find = [("name", n)];
+        for (i, r) in h.results.iter().enumerate() {
+            let idx = i.to_string();
+            let p = |k| ["hypercall", n, "result", idx.as_str(), k];
+            let at = |k| [K("hypercall"), Find(&find), K("results"), Index(i), K(k)];
+            o.put(&p("name"), s(&r.name.v), &at("name"));
+            o.put(&p("reg"), s(r.reg.v.name()), &at("reg"));
+            o.put(&p("type"), s(spec.arg_prim(&r.ty).name()), &at("type"));
+            if let ArgType::Named(t) = &r.ty
+                && let TypeKind::Enum { variants, .. } = &spec.types[*t].kind
+            {
+                o.put(&p("enum"), s(&spec.types[*t].name.v), &at("type"));
+                let mut vals: Vec<u64> = variants.iter().map(|v| v.value).collect();
+                vals.sort_unstable();
+                let vals = vals.into_iter().map(Value::Int).collect();
+                o.put(&p("values"), Value::List(vals), &at("type"));
+            }
+            o.put(&p("error"), Value::Bool(r.error), &at("error"));
+            if r.error {
+                o.put(&p("ok"), Value::Int(r.ok.value), &at("ok"));
             }
         }
     }

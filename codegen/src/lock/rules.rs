@@ -83,6 +83,8 @@ pub enum Rule {
     Align,
     /// The set of values the host accepts (an enum argument).
     Values,
+    /// The set of values the guest accepts (an enum result): the mirror of `Values`.
+    ResultValues,
     /// `[abi] version`, judged by [`compare`] itself.
     Version,
 }
@@ -128,6 +130,12 @@ const ENTITIES: &[Entity] = &[
     ent(&["struct", "*"], Compatible, Breaking, true),
     ent(&["struct", "*", "field", "*"], Breaking, Breaking, true),
     ent(&["hypercall", "*", "mem", "*"], Breaking, Breaking, false),
+    ent(
+        &["hypercall", "*", "result", "*"],
+        Breaking,
+        Breaking,
+        false,
+    ),
 ];
 
 /// Leaf rules; the first matching row wins, no match is [`Rule::Exact`].
@@ -143,6 +151,12 @@ const FACTS: &[(&[&str], Rule)] = &[
     (&["hypercall", "*", "arg", "*", "values"], Rule::Values),
     (&["shared", "name"], Rule::Label),
     (&["hypercall", "*", "mem", "*", "name"], Rule::Label),
+    (&["hypercall", "*", "result", "*", "name"], Rule::Label),
+    (&["hypercall", "*", "result", "*", "enum"], Rule::Label),
+    (
+        &["hypercall", "*", "result", "*", "values"],
+        Rule::ResultValues,
+    ),
 ];
 
 fn matches(pattern: &[&str], key: &Key) -> bool {
@@ -181,6 +195,17 @@ fn noun(key: &Key, a: &Facts, b: &Facts) -> String {
             match name {
                 Some(n) => format!("argument {} (`{n}`) of hypercall `{}`", s(3), s(1)),
                 None => format!("argument {} of hypercall `{}`", s(3), s(1)),
+            }
+        }
+        "hypercall" if key.0.len() >= 4 && s(2) == "result" => {
+            let mut k = key.prefix(4);
+            k.0.push(Seg::Name("name".into()));
+            let name = [b, a]
+                .iter()
+                .find_map(|f| f.map.get(&k).and_then(|f| f.value.str().map(String::from)));
+            match name {
+                Some(n) => format!("result {} (`{n}`) of hypercall `{}`", s(3), s(1)),
+                None => format!("result {} of hypercall `{}`", s(3), s(1)),
             }
         }
         "hypercall" if key.0.len() >= 4 && s(2) == "mem" => {
@@ -350,6 +375,18 @@ fn exact(key: &Key, old: Option<&Value>, new: Option<&Value>, a: &Facts, b: &Fac
         new_guest: fails(ng),
     };
     let mut w = match (key.seg(0).as_str(), leaf.as_str()) {
+        ("hypercall", _) if key.0.len() == 5 && key.seg(2) == "result" => {
+            let mut w = both(
+                format!(
+                    "a guest built from OLD reads {owner} with {leaf} {o}, where a host built from NEW answers with {n}"
+                ),
+                format!(
+                    "a guest built from NEW reads it with {leaf} {n}, where a host built from OLD answers with {o}"
+                ),
+            );
+            w.what = format!("{owner}'s {leaf} changed: {o} → {n}");
+            w
+        }
         ("hypercall", "nr") => {
             let (on, nn) = (old.and_then(Value::int), new.and_then(Value::int));
             let taken = |f: &Facts, nr: Option<u64>| match nr.and_then(|nr| call_named(f, nr)) {
@@ -749,6 +786,45 @@ fn judged(
                 }
             }
         }
+        Rule::ResultValues => {
+            let set = |v: Option<&Value>| -> BTreeSet<u64> {
+                v.and_then(Value::list)
+                    .map(|l| l.iter().filter_map(Value::int).collect())
+                    .unwrap_or_default()
+            };
+            let (o, n) = (set(old), set(new));
+            let lost: Vec<String> = o.difference(&n).map(|v| v.to_string()).collect();
+            let gained: Vec<String> = n.difference(&o).map(|v| v.to_string()).collect();
+            let ng = if lost.is_empty() {
+                Verdict::Works
+            } else {
+                fails(format!(
+                    "a host built from OLD may answer {}, which a guest built from NEW takes for a bad result",
+                    lost.join(", ")
+                ))
+            };
+            if gained.is_empty() {
+                Words {
+                    class: Additive,
+                    what: format!(
+                        "{owner} answers fewer values: no longer {}",
+                        lost.join(", ")
+                    ),
+                    old_guest: Verdict::Works,
+                    new_guest: ng,
+                }
+            } else {
+                Words {
+                    class: Breaking,
+                    what: format!("{owner} may answer more values: {}", gained.join(", ")),
+                    old_guest: fails(format!(
+                        "a host built from NEW may answer {}, which a guest built from OLD takes for a bad result",
+                        gained.join(", ")
+                    )),
+                    new_guest: ng,
+                }
+            }
+        }
         Rule::Values => {
             let set = |v: Option<&Value>| -> BTreeSet<u64> {
                 v.and_then(Value::list)
@@ -807,6 +883,24 @@ fn entity_words(e: &Entity, key: &Key, added: bool, a: &Facts, b: &Facts) -> Wor
             .map_or(String::new(), |n| format!(" (number {n})"))
     };
     match (kind.as_str(), added, class) {
+        ("hypercall", _, _) if key.0.len() == 4 && key.seg(2) == "result" => {
+            let call = key.seg(1);
+            if added {
+                w.old_guest = fails(format!(
+                    "a host built from NEW answers `{call}` in a register a guest built from OLD does not read (and, with an error code, an error the guest takes for success)"
+                ));
+                w.new_guest = fails(format!(
+                    "a guest built from NEW reads {owner}, which a host built from OLD does not set"
+                ));
+            } else {
+                w.old_guest = fails(format!(
+                    "a guest built from OLD reads {owner}, which a host built from NEW does not set"
+                ));
+                w.new_guest = fails(format!(
+                    "a host built from OLD answers `{call}` in a register a guest built from NEW does not read"
+                ));
+            }
+        }
         ("hypercall", _, _) if key.0.len() == 4 => {
             // An argument.
             let call = key.seg(1);
