@@ -91,7 +91,15 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
                 args.join(", ")
             },
             if h.lazy { "yes" } else { "no" },
-            h.ret.as_deref().map_or("nothing".to_string(), cell)
+            if h.results.is_empty() {
+                h.ret.as_deref().map_or("nothing".to_string(), cell)
+            } else {
+                h.results
+                    .iter()
+                    .map(|r| format!("`{}: {}`", r.name.v, type_name(spec, &r.ty)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         );
     }
     for h in &sorted {
@@ -129,6 +137,33 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         o.push_str(&super::docs_memory::call_memory(spec, h));
         if let Some(r) = &h.ret {
             let _ = writeln!(o, "Returns {}\n", r.trim());
+        }
+        if !h.results.is_empty() {
+            let _ = writeln!(o, "| Register | Result | Type | Meaning |");
+            let _ = writeln!(o, "|---|---|---|---|");
+            for r in &h.results {
+                let mut meaning = cell(r.doc.as_deref().unwrap_or(""));
+                if r.error {
+                    let note = format!(
+                        "The error code: {} is success; on any other value the other results are 0.",
+                        r.ok.value
+                    );
+                    meaning = if meaning.is_empty() {
+                        note
+                    } else {
+                        format!("{meaning} {note}")
+                    };
+                }
+                let _ = writeln!(
+                    o,
+                    "| `{}` | `{}` | `{}` | {} |",
+                    r.reg.v.name(),
+                    r.name.v,
+                    type_name(spec, &r.ty),
+                    meaning
+                );
+            }
+            let _ = writeln!(o);
         }
     }
 
