@@ -3,6 +3,7 @@
 //! and a bad argument are refused with the error a host would report, and the numbers are
 //! the ones the real headers define (the test oracle, cited per ABI).
 
+use host_stubs::memory::GuestMem;
 use pv_tests::{acrn, jailhouse, xen};
 
 /// Jailhouse's host, recording each call as the hypervisor's `hypercall()` would see it.
@@ -292,34 +293,77 @@ fn xen_numbers_are_the_headers() {
     }
 }
 
+/// Guest memory for Xen's calls: host-stubs' `GuestMem`, whose guest-virtual addresses are
+/// the guest's own pointers into it (an in-process guest's data lives in the mapping), so
+/// `translate` is the mapping's inverse.
+struct XenMem<'a>(&'a GuestMem);
+
+impl xen::host::GuestMemory for XenMem<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), xen::host::OutsideMemory> {
+        self.0.read(gpa, buf).map_err(|_| xen::host::OutsideMemory)
+    }
+    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), xen::host::OutsideMemory> {
+        self.0.write(gpa, buf).map_err(|_| xen::host::OutsideMemory)
+    }
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.0.check(gpa, len).is_ok()
+    }
+    fn translate(&self, gva: u64) -> Option<u64> {
+        self.0.gpa_of(std::ptr::without_provenance(gva as usize), 1)
+    }
+}
+
+/// The guest-virtual address (a pointer into the mapping) of guest-physical `gpa`.
+fn gva(mem: &GuestMem, gpa: u64) -> u64 {
+    mem.host_ptr(gpa, 1)
+        .expect("inside guest memory")
+        .as_ptr()
+        .addr() as u64
+}
+
 #[test]
 fn xen_dispatch_decodes_each_call_and_refuses_what_the_spec_forbids() {
-    use xen::host::{Call, DecodeError, Violation, decode};
+    use xen::host::{Call, DecodeError, Scratch, Violation, decode};
     use xen::numbers::*;
-    each_call_decodes(
-        &Hypercall::ALL,
-        Hypercall::nr,
-        |nr| decode(nr, [1, 2, 3, 4, 5]),
-        Call::hypercall,
-    );
-    assert_eq!(
-        decode(MMU_UPDATE, [0x7000, 16, 0x7ff0, 0x7ff0, 0]),
+    let gm = GuestMem::new(1 << 16).expect("maps guest memory");
+    let mem = XenMem(&gm);
+    let mut scratch: Box<Scratch> = Box::default();
+    // Small valid registers for every call; mmu_update's and mmuext_op's request arrays and
+    // `pdone` lie in (zeroed) guest memory.
+    let (reqs, done) = (gva(&gm, 0x1000), gva(&gm, 0x2000));
+    for &h in &Hypercall::ALL {
+        let regs = match h {
+            Hypercall::MmuUpdate | Hypercall::MmuextOp => [reqs, 2, done, 0x7ff0, 0],
+            _ => [1, 2, 3, 4, 5],
+        };
+        let call = decode(&mem, &mut scratch, h.nr(), regs)
+            .unwrap_or_else(|e| panic!("{h:?} does not decode: {e:?}"));
+        assert_eq!(call.hypercall(), h);
+    }
+    match decode(&mem, &mut scratch, MMU_UPDATE, [reqs, 2, done, 0x7ff0, 0]) {
         Ok(Call::MmuUpdate {
-            ureqs: 0x7000,
-            count: 16,
-            pdone: 0x7ff0,
-            foreigndom: 0x7ff0
-        })
-    );
+            ureqs,
+            count,
+            pdone,
+            foreigndom,
+        }) => {
+            assert_eq!((ureqs.addr, ureqs.value.len(), count), (reqs, 2, 2));
+            assert_eq!(
+                (pdone.addr, pdone.value.len(), foreigndom),
+                (done, 1, 0x7ff0)
+            );
+        }
+        other => panic!("expected mmu_update, got {other:?}"),
+    }
     // 11 was never assigned; 41 is past this header's last number.
     for nr in [11, 41, 56] {
         assert_eq!(
-            decode(nr, [0; 5]),
-            Err(DecodeError::UnknownHypercall { nr })
+            decode(&mem, &mut scratch, nr, [0; 5]).unwrap_err(),
+            DecodeError::UnknownHypercall { nr }
         );
     }
     // mmu_update's `count` is an unsigned int: the dispatch refuses a wider value.
-    match decode(MMU_UPDATE, [0x7000, 1 << 32, 0, 0, 0]) {
+    match decode(&mem, &mut scratch, MMU_UPDATE, [reqs, 1 << 32, done, 0, 0]) {
         Err(DecodeError::BadArgument(b)) => {
             assert_eq!((b.arg, b.index, b.value), ("count", 1, 1 << 32));
             assert_eq!(b.violation, Violation::Width { bits: 32 });
@@ -327,11 +371,178 @@ fn xen_dispatch_decodes_each_call_and_refuses_what_the_spec_forbids() {
         other => panic!("expected a bad argument, got {other:?}"),
     }
     // update_va_mapping_otherdomain's domid is a domid_t (16 bits), in its 4th register.
-    match decode(UPDATE_VA_MAPPING_OTHERDOMAIN, [0, 0, 0, 0x1_0000, 0]) {
+    match decode(
+        &mem,
+        &mut scratch,
+        UPDATE_VA_MAPPING_OTHERDOMAIN,
+        [0, 0, 0, 0x1_0000, 0],
+    ) {
         Err(DecodeError::BadArgument(b)) => {
             assert_eq!((b.arg, b.index), ("domid", 3));
             assert_eq!(b.violation, Violation::Width { bits: 16 });
         }
         other => panic!("expected a bad argument, got {other:?}"),
     }
+}
+
+/// Xen's page-table updates, as the hypervisor's `do_mmu_update` sees them.
+#[derive(Default)]
+struct Mmu {
+    ptes: Vec<(u64, u64)>,
+}
+
+impl xen::host::XenDefaultHost for Mmu {
+    type Error = String;
+
+    fn mmu_update(
+        &mut self,
+        ureqs: &[xen::structs::MmuUpdate],
+        count: u32,
+        pdone: &mut [u32],
+        foreigndom: u32,
+    ) -> Result<u64, String> {
+        if foreigndom != 0x7ff0 {
+            return Err(format!("foreign domain {foreigndom:#x}"));
+        }
+        self.ptes.extend(ureqs.iter().map(|u| (u.ptr, u.val)));
+        pdone[0] = count;
+        Ok(0)
+    }
+}
+
+/// The guest's trap: straight into the generated dispatch over `GuestMem`.
+struct XenInProcess<'a> {
+    host: std::cell::RefCell<Mmu>,
+    mem: &'a GuestMem,
+    scratch: std::cell::RefCell<Box<xen::host::Scratch>>,
+}
+
+impl xen::guest::Transport for XenInProcess<'_> {
+    fn hypercall(&self, nr: u64, args: [u64; xen::numbers::ARG_REGS]) -> u64 {
+        xen::host::dispatch(
+            &mut *self.host.borrow_mut(),
+            &XenMem(self.mem),
+            &mut self.scratch.borrow_mut(),
+            nr,
+            args,
+        )
+        .unwrap_or_else(|e| panic!("the host refused a call: {e}"))
+    }
+}
+
+#[test]
+fn xen_mmu_update_reads_its_requests_from_guest_memory_and_writes_pdone_back() {
+    use xen::guest::XenHypercalls;
+    use xen::structs::MmuUpdate;
+    let gm = GuestMem::new(1 << 16).expect("maps guest memory");
+    // The guest's request array and its `done` count, in guest memory.
+    let reqs = gm
+        .host_ptr(0x1000, 3 * 16)
+        .expect("inside guest memory")
+        .cast::<[MmuUpdate; 3]>();
+    let want = [
+        MmuUpdate {
+            ptr: 0x20_0000,
+            val: 0x1234_5067,
+        },
+        MmuUpdate {
+            ptr: 0x20_0008 | 1,
+            val: 0x99,
+        },
+        MmuUpdate {
+            ptr: 0x20_0010,
+            val: 0,
+        },
+    ];
+    let done = gm
+        .host_ptr(0x2000, 4)
+        .expect("inside guest memory")
+        .cast::<[u32; 1]>();
+    // SAFETY: `host_ptr` checked both ranges lie inside the mapping; they are aligned and
+    // do not overlap, and nothing else refers to them while the references live.
+    let (reqs, done) = unsafe {
+        reqs.as_ptr().write(want);
+        done.as_ptr().write([u32::MAX]);
+        (&*reqs.as_ptr(), &mut *done.as_ptr())
+    };
+    let t = XenInProcess {
+        host: Default::default(),
+        mem: &gm,
+        scratch: std::cell::RefCell::new(Box::default()),
+    };
+    assert_eq!(t.mmu_update(reqs, done, 0x7ff0), 0);
+    assert_eq!(
+        t.host.borrow().ptes,
+        [(0x20_0000, 0x1234_5067), (0x20_0009, 0x99), (0x20_0010, 0)]
+    );
+    // The host wrote `pdone` into the guest's memory.
+    assert_eq!(done, &[3]);
+    assert_eq!(gm.read_u64(0x2000).map(|v| v as u32), Ok(3));
+    // The host's own refusal is the host's, after decode.
+    assert!(
+        xen::host::dispatch(
+            &mut *t.host.borrow_mut(),
+            &XenMem(&gm),
+            &mut t.scratch.borrow_mut(),
+            xen::numbers::MMU_UPDATE,
+            [gva(&gm, 0x1000), 1, gva(&gm, 0x2000), 1, 0],
+        )
+        .is_err_and(|e| matches!(e, xen::host::DispatchError::Host(_)))
+    );
+}
+
+#[test]
+fn xen_mmu_update_refuses_requests_it_cannot_read() {
+    use xen::host::{DecodeError, MemViolation, Scratch, decode};
+    use xen::numbers::{MAX_BATCH, MMU_UPDATE, MMUEXT_OP};
+    let gm = GuestMem::new(1 << 16).expect("maps guest memory");
+    let mem = XenMem(&gm);
+    let mut scratch: Box<Scratch> = Box::default();
+    let (reqs, done) = (gva(&gm, 0x1000), gva(&gm, 0x2000));
+    fn bad(r: Result<xen::host::Call<'_>, DecodeError>) -> (&'static str, MemViolation) {
+        match r {
+            Err(DecodeError::BadMemory(b)) => (b.arg, b.violation),
+            other => panic!("expected bad memory, got {other:?}"),
+        }
+    }
+    // More requests than max_batch: refused before anything is read.
+    assert_eq!(
+        bad(decode(
+            &mem,
+            &mut scratch,
+            MMU_UPDATE,
+            [reqs, MAX_BATCH + 1, done, 0, 0]
+        )),
+        (
+            "ureqs",
+            MemViolation::TooLong {
+                len: MAX_BATCH + 1,
+                max: MAX_BATCH
+            }
+        )
+    );
+    // An mmu_update_t is 8-aligned.
+    assert_eq!(
+        bad(decode(
+            &mem,
+            &mut scratch,
+            MMU_UPDATE,
+            [reqs + 4, 1, done, 0, 0]
+        )),
+        ("ureqs", MemViolation::Misaligned { align: 8 })
+    );
+    // A `pdone` the guest's page tables do not map (Xen's NULL is one: this spec always
+    // writes it).
+    assert!(matches!(
+        bad(decode(&mem, &mut scratch, MMUEXT_OP, [reqs, 1, 0, 0, 0])),
+        ("pdone", MemViolation::Unmapped { .. })
+    ));
+    // Requests running past the end of the address space.
+    let (arg, _) = bad(decode(
+        &mem,
+        &mut scratch,
+        MMU_UPDATE,
+        [u64::MAX - 15, 4, done, 0, 0],
+    ));
+    assert_eq!(arg, "ureqs");
 }

@@ -901,6 +901,24 @@ fn entity_words(e: &Entity, key: &Key, added: bool, a: &Facts, b: &Facts) -> Wor
                 ));
             }
         }
+        ("hypercall", _, _) if key.0.len() == 4 && key.seg(2) == "mem" => {
+            let call = key.seg(1);
+            if added {
+                w.old_guest = fails(format!(
+                    "a guest built from OLD passes {owner} as a plain value, where a host built from NEW reads or writes guest memory and refuses the call when that memory breaks the spec"
+                ));
+                w.new_guest = fails(format!(
+                    "a guest built from NEW passes an address for `{call}` that a host built from OLD takes as a plain value, never reading or writing the memory"
+                ));
+            } else {
+                w.old_guest = fails(format!(
+                    "a guest built from OLD passes {owner} as an address, which a host built from NEW takes as a plain value, never reading or writing the memory"
+                ));
+                w.new_guest = fails(format!(
+                    "a guest built from NEW passes a plain value for `{call}` where a host built from OLD reads or writes guest memory"
+                ));
+            }
+        }
         ("hypercall", _, _) if key.0.len() == 4 => {
             // An argument.
             let call = key.seg(1);
