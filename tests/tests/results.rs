@@ -370,3 +370,140 @@ fn the_default_host_answers_success_with_zero_values() {
         })
     );
 }
+
+mod with_memory {
+    //! tests/specs/fixtures/results_edges.toml: results beside a struct in guest memory (the
+    //! host writes the struct's `out` field back and answers in rbx and rcx), an error code
+    //! whose success value is 1, and results named like the generated code's locals.
+
+    use std::cell::RefCell;
+
+    use host_stubs::memory::GuestMem;
+    use pv_tests::results_edges::guest::{
+        CallError, ResultsEdgesHypercalls, Translate, Transport, Vmcall,
+    };
+    use pv_tests::results_edges::host::{self, GuestMemory, OutsideMemory, ResultsEdgesHost};
+    use pv_tests::results_edges::numbers::{ARG_REGS, RESULT_REGS};
+    use pv_tests::results_edges::structs::Req;
+    use pv_tests::results_edges::types::{Mode, Status, SubmitResults};
+
+    struct Mem<'a>(&'a GuestMem);
+
+    impl GuestMemory for Mem<'_> {
+        fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
+            self.0.read(gpa, buf).map_err(|_| OutsideMemory)
+        }
+        fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), OutsideMemory> {
+            self.0.write(gpa, buf).map_err(|_| OutsideMemory)
+        }
+        fn contains(&self, gpa: u64, len: u64) -> bool {
+            self.0.check(gpa, len).is_ok()
+        }
+    }
+
+    struct Xlate<'a>(&'a GuestMem);
+
+    impl Translate for Xlate<'_> {
+        fn pa(&self, va: *const u8) -> u64 {
+            self.0
+                .gpa_of(va, 1)
+                .expect("the guest's data lives in guest memory")
+        }
+    }
+
+    struct Edges;
+
+    impl ResultsEdgesHost for Edges {
+        type Error = String;
+
+        fn submit(
+            &mut self,
+            regs: &mut Req,
+            e: u32,
+        ) -> Result<Result<SubmitResults, Status>, String> {
+            if e == 0 {
+                return Ok(Err(Status::Bad));
+            }
+            regs.done = regs.op * 2;
+            Ok(Ok(SubmitResults {
+                value: u64::from(regs.op) << 40,
+                r0: e as u8,
+            }))
+        }
+
+        fn mode_of(&mut self) -> Result<Mode, String> {
+            Ok(Mode::Slow)
+        }
+
+        fn counter(&mut self) -> Result<u64, String> {
+            Ok(41)
+        }
+
+        fn check(&mut self, r1: u64) -> Result<Result<(), Status>, String> {
+            Ok(if r1 == 0 { Err(Status::Worse) } else { Ok(()) })
+        }
+    }
+
+    /// The trap, as a VMM serves it: registers in, answer written to `RESULT_REGS`.
+    struct InProcess<'a> {
+        host: RefCell<Edges>,
+        mem: &'a GuestMem,
+    }
+
+    impl Transport for InProcess<'_> {
+        fn hypercall_results(&self, nr: u64, args: [u64; ARG_REGS]) -> [u64; RESULT_REGS] {
+            let mut gprs = [0u64; 16];
+            gprs[Vmcall::NR_REG] = nr;
+            for (r, a) in Vmcall::ARG_REGS.iter().zip(args) {
+                gprs[*r] = a;
+            }
+            let answer = host::dispatch(
+                &mut *self.host.borrow_mut(),
+                &Mem(self.mem),
+                gprs[Vmcall::NR_REG],
+                Vmcall::ARG_REGS.map(|r| gprs[r]),
+            )
+            .unwrap_or_else(|e| panic!("the host refused a call: {e}"));
+            for (r, v) in Vmcall::RESULT_REGS.iter().zip(answer) {
+                if let Some(v) = v {
+                    gprs[*r] = v;
+                }
+            }
+            Vmcall::RESULT_REGS.map(|r| gprs[r])
+        }
+    }
+
+    #[test]
+    fn results_come_back_beside_memory_written_back() {
+        let gm = GuestMem::new(1 << 16).expect("maps guest memory");
+        let p = gm
+            .host_ptr(0x1000, 8)
+            .expect("inside guest memory")
+            .cast::<Req>();
+        // SAFETY: `host_ptr` checked the range lies inside the mapping; it is aligned, and
+        // nothing else refers to it while the reference lives.
+        let req = unsafe {
+            p.as_ptr().write(Req { op: 21, done: 0 });
+            &mut *p.as_ptr()
+        };
+        let t = InProcess {
+            host: RefCell::new(Edges),
+            mem: &gm,
+        };
+        let x = Xlate(&gm);
+        // rbx carries the request's address in and `value` out; `code` is 1 for success.
+        assert_eq!(
+            t.submit(&x, req, 7),
+            Ok(SubmitResults {
+                value: 21 << 40,
+                r0: 7
+            })
+        );
+        assert_eq!(req.done, 42);
+        assert_eq!(t.submit(&x, req, 0), Err(CallError::Failed(Status::Bad)));
+        assert_eq!(t.mode_of(), Ok(Mode::Slow));
+        assert_eq!(t.counter(), 41);
+        assert_eq!(t.check(1), Ok(()));
+        assert_eq!(t.check(0), Err(CallError::Failed(Status::Worse)));
+    }
+}

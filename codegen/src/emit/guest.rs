@@ -278,11 +278,15 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
                 pub const RESULT_REGS: [usize; super::numbers::RESULT_REGS] = [#(#encs),*];
             }
         });
+        let results_safety = super::comment(&format!(
+            "SAFETY: `{id}::new` made its caller promise that `{}` traps to a host implementing this ABI, which may change the result and argument registers (all outputs here) and preserves the rest; the host may read and write guest memory, so no `nomem`.",
+            t.instruction.name()
+        ));
         let method = quote! {
             #[inline]
             fn hypercall_results(&self, nr: u64, #args_param: [u64; super::numbers::ARG_REGS]) -> [u64; super::numbers::RESULT_REGS] {
                 #(#decls)*
-                #safety_comment
+                #results_safety
                 unsafe {
                     ::core::arch::asm!(
                         #(#rlines,)*

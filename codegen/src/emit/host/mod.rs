@@ -159,7 +159,12 @@ fn call_enum(spec: &Spec) -> TokenStream {
                         quote! { #n: #l }
                     }
                 });
-            let pat = quote! { Call::#v { #(#names,)* .. } };
+            // A call without arguments is a unit variant.
+            let pat = if h.args.is_empty() && h.mem.is_empty() {
+                quote! { Call::#v }
+            } else {
+                quote! { Call::#v { #(#names,)* .. } }
+            };
             return quote! { #pat => [#(#regs),*], };
         }
         let pat = decode::call_with_locals(spec, h);
