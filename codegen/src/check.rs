@@ -536,11 +536,16 @@ fn results(spec: &mut Spec, d: &mut Diagnostics) {
                             regs.join(", ")
                         )
                     };
+                    let nr_note = if t.nr == Nr::Reg(r.reg.v) {
+                        " (it carries the call number)"
+                    } else {
+                        ""
+                    };
                     d.push(
                         Diagnostic::new(
                             r.reg.span.clone(),
                             format!(
-                                "result `{}` of hypercall `{}` is in `{}`, which transport `{}` does not hand back",
+                                "result `{}` of hypercall `{}` is in `{}`, which transport `{}` does not hand back{nr_note}",
                                 r.name.v,
                                 h.name.v,
                                 r.reg.v.name(),

@@ -115,6 +115,7 @@ const RULES: &[(&str, &str)] = &[
     ("result_two_errors", "has two error results"),
     ("result_ok_without_error", "belongs to an error result"),
     ("result_not_a_register", "`rdz` in result `value`"),
+    ("result_in_nr_register", "(it carries the call number)"),
     (
         "mem_string_no_max",
         "missing required key `max` in argument `s`",

@@ -4,8 +4,8 @@
 //! Every emitter builds a token stream with `quote!`; `crate::generate` formats each with
 //! prettyplease behind a header naming the spec. Hygiene, by construction: generated code
 //! refers to its sibling modules as `super::name::Item` and to the standard library as
-//! `::core::...`; the locals it binds (`nr`, `args`, `call`, `argN`, `host`) are never spec
-//! names in the same scope (spec names are fields, parameters and methods there, written
+//! `::core::...`; the locals it binds (`nr`, `args`, `call`, `argN`, `host`, and around
+//! results `__regs`, `__rN` and `__out`) are never spec names in the same scope (spec names are fields, parameters and methods there, written
 //! as raw identifiers where they are keywords); and the items it defines beside spec-named
 //! ones are checked against the spec in `check.rs`, with an error at the clashing key.
 

@@ -186,10 +186,10 @@ pub(super) fn guest_call(
     };
     let reg_of = |r: &CallResult| {
         let i = usize_lit(r.slot as u64);
-        quote! { regs[#i] }
+        quote! { __regs[#i] }
     };
     let mut body = vec![quote! {
-        let regs = Transport::hypercall_results(self, super::numbers::#nr, [#(#regs),*]);
+        let __regs = Transport::hypercall_results(self, super::numbers::#nr, [#(#regs),*]);
     }];
     if let Some(e) = h.error_result() {
         let raw = reg_of(e);
@@ -208,7 +208,7 @@ pub(super) fn guest_call(
     }
     let mut locals = Vec::new();
     for (k, r) in h.values().enumerate() {
-        let l = format_ident!("r{k}");
+        let l = format_ident!("__r{k}");
         let raw = reg_of(r);
         let name = &r.name.v;
         let bad = quote! { return Err(CallError::BadResult { call: #call_name, result: #name, value: #raw }) };

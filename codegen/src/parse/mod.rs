@@ -5,7 +5,8 @@
 //! `#[derive(Deserialize)]`: serde stops at the first error, and a spec author wants them
 //! all, each pointing at its key. [`toml`] is the generic reader (a table that knows which
 //! keys it accepts, so a typo is caught and a near miss suggested); `abi.rs`, `numbers.rs`,
-//! `types.rs`, `hypercall.rs`, `shared.rs`, `template.rs` and `pv.rs` each read one section.
+//! `types.rs`, `hypercall.rs` (with `memory.rs` and `results.rs` for its arguments in
+//! guest memory and its results), `shared.rs`, `template.rs` and `pv.rs` each read one section.
 //! An item with a problem is kept where the rest of it is readable, so the checks that
 //! need the whole spec (`check.rs`: unique numbers, register budgets, layout) still run and
 //! report theirs in the same pass.
