@@ -507,3 +507,90 @@ mod with_memory {
         assert_eq!(t.check(0), Err(CallError::Failed(Status::Worse)));
     }
 }
+
+mod properties {
+    //! Any registers a host answers with: the wrappers never panic, and each result is
+    //! exactly its register when its type holds the value, else the error the spec says.
+
+    use proptest::prelude::*;
+
+    use super::{Hyp, Raw, vmcall};
+    use pv_tests::results::guest::{CallError, GunyahStyleHypercalls};
+    use pv_tests::results::types::{GhError, HypervisorIdentifyResults, VcpuState};
+
+    /// Registers that are often edges: small values, type maxima, and random ones.
+    fn reg() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..40,
+            Just(u64::from(u32::MAX)),
+            Just(u64::from(u32::MAX) - 1),
+            Just(u64::from(u32::MAX) + 1),
+            Just(u64::MAX),
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_register_decodes_as_the_spec_says(regs in prop::array::uniform5(reg())) {
+            let t = Raw(regs);
+            // partition_create_partition: error in rax (a u32 gh_error, 0 is success),
+            // new_cap in rdi (any u64).
+            let want = if regs[0] == 0 {
+                Ok(regs[1])
+            } else {
+                match u32::try_from(regs[0]).ok().and_then(GhError::from_raw) {
+                    Some(e) => Err(CallError::Failed(e)),
+                    None => Err(CallError::BadResult {
+                        call: "partition_create_partition",
+                        result: "error",
+                        value: regs[0],
+                    }),
+                }
+            };
+            prop_assert_eq!(t.partition_create_partition(1, 2), want);
+            // vcpu_poll: state in rax (a u8 vcpu_state), cpu in rsi (a u32).
+            let got = t.vcpu_poll(1);
+            match u8::try_from(regs[0]).ok().and_then(VcpuState::from_raw) {
+                None => prop_assert_eq!(got, Err(CallError::BadResult {
+                    call: "vcpu_poll", result: "state", value: regs[0],
+                })),
+                Some(s) => match u32::try_from(regs[2]) {
+                    Ok(cpu) => {
+                        let v = got.expect("both fit");
+                        prop_assert_eq!((v.state, v.cpu), (s, cpu));
+                    }
+                    Err(_) => prop_assert_eq!(got, Err(CallError::BadResult {
+                        call: "vcpu_poll", result: "cpu", value: regs[2],
+                    })),
+                },
+            }
+            // Whatever else, no wrapper panics.
+            let _ = t.msgq_recv(1, 2, 3);
+            let _ = t.doorbell_send(1, 0);
+            let _ = t.hypervisor_identify();
+        }
+
+        #[test]
+        fn what_the_host_returns_the_guest_gets(v in prop::array::uniform4(any::<u64>())) {
+            struct Id([u64; 4]);
+            impl pv_tests::results::host::GunyahStyleDefaultHost for Id {
+                type Error = ();
+                fn hypervisor_identify(&mut self) -> Result<HypervisorIdentifyResults, ()> {
+                    let [api_info, flags_0, flags_1, flags_2] = self.0;
+                    Ok(HypervisorIdentifyResults { api_info, flags_0, flags_1, flags_2 })
+                }
+            }
+            let g = super::InProcess::new(Id(v), (
+                pv_tests::results::guest::Vmcall::NR_REG,
+                pv_tests::results::guest::Vmcall::ARG_REGS,
+                pv_tests::results::guest::Vmcall::RESULT_REGS,
+            ));
+            let got = g.hypervisor_identify();
+            prop_assert_eq!([got.api_info, got.flags_0, got.flags_1, got.flags_2], v);
+            // A host's typed answer round-trips for error calls too.
+            let h = vmcall(Hyp::default());
+            prop_assert_eq!(h.partition_create_partition((v[0] >> 1) | 1, v[1] | 1).map(|c| c > 0x100), Ok(true));
+        }
+    }
+}
