@@ -213,8 +213,8 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
         o.put(&["hypercall", n, "lazy"], Value::Bool(h.lazy), &at("lazy"));
         o.put(
             &["hypercall", n, "ret"],
-            Value::Bool(h.ret.is_some()),
-            &at("ret"),
+            Value::Bool(h.ret.is_some() || ret_alone(spec, h)),
+            &at(if h.ret.is_some() { "ret" } else { "results" }),
         );
         if let Some(v) = since.get(n) {
             o.put(&["hypercall", n, "since"], Value::Int(*v), &at("since"));
@@ -435,12 +435,20 @@ fn memory_facts(o: &mut Out<'_>, spec: &Spec) {
     }
 }
 
-/// Each call's `results`, by position: name, register, wire type, an enum's values, and
+/// Whether `h`'s `results` are one `u64` in the result register: on the wire, `ret`.
+fn ret_alone(spec: &Spec, h: &Hypercall) -> bool {
+    matches!(h.results.as_slice(), [r] if r.slot == 0 && !r.error && spec.arg_prim(&r.ty) == Prim::U64)
+}
+
+/// Each call's `results`, by position (one `u64` in the result register is `ret`): name, register, wire type, an enum's values, and
 /// whether it is the error code with its success value.
 fn result_facts(o: &mut Out<'_>, spec: &Spec) {
     for h in &spec.hypercalls {
         let n = h.name.v.as_str();
         let find = [("name", n)];
+        if ret_alone(spec, h) {
+            continue;
+        }
         for (i, r) in h.results.iter().enumerate() {
             let idx = i.to_string();
             let p = |k| ["hypercall", n, "result", idx.as_str(), k];
