@@ -347,11 +347,18 @@ pub enum Kill {
         /// Why it could not be delivered.
         why: String,
     },
-    /// The guest ran for too long without a hypercall (the VMM's watchdog).
-    #[error("no hypercall for {ms} ms while running: the guest stopped making progress")]
+    /// The guest ran for the VMM's watchdog period without once going idle (halting with
+    /// nothing to deliver, so that the host slept for it). Exits, hypercalls, traps and
+    /// interrupts are not progress: an exit storm, however cheap each exit, ends here as
+    /// surely as a loop that never exits.
+    #[error(
+        "the guest ran {ms} ms without going idle ({exits} exits in that time): the watchdog's limit"
+    )]
     Watchdog {
         /// The watchdog's limit.
         ms: u64,
+        /// Exits the guest made since it last went idle.
+        exits: u64,
     },
     /// The guest halted with no timer armed and nothing pending: nothing would ever wake
     /// it (the original's Launcher would wait forever for a device).
@@ -368,17 +375,6 @@ pub enum Kill {
         due_ns: u64,
         /// The host's limit.
         limit_ms: u64,
-    },
-    /// The guest kept the host busy serving its exits for this long without going idle
-    /// (an exit storm): hypercalls alone are not progress when each costs the host dearly.
-    #[error(
-        "the guest kept the host busy for {ms} ms of exit handling ({exits} exits) without going idle"
-    )]
-    HostBusy {
-        /// The host's time spent, in ms.
-        ms: u64,
-        /// Exits in that time.
-        exits: u64,
     },
     /// The whole run took longer than its limit (`lguest-run --timeout-ms`).
     #[error("the run's time limit of {ms} ms ran out")]
@@ -398,19 +394,23 @@ pub enum Kill {
         /// What is wrong with the segment it names.
         why: String,
     },
-    /// The host's own ring-0 stub faulted while returning into the guest.
+    /// The host's own ring-0 stub faulted while returning into the guest: its `iretq`
+    /// refused the frame (a checked gate's code segment, or the interrupted stack segment,
+    /// which the guest may have changed in its GDT since it was loaded).
     #[error(
-        "the host's ring-0 stub faulted (exception {fault}, error code {error:#x}) entering the guest's gate for vector {vector} with selector {selector:#x}"
+        "the host's ring-0 stub faulted (exception {fault}, error code {error:#x}) entering the guest's gate for vector {vector} with code selector {selector:#x} and stack selector {ss:#x}"
     )]
     HostStubFault {
         /// The exception the stub took.
         fault: u64,
-        /// Its error code.
+        /// Its error code (for a segment it refused, that segment's selector).
         error: u64,
         /// The vector whose gate the stub was entering.
         vector: u64,
         /// The code-segment selector it was entering.
         selector: u64,
+        /// The stack-segment selector it was returning to.
+        ss: u64,
     },
     /// The guest read from the hypercall port: hypercalls are port writes.
     #[error("`in` from the hypercall port {port:#x}: hypercalls are made with `out`")]
@@ -469,7 +469,6 @@ impl Kill {
             | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }
-            | Kill::HostBusy { .. }
             | Kill::Timeout { .. }
             | Kill::BadGateSelector { .. }
             | Kill::HostStubFault { .. }
@@ -512,7 +511,6 @@ impl Kill {
             | Kill::BadPageTable { .. }
             | Kill::Cpu { .. }
             | Kill::HaltedTooLong { .. }
-            | Kill::HostBusy { .. }
             | Kill::Timeout { .. }
             | Kill::BadGateSelector { .. }
             | Kill::HostStubFault { .. }

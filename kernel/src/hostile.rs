@@ -6,7 +6,7 @@
 use guest::Instance;
 use guest::pic::{TRAP_GATE, encode_gate};
 use lguest_abi::guest::{LguestHypercalls, Transport};
-use lguest_abi::numbers::{CR0_TS, HOST_CS_ENTRY, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
+use lguest_abi::numbers::{CR0_TS, HOST_CS_ENTRY, KERNEL_DS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
 use lguest_abi::shared::RING_SIZE;
 
 use crate::params::Fault;
@@ -16,6 +16,13 @@ use crate::workload::{Failure, NEEDS_CPU, Platform, pv};
 const BP_VECTOR: u64 = 3;
 /// A flat 64-bit code segment at privilege level 1 (x86 descriptor bits).
 const CODE64_DPL1: u64 = 0x00af_bb00_0000_ffff;
+/// A flat 64-bit code segment at privilege level 3 with the D bit set as well as L, which
+/// the CPU refuses to load (x86 descriptor bits).
+const CODE64_DB: u64 = 0x00ef_fb00_0000_ffff;
+/// A flat writable data segment at privilege level 3, marked not present (x86 descriptor
+/// bits). (A present read-only one is no test here: kvm_pvm's iretq does not check that
+/// SS is writable.)
+const DATA_NOT_PRESENT: u64 = 0x00cf_7200_0000_ffff;
 /// A GDT entry the kernel does not run on (its user data segment).
 pub const SPARE_GDT_ENTRY: u64 = 5;
 /// When the wild-stack fault's timer fires.
@@ -46,13 +53,18 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             (pv().mmu.lazy_mode_leave)();
             let _ = p.now_ns();
         },
+        Fault::CallStorm => loop {
+            // The cheapest exit there is: an empty ring to drain, nothing to do.
+            t.flush_async();
+        },
         Fault::WildStack
         | Fault::GateHostSelector
         | Fault::GateDpl1Selector
+        | Fault::GateDbSelector
+        | Fault::StubBadStack
         | Fault::HypercallIn
         | Fault::Syscall
         | Fault::Sysenter
-        | Fault::TsNm
         | Fault::GateWildOffset
             if !p.mappings_live() =>
         {
@@ -70,19 +82,19 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
                     options(noreturn))
             }
         }
-        Fault::GateHostSelector | Fault::GateDpl1Selector => {
+        Fault::GateHostSelector | Fault::GateDpl1Selector | Fault::GateDbSelector => {
             let selector = if fault == Fault::GateHostSelector {
                 // The host's own code segment, at ring 0.
                 (HOST_CS_ENTRY * 8) as u16
             } else {
+                let d = if fault == Fault::GateDpl1Selector {
+                    CODE64_DPL1
+                } else {
+                    CODE64_DB
+                };
                 t.hypercall(
                     LOAD_GDT_ENTRY,
-                    [
-                        SPARE_GDT_ENTRY,
-                        CODE64_DPL1 & 0xffff_ffff,
-                        CODE64_DPL1 >> 32,
-                        0,
-                    ],
+                    [SPARE_GDT_ENTRY, d & 0xffff_ffff, d >> 32, 0],
                 );
                 (SPARE_GDT_ENTRY * 8) as u16
             };
@@ -92,6 +104,24 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             // SAFETY: deliberately wrong: a breakpoint through a gate the guest cannot run.
             unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
             Err("the host entered a gate with a selector the guest cannot run in")
+        }
+        Fault::StubBadStack => {
+            // Our stack segment's entry, not present from now on: the CPU does not look at
+            // it again until something loads SS, which the host's stub does on its way
+            // back into our breakpoint handler.
+            t.hypercall(
+                LOAD_GDT_ENTRY,
+                [
+                    KERNEL_DS >> 3,
+                    DATA_NOT_PRESENT & 0xffff_ffff,
+                    DATA_NOT_PRESENT >> 32,
+                    0,
+                ],
+            );
+            // SAFETY: deliberately wrong: a breakpoint whose return needs a stack segment
+            // we just made unusable.
+            unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+            Err("the host returned into the guest on a stack segment that is not present")
         }
         Fault::GateWildOffset => {
             let g = encode_gate(NON_CANONICAL, crate::workload::KERNEL_CS, TRAP_GATE, 3);
@@ -124,6 +154,17 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
         }
         Fault::TsNm => {
             (pv().cpu.write_cr0)((pv().cpu.read_cr0)() | CR0_TS);
+            if let Some(traps) = p.emulated_nm() {
+                // No CPU to trap: the platform says whether it would, and the handler's
+                // part (clts, as on a real CPU) runs here.
+                if !traps {
+                    return Err("an SSE instruction would run with cr0.TS set: the host lost TS");
+                }
+                (pv().cpu.clts)();
+                return Err(
+                    "exception 7 (device not available), emulated in process from the host's TS bit; the handler ran clts",
+                );
+            }
             // SAFETY: an SSE instruction on registers only; with cr0.TS set it raises #NM,
             // which must reach the kernel's handler (which says so and panics).
             unsafe { core::arch::asm!("addps xmm0, xmm0", out("xmm0") _, options(nomem, nostack)) };

@@ -136,6 +136,10 @@ impl Platform for Native {
     fn stack_top(&self) -> u64 {
         STACK.0.get() as u64 + STACK_SIZE as u64
     }
+
+    fn emulated_nm(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Rust's entry, from `_start`.

@@ -125,6 +125,14 @@ pub enum Fault {
     FakeIdtLidt = 24,
     /// Change a mapped entry without SET_PTE and see the old frame until SET_PTE.
     StalePte = 25,
+    /// Make the cheapest hypercall (FLUSH_ASYNC, an empty ring) in a loop, never halting.
+    CallStorm = 26,
+    /// Point the breakpoint gate at a 64-bit code segment whose D bit is set too (a
+    /// combination the CPU refuses to load), then `int3`.
+    GateDbSelector = 27,
+    /// Mark our own stack segment's GDT entry not present, then `int3`: the frame the
+    /// host's stub returns through names a stack segment the CPU refuses.
+    StubBadStack = 28,
 }
 
 impl Mode {
@@ -147,7 +155,7 @@ impl Workload {
 
 impl Fault {
     /// Every fault, for a host's command line.
-    pub const ALL: [Fault; 26] = [
+    pub const ALL: [Fault; 29] = [
         Fault::None,
         Fault::BeforeInit,
         Fault::IdtVector,
@@ -174,6 +182,9 @@ impl Fault {
         Fault::FakeIdt,
         Fault::FakeIdtLidt,
         Fault::StalePte,
+        Fault::CallStorm,
+        Fault::GateDbSelector,
+        Fault::StubBadStack,
     ];
 
     /// From the block's field.
@@ -210,6 +221,9 @@ impl Fault {
             Fault::FakeIdt => "fake-idt",
             Fault::FakeIdtLidt => "fake-idt-lidt",
             Fault::StalePte => "stale-pte",
+            Fault::CallStorm => "call-storm",
+            Fault::GateDbSelector => "gate-db-selector",
+            Fault::StubBadStack => "stub-bad-stack",
         }
     }
 }

@@ -94,6 +94,9 @@ pub trait Platform {
     fn exception_handlers(&self) -> Option<&'static [u64; EXCEPTIONS]>;
     /// The stack the host switches to (SET_STACK): its top.
     fn stack_top(&self) -> u64;
+    /// Where no CPU raises #NM (in process), whether the next FPU or SSE instruction would
+    /// (the host's record of the guest's TS bit); `None` on a real CPU, which traps itself.
+    fn emulated_nm(&self) -> Option<bool>;
 }
 
 // ----- The installed pv_ops and the patchable sites -----

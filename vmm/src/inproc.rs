@@ -22,6 +22,7 @@ use host_stubs::{GuestMem, Host, HostConfig, Kill, Next, Stop};
 use lguest_abi::guest::Transport;
 use lguest_abi::numbers::{ARG_REGS, EFLAGS_IF, IRQS, PAGE_SIZE};
 use lguest_abi::shared::LguestData;
+use lguest_abi::types::TsState;
 use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
 
 use crate::run::{Backend, Config, Report, Snapshot, host_counts, host_total_calls};
@@ -52,7 +53,6 @@ struct World {
     mem_size: u64,
     next_page: Cell<u64>,
     exits: Cell<u64>,
-    last_exit: Cell<Instant>,
     live_console: bool,
     console_shown: Cell<usize>,
     ticks: Cell<u64>,
@@ -60,9 +60,9 @@ struct World {
     start: Instant,
     watchdog: Duration,
     deadline: Option<(Instant, Duration)>,
-    /// The host's time serving exits since the guest last halted, and those exits.
-    busy: Cell<Duration>,
-    busy_exits: Cell<u64>,
+    /// When the guest last went idle (the host slept for it), and its exits since.
+    idle_at: Cell<Instant>,
+    exits_since_idle: Cell<u64>,
     lg: Lguest<'static, Loop, NativeCpuid, DirectMap>,
 }
 
@@ -87,12 +87,10 @@ struct Loop;
 impl Transport for Loop {
     fn hypercall(&self, nr: u64, args: [u64; ARG_REGS]) -> u64 {
         let w = world();
-        w.check_deadline();
+        w.check_limits();
         w.exits.set(w.exits.get() + 1);
-        w.last_exit.set(Instant::now());
-        let served = Instant::now();
+        w.exits_since_idle.set(w.exits_since_idle.get() + 1);
         let result = w.lb.call(nr, args);
-        w.charge(served.elapsed());
         w.show_console();
         match result {
             Ok(ret) => {
@@ -108,11 +106,6 @@ impl World {
     /// What the host does before it would re-enter the guest: sleep through HALT, deliver
     /// what is due.
     fn before_entry(&self) {
-        if self.lb.host().halted() {
-            // Going idle: the host's busy time starts again.
-            self.busy.set(Duration::ZERO);
-            self.busy_exits.set(0);
-        }
         loop {
             let next = self.lb.host_mut().next(RIP);
             match next {
@@ -129,9 +122,10 @@ impl World {
                         nap = nap.min(d.saturating_duration_since(Instant::now()));
                     }
                     std::thread::sleep(nap);
-                    self.busy.set(Duration::ZERO);
-                    self.busy_exits.set(0);
-                    self.check_deadline();
+                    // Gone idle: the watchdog starts again.
+                    self.idle_at.set(Instant::now());
+                    self.exits_since_idle.set(0);
+                    self.check_limits();
                 }
                 Ok(Next::Deliver(d)) => {
                     if d.line == 0 {
@@ -149,31 +143,26 @@ impl World {
         }
     }
 
-    /// Adds `t` of the host's time serving an exit; kills the guest once that time since
-    /// it last halted passes the watchdog (an exit storm: see the KVM backend's run loop).
-    fn charge(&self, t: Duration) {
-        let busy = self.busy.get() + t;
-        self.busy.set(busy);
-        self.busy_exits.set(self.busy_exits.get() + 1);
-        if busy > self.watchdog {
-            self.lb.host_mut().kill_from_vmm(Kill::HostBusy {
-                ms: busy.as_millis() as u64,
-                exits: self.busy_exits.get(),
-            });
-            resume_unwind(Box::new(GuestStopped));
-        }
-    }
-
-    /// Ends the run once its time limit is past.
-    fn check_deadline(&self) {
-        if let Some((d, t)) = self.deadline
+    /// Ends the run once its time limit is past, or the guest has not gone idle for the
+    /// watchdog's period (as the KVM backend's run loop; in process, checked on every exit
+    /// and every time the kernel reads the time, since nothing can interrupt it).
+    fn check_limits(&self) {
+        let kill = if let Some((d, t)) = self.deadline
             && Instant::now() >= d
         {
-            self.lb.host_mut().kill_from_vmm(Kill::Timeout {
+            Kill::Timeout {
                 ms: t.as_millis() as u64,
-            });
-            resume_unwind(Box::new(GuestStopped));
-        }
+            }
+        } else if self.idle_at.get().elapsed() >= self.watchdog {
+            Kill::Watchdog {
+                ms: self.watchdog.as_millis() as u64,
+                exits: self.exits_since_idle.get(),
+            }
+        } else {
+            return;
+        };
+        self.lb.host_mut().kill_from_vmm(kill);
+        resume_unwind(Box::new(GuestStopped));
     }
 
     fn show_console(&self) {
@@ -250,14 +239,7 @@ impl Platform for World {
     }
 
     fn now_ns(&self) -> u64 {
-        self.check_deadline();
-        if self.last_exit.get().elapsed() > self.watchdog {
-            // A busy wait that outlives the watchdog: in process nothing can interrupt it.
-            self.lb.host_mut().kill_from_vmm(Kill::Watchdog {
-                ms: self.watchdog.as_millis() as u64,
-            });
-            resume_unwind(Box::new(GuestStopped));
-        }
+        self.check_limits();
         self.start.elapsed().as_nanos() as u64
     }
 
@@ -272,6 +254,11 @@ impl Platform for World {
 
     fn stack_top(&self) -> u64 {
         STACK_TOP
+    }
+
+    fn emulated_nm(&self) -> Option<bool> {
+        // lguest's rule: #NM reaches the guest exactly while its TS is set.
+        Some(self.lb.host().ts() == TsState::Set)
     }
 }
 
@@ -318,7 +305,6 @@ pub fn run_with<T>(
         mem_size: cfg.mem,
         next_page: Cell::new(POOL),
         exits: Cell::new(0),
-        last_exit: Cell::new(Instant::now()),
         live_console: cfg.live_console,
         console_shown: Cell::new(0),
         ticks: Cell::new(0),
@@ -326,8 +312,8 @@ pub fn run_with<T>(
         start: Instant::now(),
         watchdog: cfg.watchdog,
         deadline: cfg.timeout.map(|t| (Instant::now() + t, t)),
-        busy: Cell::new(Duration::ZERO),
-        busy_exits: Cell::new(0),
+        idle_at: Cell::new(Instant::now()),
+        exits_since_idle: Cell::new(0),
         lg: Lguest::new(data, scratch, Loop, NativeCpuid, DirectMap::new(base, 0)),
     });
     let params = cfg

@@ -36,8 +36,8 @@ pub struct Config {
     pub tick_ns: u64,
     /// A deliberate ABI violation.
     pub fault: Fault,
-    /// Running this long without a hypercall ends the guest, and so does keeping the host
-    /// busy this long serving exits without going idle.
+    /// Running this long without going idle (halting with nothing to deliver) ends the
+    /// guest, however many exits it made meanwhile: an exit storm cannot reset it.
     pub watchdog: Duration,
     /// The whole run (every boot of it) ends after this long, if set.
     pub timeout: Option<Duration>,

@@ -51,8 +51,8 @@ struct Args {
     /// Guest RAM in MiB (even, at most 1024).
     #[arg(long, value_name = "N", value_parser = number)]
     mem_mib: Option<u64>,
-    /// How long the guest may run without a hypercall, and keep the host busy serving its
-    /// exits without going idle, before it is killed.
+    /// How long the guest may run without going idle (halting with nothing to deliver)
+    /// before it is killed, however many exits it makes meanwhile (default 5000).
     #[arg(long, value_name = "MS", value_parser = number)]
     watchdog_ms: Option<u64>,
     /// End the whole run (every boot of it) after this many milliseconds.

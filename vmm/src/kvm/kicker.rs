@@ -98,7 +98,7 @@ impl Kicker {
     }
 
     /// Sets the deadline. The thread is woken only when it must kick sooner than it
-    /// planned: a later deadline (the watchdog's, pushed back by every hypercall) it finds
+    /// planned: a later deadline (the watchdog's, pushed back each time the guest goes idle) it finds
     /// when it wakes, which keeps a cross-thread wake-up off every exit.
     pub(super) fn arm(&self, deadline: Option<Instant>) {
         let (lock, cv) = &*self.state;

@@ -98,6 +98,10 @@ struct Machine {
     lstar: u64,
     /// Whether the real CR0.TS is set (the guest's TS hypercall).
     ts_seen: bool,
+    /// What the ring-0 stub last returned through, as the host left it: the vector, and the
+    /// code and stack selectors of its iretq frame. A fault in that iretq overwrites the
+    /// stack words, so the host reports from here, not from the stack.
+    stub_return: Option<(u64, u64, u64)>,
     exits: u64,
     kicks: u64,
     ticks: u64,

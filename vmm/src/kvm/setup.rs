@@ -92,6 +92,7 @@ impl Machine {
             idt_seen,
             lstar,
             ts_seen: false,
+            stub_return: None,
             exits: 0,
             kicks: 0,
             ticks: 0,

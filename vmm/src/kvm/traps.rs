@@ -108,13 +108,23 @@ impl Machine {
             } else {
                 (u64::MAX, 0)
             };
-            let vector = read(self, STUB_FRAME_OFF)?;
-            let selector = read(self, STUB_FRAME_OFF + (STUB_FRAME_IRET + 1) * 8)?;
+            // The CPU pushed its frame over the words the stub had popped (the vector and
+            // error code), so what the stub was returning through comes from the host's
+            // record of the frame it left there.
+            let Some((vector, selector, ss)) = self.stub_return else {
+                self.kill(Kill::Cpu {
+                    what: format!(
+                        "exception {fault} (error {error:#x}) in the host's ring-0 stub before any trap returned through it"
+                    ),
+                });
+                return Ok(());
+            };
             self.kill(Kill::HostStubFault {
                 fault,
                 error,
                 vector,
                 selector,
+                ss,
             });
             return Ok(());
         }
@@ -123,6 +133,8 @@ impl Machine {
             *w = read(self, STUB_FRAME_OFF + 8 * i as u64)?;
         }
         let [vector, error, rip, cs, rflags, rsp, ss] = f;
+        // Unless replaced below, the stub returns through the frame as the CPU pushed it.
+        self.stub_return = Some((vector, cs, ss));
         if cs & 3 != 3 || vector >= IDT_ENTRIES {
             self.kill(Kill::Cpu {
                 what: format!(
@@ -153,6 +165,7 @@ impl Machine {
         match self.reflect(vector as u8, error, &frame)? {
             Ok(new) => {
                 self.traps += 1;
+                self.stub_return = Some((vector, new[1], new[4]));
                 // Rewrite the ring-0 frame: the stub's iretq lands in the guest's handler.
                 for (i, w) in new.iter().enumerate() {
                     self.region
@@ -240,6 +253,12 @@ impl Machine {
         if d.l == 0 {
             return Err(format!(
                 "names GDT entry {index}, which is not a 64-bit code segment"
+            ));
+        }
+        if d.db != 0 {
+            // L and D together are reserved: loading such a segment raises #GP.
+            return Err(format!(
+                "names GDT entry {index}, a 64-bit code segment with its D bit set too, which the CPU refuses to load"
             ));
         }
         if u64::from(d.dpl) != GUEST_PL {
