@@ -341,17 +341,19 @@ fn ts_sets_the_task_switched_bit_for_the_next_sse_instruction() {
         assert_eq!(r.traps, 1);
         assert_eq!(ts, TsState::Clear);
     } else {
-        // kvm_pvm fixes the hardware CR0 of a guest (pvm_set_cr0 only records the value):
-        // the real CR0.TS and EM, and CR4.OSFXSR, stay the host kernel's, so ring-3 SSE
-        // runs natively whatever the vCPU's CR0 says, and pvm has no #NM intercept to
-        // emulate it with (XFD could make only AMX state trap). The host did its part.
+        // kvm_pvm fixes the hardware CR0 of a guest (pvm_set_cr0 only records the value,
+        // which KVM_GET_SREGS reads back with TS set): the real CR0.TS and EM, and
+        // CR4.OSFXSR, stay the host kernel's, so ring-3 SSE runs natively whatever the
+        // vCPU's CR0 says, and pvm has no #NM intercept to emulate it with (XFD could make
+        // only AMX state trap, and no exit happens at the SSE instruction for the host to
+        // reflect one). The host did its part.
         assert_eq!(s.reason, "an SSE instruction ran with cr0.TS set");
         assert_eq!(ts, TsState::Set);
         println!(
             "NOT checked under KVM: kvm_pvm keeps the hardware CR0 fixed (the vCPU's CR0.TS \
-             is recorded, never loaded), so ring-3 SSE cannot trap with #NM here; the host set \
-             the guest's TS and the vCPU's CR0.TS, and the in-process run above checks the \
-             semantics"
+             is recorded, never loaded), so ring-3 SSE runs natively and cannot trap with #NM \
+             here, and nothing exits for the host to reflect one; the host set the guest's TS \
+             and the vCPU's CR0.TS, and the in-process run above checks the semantics"
         );
     }
 }

@@ -31,8 +31,10 @@ impl Machine {
 
     /// The guest's TS bit (the TS hypercall) in the real CR0, as lguest's host sets it
     /// before entering the guest: its next FPU or SSE instruction then traps with #NM, which
-    /// the host reflects to the guest's handler. (kvm_pvm keeps the bit in the vCPU's CR0
-    /// but runs ring-3 SSE natively regardless; the `ts-nm` test says so where it happens.)
+    /// the host reflects to the guest's handler. (kvm_pvm keeps the bit in the vCPU's CR0,
+    /// where it reads back set after an entry, but never loads it: the hardware CR0 under a
+    /// pvm guest is fixed, so ring-3 SSE runs natively; the `ts-nm` test says so where it
+    /// happens.)
     fn sync_ts(&mut self) -> Result<(), VmError> {
         let ts = self.host.ts() == TsState::Set;
         if ts != self.ts_seen {
