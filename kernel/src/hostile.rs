@@ -6,7 +6,9 @@
 use guest::Instance;
 use guest::pic::{TRAP_GATE, encode_gate};
 use lguest_abi::guest::{LguestHypercalls, Transport};
-use lguest_abi::numbers::{CR0_TS, HOST_CS_ENTRY, KERNEL_DS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY};
+use lguest_abi::numbers::{
+    CR0_TS, GUEST_PL, HOST_CS_ENTRY, KERNEL_DS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY,
+};
 use lguest_abi::shared::RING_SIZE;
 
 use crate::params::Fault;
@@ -16,13 +18,15 @@ use crate::workload::{Failure, NEEDS_CPU, Platform, pv};
 const BP_VECTOR: u64 = 3;
 /// A flat 64-bit code segment at privilege level 1 (x86 descriptor bits).
 const CODE64_DPL1: u64 = 0x00af_bb00_0000_ffff;
-/// A flat 64-bit code segment at privilege level 3 with the D bit set as well as L, which
-/// the CPU refuses to load (x86 descriptor bits).
-const CODE64_DB: u64 = 0x00ef_fb00_0000_ffff;
-/// A flat writable data segment at privilege level 3, marked not present (x86 descriptor
-/// bits). (A present read-only one is no test here: kvm_pvm's iretq does not check that
-/// SS is writable.)
-const DATA_NOT_PRESENT: u64 = 0x00cf_7200_0000_ffff;
+/// Where a descriptor's privilege level goes (x86).
+const DPL_SHIFT: u64 = 45;
+/// A flat 64-bit code segment at the guest kernel's privilege level with the D bit set as
+/// well as L, which the CPU refuses to load (x86 descriptor bits).
+const CODE64_DB: u64 = 0x00ef_9b00_0000_ffff | (GUEST_PL << DPL_SHIFT);
+/// A flat writable data segment at the guest kernel's privilege level, marked not present
+/// (x86 descriptor bits). (A present read-only one is no test here: kvm_pvm's iretq does
+/// not check that SS is writable.)
+const DATA_NOT_PRESENT: u64 = 0x00cf_1200_0000_ffff | (GUEST_PL << DPL_SHIFT);
 /// A GDT entry the kernel does not run on (its user data segment).
 pub const SPARE_GDT_ENTRY: u64 = 5;
 /// When the wild-stack fault's timer fires.
