@@ -4,7 +4,10 @@
 //! - the generated `match` ([`host_stubs::abi::host::dispatch`]) over [`NopHost`], a
 //!   generated `LguestDefaultHost` (so it follows the spec without an edit);
 //! - [`FnTable`]: a hand-written `[fn; 19]` indexed by the call number, each entry checking
-//!   its arguments as the spec says and calling the handler;
+//!   its arguments as the spec says and calling the handler. It is the baseline a host
+//!   author would write without the generator, so it restates each call's argument order
+//!   and checks on purpose (bounds by the spec's constant names where the spec has one);
+//!   `the_three_dispatchers_agree` fails when it drifts from the generated `decode`;
 //! - [`Registry`]: a `HashMap<u64, Box<dyn Fn>>` holding the same entries, boxed.
 //!
 //! "Do nothing" means: add the arguments into [`NopHost::acc`], so that no handler (and no
@@ -106,7 +109,7 @@ fn e_shutdown(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
     Ok(0)
 }
 fn e_new_pgtable(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
-    let pgdir = align(numbers::NEW_PGTABLE, 0, a[0], 4096)?;
+    let pgdir = align(numbers::NEW_PGTABLE, 0, a[0], numbers::PAGE_SIZE)?;
     let Ok(()) = h.new_pgtable(pgdir);
     Ok(0)
 }
@@ -116,7 +119,13 @@ fn e_flush_tlb(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
     Ok(0)
 }
 fn e_load_idt_entry(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
-    let vector = range(numbers::LOAD_IDT_ENTRY, 0, a[0], 0, 255)?;
+    let vector = range(
+        numbers::LOAD_IDT_ENTRY,
+        0,
+        a[0],
+        0,
+        numbers::IDT_ENTRIES - 1,
+    )?;
     let Ok(()) = h.load_idt_entry(vector, a[1], a[2]);
     Ok(0)
 }
@@ -124,7 +133,7 @@ fn e_set_stack(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
     let nr = numbers::SET_STACK;
     let ss = range(nr, 0, a[0], 0, 65535)?;
     let sp = align(nr, 1, a[1], 16)?;
-    let pages = range(nr, 2, a[2], 1, 2)?;
+    let pages = range(nr, 2, a[2], 1, numbers::MAX_STACK_PAGES)?;
     let Ok(()) = h.set_stack(ss, sp, pages);
     Ok(0)
 }
@@ -142,12 +151,12 @@ fn e_halt(h: &mut NopHost, _: [u64; ARG_REGS]) -> Result<u64, HandError> {
     Ok(0)
 }
 fn e_set_pte(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
-    let pgdir = align(numbers::SET_PTE, 0, a[0], 4096)?;
+    let pgdir = align(numbers::SET_PTE, 0, a[0], numbers::PAGE_SIZE)?;
     let Ok(()) = h.set_pte(pgdir, a[1], a[2]);
     Ok(0)
 }
 fn e_set_pmd(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
-    let table = align(numbers::SET_PMD, 0, a[0], 4096)?;
+    let table = align(numbers::SET_PMD, 0, a[0], numbers::PAGE_SIZE)?;
     let index = range(numbers::SET_PMD, 1, a[1], 0, 511)?;
     let Ok(()) = h.set_pmd(table, index);
     Ok(0)
@@ -163,7 +172,7 @@ fn e_notify(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
 }
 fn e_load_gdt_entry(h: &mut NopHost, a: [u64; ARG_REGS]) -> Result<u64, HandError> {
     let nr = numbers::LOAD_GDT_ENTRY;
-    let index = range(nr, 0, a[0], 0, 15)?;
+    let index = range(nr, 0, a[0], 0, numbers::GDT_ENTRIES - 1)?;
     let lo = range(nr, 1, a[1], 0, u64::from(u32::MAX))?;
     let hi = range(nr, 2, a[2], 0, u64::from(u32::MAX))?;
     let Ok(()) = h.load_gdt_entry(index, lo, hi);

@@ -8,6 +8,8 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
+use x86::segmentation::SystemDescriptorTypes64;
+
 use crate::abi::guest::Transport;
 use crate::abi::numbers::{FIRST_EXTERNAL_VECTOR, IRQS, SYSCALL_VECTOR};
 use crate::hw::{RawCpuid, Translate};
@@ -28,10 +30,11 @@ impl fmt::Display for BadIrq {
 
 impl core::error::Error for BadIrq {}
 
-/// A 64-bit interrupt gate's type (entering it clears the interrupt flag).
-pub const INTERRUPT_GATE: u8 = 0xe;
+/// A 64-bit interrupt gate's type (entering it clears the interrupt flag), as the `x86`
+/// crate names it.
+pub const INTERRUPT_GATE: u8 = SystemDescriptorTypes64::InterruptGate as u8;
 /// A 64-bit trap gate's type.
-pub const TRAP_GATE: u8 = 0xf;
+pub const TRAP_GATE: u8 = SystemDescriptorTypes64::TrapGate as u8;
 
 /// A present 64-bit IDT gate to `offset` through code segment `selector`, of type `ty`
 /// ([`INTERRUPT_GATE`] or [`TRAP_GATE`]), which code at privilege `dpl` may raise with

@@ -3,6 +3,8 @@
 //!
 //! The bit positions below are x86 architecture, not ABI: the spec has no say in them.
 
+use x86::segmentation::SystemDescriptorTypes64;
+
 use crate::abi::numbers::{
     DOUBLE_FAULT_VECTOR, ERROR_CODE_VECTORS, FIRST_EXTERNAL_VECTOR, GUEST_PL, NMI_VECTOR,
     RESERVED_VECTOR, TRAP_ENTRY,
@@ -20,9 +22,9 @@ const GATE_LO_KEEP: u64 = 0xffff_ef00_ffff_ffff;
 /// The selector's requested privilege level, in the low half.
 const GATE_RPL: u64 = 3 << 16;
 /// A 64-bit interrupt gate: entering it clears the virtual interrupt flag.
-pub const INTERRUPT_GATE: u64 = 0xe;
+pub const INTERRUPT_GATE: u64 = SystemDescriptorTypes64::InterruptGate as u64;
 /// A 64-bit trap gate.
-pub const TRAP_GATE: u64 = 0xf;
+pub const TRAP_GATE: u64 = SystemDescriptorTypes64::TrapGate as u64;
 
 /// One IDT gate as the host stores it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,9 +100,7 @@ pub fn fix_gate(vector: u64, lo: u64, hi: u64) -> Result<Option<Gate>, Kill> {
         lo,
         hi: hi & 0xffff_ffff,
     };
-    // 48-bit virtual addresses: bits 63..47 all equal.
-    let top = gate.offset() >> 47;
-    if top != 0 && top != (1 << 17) - 1 {
+    if !paging::canonical(gate.offset()) {
         return Err(Kill::BadGateOffset {
             vector,
             offset: gate.offset(),

@@ -1,5 +1,5 @@
-//! Room: the isolation escapes. Hostile kernels: the escapes tried against the host before it kept shadow page tables,
-//! each as a `--fault`. Under shadow paging every one must end in a precise kill or a fault
+//! Room: the isolation escapes. Hostile kernels: the escapes tried against the host before
+//! it kept shadow page tables, each as a `--fault`. Under shadow paging every one must end in a precise kill or a fault
 //! reflected to this kernel's own handler (at ring 3), never in code of ours at ring 0:
 //!
 //! - `host-read`: map the host's region through an ordinary user PTE and read it;
@@ -13,8 +13,14 @@
 //! All of them change this kernel's own page tables with plain stores, as a hostile kernel
 //! would, and use [`crate::workload::map`] only to build the tables down to a leaf.
 
+use guest::abi::numbers::{GUEST_PL, IDT_ENTRIES};
+use x86::irq::BREAKPOINT_VECTOR;
+
 use crate::params::{Checked, Fault};
-use crate::workload::{Failure, KERNEL_ADDRESS, NEEDS_CPU, Platform, leaf_ptr, map};
+use crate::workload::{
+    Failure, HOST_PML4_SLOT, HOST_VA, KERNEL_ADDRESS, LEAF, NEEDS_CPU, Platform, UPPER, leaf_ptr,
+    map,
+};
 
 /// Where the host's ring-0 stack page is in its region, as the attack knows the layout
 /// (`lguest-run`'s layout test checks it still is).
@@ -28,11 +34,6 @@ pub const HOST_CS: u16 = (guest::abi::numbers::HOST_CS_ENTRY * 8) as u16;
 pub const HOSTILE_VA: u64 = KERNEL_ADDRESS + (2 << 30);
 /// The last message of `stale-pte` when the host behaves.
 pub const STALE_THEN_FRESH: &str = "stale-pte: the old frame until SET_PTE, then the new one";
-
-/// Present, writable, user, accessed, dirty.
-const LEAF: u64 = 0x67;
-/// The first virtual address of the last top-level entry.
-const HOST_VA: u64 = 0xffff_ff80_0000_0000;
 
 /// Commits `params.fault` if it is one of this file's.
 pub fn commit<P: Platform>(p: &P, pgdir: u64, params: &Checked) -> Result<(), Failure> {
@@ -94,22 +95,22 @@ fn fake_idt<P: Platform>(p: &P, pgdir: u64, lidt: bool) -> Result<(), Failure> {
     // whose gate 3 sends `int3` to our probe, at ring 0 through the host's code selector.
     let (pdpt, pd, pt, idt) = (page(p)?, page(p)?, page(p)?, page(p)?);
     let probe = hostile_cpl0_probe as *const () as u64;
-    let gate = guest::pic::encode_gate(probe, HOST_CS, guest::pic::INTERRUPT_GATE, 3);
+    let gate = guest::pic::encode_gate(probe, HOST_CS, guest::pic::INTERRUPT_GATE, GUEST_PL as u8);
     // SAFETY: all four are fresh pages of ours, identity-mapped and writable.
     unsafe {
-        (p.va(pdpt)).write_volatile(pd | 0x7);
-        (p.va(pd)).write_volatile(pt | 0x7);
+        (p.va(pdpt)).write_volatile(pd | UPPER);
+        (p.va(pd)).write_volatile(pt | UPPER);
         p.va(pt)
-            .add((HOST_IDT_OFF / 4096) as usize)
+            .add(paging::index(paging::PT, HOST_VA + HOST_IDT_OFF))
             .write_volatile(idt | LEAF);
-        let g = p.va(idt).add(2 * 3).cast::<u128>();
+        let g = p.va(idt).cast::<u128>().add(usize::from(BREAKPOINT_VECTOR));
         g.write_volatile(gate);
         // The host's entry in our own top-level table, pointed at the copy.
-        p.va(pgdir).add(511).write_volatile(pdpt | 0x7);
+        p.va(pgdir).add(HOST_PML4_SLOT).write_volatile(pdpt | UPPER);
     }
     if lidt {
         let idtr = Idtr {
-            limit: 4095,
+            limit: (size_of::<[u128; IDT_ENTRIES as usize]>() - 1) as u16,
             base: HOST_VA + HOST_IDT_OFF,
         };
         // SAFETY: deliberately privileged: `lidt` at ring 3 must fault (#GP), and if it

@@ -5,17 +5,16 @@
 
 use guest::Instance;
 use guest::pic::{TRAP_GATE, encode_gate};
-use lguest_abi::guest::{LguestHypercalls, Transport};
-use lguest_abi::numbers::{
-    CR0_TS, GUEST_PL, HOST_CS_ENTRY, KERNEL_DS, LOAD_GDT_ENTRY, LOAD_IDT_ENTRY,
-};
+use lguest_abi::guest::LguestHypercalls;
+use lguest_abi::numbers::{CR0_TS, GUEST_PL, HOST_CS_ENTRY, KERNEL_DS};
 use lguest_abi::shared::RING_SIZE;
+use x86::irq::BREAKPOINT_VECTOR;
 
 use crate::params::Fault;
 use crate::workload::{Failure, NEEDS_CPU, Platform, pv};
 
 /// The breakpoint vector (x86).
-const BP_VECTOR: u64 = 3;
+const BP_VECTOR: u64 = BREAKPOINT_VECTOR as u64;
 /// A flat 64-bit code segment at privilege level 1 (x86 descriptor bits).
 const CODE64_DPL1: u64 = 0x00af_bb00_0000_ffff;
 /// Where a descriptor's privilege level goes (x86).
@@ -96,15 +95,12 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
                 } else {
                     CODE64_DB
                 };
-                t.hypercall(
-                    LOAD_GDT_ENTRY,
-                    [SPARE_GDT_ENTRY, d & 0xffff_ffff, d >> 32, 0],
-                );
+                t.load_gdt_entry(SPARE_GDT_ENTRY, d & 0xffff_ffff, d >> 32);
                 (SPARE_GDT_ENTRY * 8) as u16
             };
             let handler = p.exception_handlers().map_or(0, |h| h[BP_VECTOR as usize]);
-            let g = encode_gate(handler, selector, TRAP_GATE, 3);
-            t.hypercall(LOAD_IDT_ENTRY, [BP_VECTOR, g as u64, (g >> 64) as u64, 0]);
+            let g = encode_gate(handler, selector, TRAP_GATE, GUEST_PL as u8);
+            t.load_idt_entry(BP_VECTOR, g as u64, (g >> 64) as u64);
             // SAFETY: deliberately wrong: a breakpoint through a gate the guest cannot run.
             unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
             Err("the host entered a gate with a selector the guest cannot run in")
@@ -113,14 +109,10 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             // Our stack segment's entry, not present from now on: the CPU does not look at
             // it again until something loads SS, which the host's stub does on its way
             // back into our breakpoint handler.
-            t.hypercall(
-                LOAD_GDT_ENTRY,
-                [
-                    KERNEL_DS >> 3,
-                    DATA_NOT_PRESENT & 0xffff_ffff,
-                    DATA_NOT_PRESENT >> 32,
-                    0,
-                ],
+            t.load_gdt_entry(
+                KERNEL_DS >> 3,
+                DATA_NOT_PRESENT & 0xffff_ffff,
+                DATA_NOT_PRESENT >> 32,
             );
             // SAFETY: deliberately wrong: a breakpoint whose return needs a stack segment
             // we just made unusable.
@@ -128,8 +120,13 @@ pub fn commit<I: Instance, P: Platform>(p: &P, fault: Fault) -> Result<(), Failu
             Err("the host returned into the guest on a stack segment that is not present")
         }
         Fault::GateWildOffset => {
-            let g = encode_gate(NON_CANONICAL, crate::workload::KERNEL_CS, TRAP_GATE, 3);
-            t.hypercall(LOAD_IDT_ENTRY, [BP_VECTOR, g as u64, (g >> 64) as u64, 0]);
+            let g = encode_gate(
+                NON_CANONICAL,
+                crate::workload::KERNEL_CS,
+                TRAP_GATE,
+                GUEST_PL as u8,
+            );
+            t.load_idt_entry(BP_VECTOR, g as u64, (g >> 64) as u64);
             // SAFETY: deliberately wrong: a breakpoint through a gate to nowhere.
             unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
             Err("the host took a gate with a non-canonical handler")

@@ -56,7 +56,7 @@ static LG: Lguest<'static, Pio, NativeCpuid, DirectMap> = Lguest::new(
 struct K;
 
 unsafe extern "C" {
-    /// Entry points of exception vectors 0..32 (below, in assembly).
+    /// Entry points of exception vectors 0..EXCEPTIONS (below, in assembly).
     static exc_table: [u64; EXCEPTIONS];
     /// Entry points of interrupt lines 0..IRQS.
     static irq_table: [u64; IRQS as usize];
@@ -317,7 +317,12 @@ core::arch::global_asm!(
     "spurious_entry:",
     "jmp {iret}",
     // Exceptions: push a zero error code where the CPU pushes none (the spec's
-    // ERROR_CODE_VECTORS says where it does), then the vector.
+    // ERROR_CODE_VECTORS says where it does), then the vector. The assembler has no loop
+    // that makes labels, so the vectors are listed; `.error` stops the build if the spec's
+    // FIRST_EXTERNAL_VECTOR (EXCEPTIONS) ever disagrees with the list.
+    ".if {exceptions} != 32",
+    ".error \"the exception stubs list 32 vectors, the spec has another count\"",
+    ".endif",
     ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
     "exc_\\v:",
     ".if (({error_code_vectors} >> \\v) & 1) == 0",
@@ -353,5 +358,6 @@ core::arch::global_asm!(
     iret = sym guest::init::lguest_iret,
     exception = sym exception,
     irqs = const IRQS,
+    exceptions = const EXCEPTIONS,
     error_code_vectors = const ERROR_CODE_VECTORS,
 );

@@ -14,14 +14,15 @@ use guest::pic::{INTERRUPT_GATE, TRAP_GATE, encode_gate};
 use guest::{Instance, Ops};
 use lguest_abi::guest::{LguestHypercalls, Transport};
 use lguest_abi::numbers::{
-    FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, LOAD_IDT_ENTRY, NOTIFY, PAGE_SIZE,
-    RESERVE_MEM, SHUTDOWN_REASON_MAX,
+    FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, NOTIFY, PAGE_SIZE, RESERVE_MEM,
+    SHUTDOWN_REASON_MAX,
 };
 use lguest_abi::pv_ops::PvOps;
 use lguest_abi::shared::RING_SIZE;
 use pv_sites::Slot;
 use x86::bits64::paging::{PDEntry, PML4Entry, PTEntry};
 use x86::dtables::DescriptorTablePointer;
+use x86::irq::PAGE_FAULT_VECTOR;
 use x86::segmentation::Descriptor;
 
 use crate::console::CBuf;
@@ -36,9 +37,11 @@ pub const KERNEL_ADDRESS: u64 = 0x0000_4000_0000_0000;
 pub const BOOT_MMU_PAGES: u64 = 64;
 /// Where the mmu workload maps its pages: 1 GiB into the kernel's half.
 pub const MMU_BASE: u64 = KERNEL_ADDRESS + (1 << 30);
-/// The top-level slot the host keeps for itself: the one `RESERVE_MEM` below the top of
-/// the address space falls in.
-const HOST_PML4_SLOT: usize = ((0u64.wrapping_sub(RESERVE_MEM) >> 39) & 511) as usize;
+/// The first address the host keeps for itself: `RESERVE_MEM` below the top of the
+/// address space.
+pub(crate) const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
+/// The top-level slot the host keeps for itself: the one [`HOST_VA`] falls in.
+pub(crate) const HOST_PML4_SLOT: usize = paging::index(0, HOST_VA);
 /// An address the kernel never maps.
 pub const UNMAPPED: u64 = 0x0000_0000_dead_0000;
 /// The kernel code segment selector (the spec's `KERNEL_CS`).
@@ -48,9 +51,9 @@ pub const EXCEPTIONS: usize = FIRST_EXTERNAL_VECTOR as usize;
 
 /// Present, writable, user: upper-level entries (the kernel runs at ring 3, so every level
 /// needs the user bit).
-const UPPER: u64 = 0x7;
+pub(crate) const UPPER: u64 = paging::P | paging::RW | paging::US;
 /// Present, writable, user, accessed, dirty: leaves.
-const LEAF: u64 = 0x67;
+pub(crate) const LEAF: u64 = UPPER | paging::A | paging::D;
 
 /// Boundaries the host counts between (its exits, calls and time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,12 +283,16 @@ fn load_tables<P: Platform>(p: &P) {
         for (v, h) in handlers.iter().enumerate() {
             // Page faults come in with interrupts off, so cr2 cannot change under the
             // handler; the rest are trap gates, as Linux has them.
-            let ty = if v == 14 { INTERRUPT_GATE } else { TRAP_GATE };
+            let ty = if v == usize::from(PAGE_FAULT_VECTOR) {
+                INTERRUPT_GATE
+            } else {
+                TRAP_GATE
+            };
             idt[v] = encode_gate(*h, KERNEL_CS, ty, 0);
         }
     }
     let idt_ptr = DescriptorTablePointer::<u128> {
-        limit: (IDT_ENTRIES * 16 - 1) as u16,
+        limit: (size_of::<[u128; IDT_ENTRIES as usize]>() - 1) as u16,
         base: IDT.0.get().cast(),
     };
     // SAFETY: the pointer describes IDT, IDT_ENTRIES initialised gates.
@@ -490,10 +497,11 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
             });
         }
         Fault::BadPort => {
-            // SAFETY: deliberately wrong: a port the I/O bitmap opens (it is inside the
-            // hypercall's four) but the ABI does not define; the host ends the guest.
+            // SAFETY: deliberately wrong: a port the I/O bitmap opens (the last of the
+            // four the hypercall's `out` of eax writes) but the ABI does not define; the
+            // host ends the guest.
             unsafe {
-                core::arch::asm!("out dx, al", in("dx") 0xf7u16, in("al") 0u8,
+                core::arch::asm!("out dx, al", in("dx") lguest_abi::guest::Pio::PORT + 3, in("al") 0u8,
                     options(nomem, nostack, preserves_flags))
             };
             return Err("the host let a write to a stray port through");
@@ -664,7 +672,7 @@ fn commit_fault<I: Instance>(params: &Checked) -> Result<(), Failure> {
     let t = lg.transport();
     match params.fault {
         Fault::IdtVector => {
-            t.hypercall(LOAD_IDT_ENTRY, [IDT_ENTRIES, 0, 0, 0]);
+            t.load_idt_entry(IDT_ENTRIES, 0, 0);
         }
         Fault::RingGarbage => {
             for s in lg.shared().hcall_status.iter().take(RING_SIZE) {

@@ -29,18 +29,19 @@ use lguest_abi::numbers::{
     GDT_ENTRIES, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM,
 };
 use lguest_abi::numbers::{KERNEL_CS, KERNEL_DS};
+use paging::{A, D, P, PS, RW, US};
 // The mark port is the kernel's boot-block contract with this VMM (not lguest's ABI), and
 // `params` is that contract's one home.
 use lguest_kernel::params::MARK_PORT;
 
+/// Ports the generated `Pio` transport's `out` writes: it writes eax (the width is the
+/// generated instruction's; the spec names only the first port).
+pub const PIO_PORTS: u16 = size_of::<u32>() as u16;
 /// Where the host region is mapped: the first address of the last top-level entry.
 pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
-const _: () = assert!(
-    RESERVE_MEM == 1 << 39,
-    "the host keeps exactly one PML4 entry"
-);
-/// The slot of the host's entry in every top-level table: the one `HOST_VA` falls in.
-pub const HOST_PML4_SLOT: u64 = (HOST_VA >> 39) & 511;
+/// The slot of the host's entry in every top-level table: the one `HOST_VA` falls in (the
+/// shadow MMU's, which also checks that `RESERVE_MEM` is exactly one entry).
+pub const HOST_PML4_SLOT: u64 = host_stubs::mmu::shadow::HOST_INDEX as u64;
 /// Byte offset of that slot in a top-level table.
 pub const HOST_PML4_OFF: u64 = HOST_PML4_SLOT * 8;
 
@@ -130,13 +131,6 @@ pub const fn stack_top() -> u64 {
     va(STACK_OFF + STACK_SIZE)
 }
 
-const P: u64 = 1;
-const RW: u64 = 2;
-const US: u64 = 4;
-const A: u64 = 0x20;
-const D: u64 = 0x40;
-const PS: u64 = 0x80;
-
 /// The entry the host puts in the last slot of every shadow root.
 pub fn host_pml4_entry(host_gpa: u64) -> u64 {
     (host_gpa + PDPT_OFF) | P | RW | A
@@ -160,8 +154,8 @@ pub fn host_region(host_gpa: u64) -> Vec<u8> {
     put(&mut r, TSS_OFF + 0x66, &(IOMAP_BASE as u16).to_le_bytes());
     let map = TSS_OFF + IOMAP_BASE;
     r[map as usize..(map + 0x2000 + 1) as usize].fill(0xff);
-    // The hypercall's `out` writes eax: four ports from Pio::PORT. The mark is one byte.
-    for port in (Pio::PORT..Pio::PORT + 4).chain([MARK_PORT]) {
+    // The hypercall's `out` writes eax: PIO_PORTS ports from Pio::PORT. The mark is one byte.
+    for port in (Pio::PORT..Pio::PORT + PIO_PORTS).chain([MARK_PORT]) {
         let byte = (map + u64::from(port / 8)) as usize;
         r[byte] &= !(1 << (port % 8));
     }
@@ -240,7 +234,7 @@ pub fn real_gdt(guest: &[Segment]) -> [u64; GDT_ENTRIES as usize] {
 /// The real IDT: every vector goes to its host stub, at ring 0 on the host's stack; the
 /// gate's privilege level (who may `int n` it) is the guest's gate's.
 pub fn real_idt(guest: &[Gate]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(IDT_ENTRIES as usize * 16);
+    let mut out = Vec::with_capacity(size_of::<[u128; IDT_ENTRIES as usize]>());
     for v in 0..IDT_ENTRIES {
         let dpl = guest
             .get(v as usize)
@@ -266,8 +260,8 @@ pub fn boot_tables(mem: u64) -> (u64, Vec<u8>) {
     };
     put(pml4, pdpt | P | RW | US | A);
     put(pdpt, pd | P | RW | US | A);
-    for i in 0..mem.div_ceil(2 << 20) {
-        put(pd + i * 8, (i << 21) | P | RW | US | A | D | PS);
+    for i in 0..mem.div_ceil(paging::span(2)) {
+        put(pd + i * 8, (i * paging::span(2)) | P | RW | US | A | D | PS);
     }
     (pml4, t)
 }
@@ -341,7 +335,7 @@ mod tests {
         let r = host_region(0);
         let map = (TSS_OFF + IOMAP_BASE) as usize;
         let open = |port: u16| r[map + usize::from(port / 8)] & (1 << (port % 8)) == 0;
-        assert!((Pio::PORT..Pio::PORT + 4).all(open) && open(MARK_PORT));
+        assert!((Pio::PORT..Pio::PORT + PIO_PORTS).all(open) && open(MARK_PORT));
         assert!(!open(TRAP_PORT) && !open(0x80) && !open(0x3f8));
         assert_eq!(r[map + 0x2000], 0xff, "the byte of ones past the bitmap");
         let rsp0 = u64::from_le_bytes(r[TSS_OFF as usize + 4..][..8].try_into().unwrap());

@@ -24,9 +24,7 @@ const TLS_BYTES: usize = TLS_ENTRIES as usize * 8;
 /// Checks a guest-virtual address: canonical for 4-level paging, and not in the top
 /// `RESERVE_MEM` bytes the host keeps (the original's switcher pages).
 fn check_vaddr(v: Gva) -> Result<(), &'static str> {
-    // 48-bit virtual addresses: bits 63..47 all equal.
-    let top = v >> 47;
-    if top != 0 && top != (1 << 17) - 1 {
+    if !paging::canonical(v) {
         return Err("not a canonical address");
     }
     if v >= 0u64.wrapping_sub(RESERVE_MEM) {

@@ -46,7 +46,9 @@ use vcpu::Cpu;
 /// The interrupt flag, the spec's (the value of `irq_enabled` is the flag's bit).
 const EFLAGS_IF: u64 = lguest_abi::numbers::EFLAGS_IF;
 /// The trap flag (x86 architecture).
-const RFLAGS_TF: u64 = 0x100;
+const RFLAGS_TF: u64 = x86::bits64::rflags::RFlags::FLAGS_TF.bits();
+/// A selector's requested privilege level (x86 architecture): the ring code runs at, in CS.
+const RPL_MASK: u64 = 0b11;
 
 /// Why the VM could not be set up or run (as opposed to the guest being stopped, which
 /// ends in a [`Report`]).

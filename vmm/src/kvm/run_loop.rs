@@ -8,6 +8,7 @@ use host_stubs::clock::Clock;
 use host_stubs::{Kill, Next};
 use kvm_ioctls::VcpuExit;
 use lguest_abi::guest::Pio;
+use lguest_abi::numbers::GUEST_PL;
 use lguest_kernel::params::MARK_PORT;
 use lguest_kernel::workload::Phase;
 
@@ -16,7 +17,7 @@ use crate::run::Config;
 
 use super::kicker::Kicker;
 use super::vcpu::Cpu;
-use super::{Machine, VmError};
+use super::{Machine, RPL_MASK, VmError};
 
 impl Machine {
     /// Runs the guest until it stops: between entries the limits (the run's time limit, the
@@ -42,7 +43,7 @@ impl Machine {
             }
             // Interrupts, only while the guest is at ring 3 (not inside a host stub).
             let sregs = self.cpu.sregs()?;
-            if sregs.cs.selector & 3 == 3 {
+            if u64::from(sregs.cs.selector) & RPL_MASK == GUEST_PL {
                 let rip = self.cpu.regs()?.rip;
                 match self.host.next(rip) {
                     Err(_) => return Ok(()),

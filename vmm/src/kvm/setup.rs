@@ -13,6 +13,9 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuFd, VmFd};
 use lguest_abi::numbers::{IDT_ENTRIES, PAGE_SIZE};
+use x86::bits64::rflags::RFlags;
+use x86::controlregs::{Cr0, Cr4};
+use x86::msr::IA32_LSTAR;
 
 use crate::elf;
 use crate::layout::{self, BOOT_BLOCK, BOOT_CS, BOOT_DS, HOST_SIZE, RO_SIZE, STACK_OFF, TSS_SEL};
@@ -69,7 +72,7 @@ impl Machine {
         host.take_shadow_stale();
         let cr3 = host.shadow_root();
         first_state(&vcpu, entry, cr3)?;
-        let lstar = read_msr(&vcpu, MSR_LSTAR)?;
+        let lstar = read_msr(&vcpu, IA32_LSTAR)?;
 
         let mut vcpu = vcpu;
         let sync = kvm.check_extension(Cap::SyncRegs);
@@ -212,9 +215,14 @@ fn load_images(
 fn first_state(vcpu: &VcpuFd, entry: u64, cr3: u64) -> Result<(), VmError> {
     let gdt = layout::real_gdt(&[]);
     let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
-    sregs.cr0 = 0x8000_0033; // PG | NE | ET | MP | PE
-    sregs.cr4 = 0x620; // OSXMMEXCPT | OSFXSR | PAE
-    sregs.efer = 0x500; // LMA | LME
+    sregs.cr0 = (Cr0::CR0_ENABLE_PAGING
+        | Cr0::CR0_NUMERIC_ERROR
+        | Cr0::CR0_EXTENSION_TYPE
+        | Cr0::CR0_MONITOR_COPROCESSOR
+        | Cr0::CR0_PROTECTED_MODE)
+        .bits() as u64;
+    sregs.cr4 = (Cr4::CR4_UNMASKED_SSE | Cr4::CR4_ENABLE_SSE | Cr4::CR4_ENABLE_PAE).bits() as u64;
+    sregs.efer = EFER_LMA | EFER_LME;
     sregs.cr3 = cr3;
     sregs.cs = layout::kvm_segment(BOOT_CS, gdt[usize::from(BOOT_CS >> 3)]);
     let ds = layout::kvm_segment(BOOT_DS, gdt[usize::from(BOOT_DS >> 3)]);
@@ -227,20 +235,21 @@ fn first_state(vcpu: &VcpuFd, entry: u64, cr3: u64) -> Result<(), VmError> {
     sregs.gdt.base = layout::va(layout::GDT_OFF);
     sregs.gdt.limit = (gdt.len() * 8 - 1) as u16;
     sregs.idt.base = layout::va(layout::IDT_OFF);
-    sregs.idt.limit = (IDT_ENTRIES * 16 - 1) as u16;
+    sregs.idt.limit = (size_of::<[u128; IDT_ENTRIES as usize]>() - 1) as u16;
     vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
     let regs = kvm_regs {
         rip: entry,
         rsp: BOOT_BLOCK,
         rdi: BOOT_BLOCK,
-        rflags: 0x2 | EFLAGS_IF,
+        rflags: RFlags::FLAGS_A1.bits() | EFLAGS_IF,
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))
 }
 
-/// `syscall`'s target (x86 MSR number).
-const MSR_LSTAR: u32 = 0xc000_0082;
+/// EFER's long-mode bits (x86 architecture; the `x86` crate names the MSR, not its bits).
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
 
 fn read_msr(vcpu: &VcpuFd, index: u32) -> Result<u64, VmError> {
     let mut msrs = Msrs::from_entries(&[kvm_msr_entry {

@@ -13,17 +13,18 @@ use lguest_abi::numbers::{
     GDT_ENTRIES, GUEST_PL, HOST_CS_ENTRY, HOST_DS_ENTRY, HOST_TSS_ENTRY, IDT_ENTRIES,
 };
 use lguest_abi::shared::LguestData;
+use x86::irq::{GENERAL_PROTECTION_FAULT_VECTOR, INVALID_OPCODE_VECTOR};
 
 use crate::layout::{self, STUB_FRAME_IRET, STUB_FRAME_OFF, STUB_FRAME_WORDS};
 
-use super::{EFLAGS_IF, Machine, RFLAGS_TF, VmError};
+use super::{EFLAGS_IF, Machine, RFLAGS_TF, RPL_MASK, VmError};
 
 /// Bytes below the interrupted stack pointer left alone when pushing a frame: the System V
 /// red zone, which the prebuilt `core` may use in leaf functions.
 const RED_ZONE: u64 = 128;
 /// Invalid opcode and general protection (x86 exception vectors).
-const UD_VECTOR: u64 = 6;
-const GP_VECTOR: u64 = 13;
+const UD_VECTOR: u64 = INVALID_OPCODE_VECTOR as u64;
+const GP_VECTOR: u64 = GENERAL_PROTECTION_FAULT_VECTOR as u64;
 /// The encodings of `syscall` and `sysenter`.
 const SYSCALL: [u8; 2] = [0x0f, 0x05];
 const SYSENTER: [u8; 2] = [0x0f, 0x34];
@@ -135,7 +136,7 @@ impl Machine {
         let [vector, error, rip, cs, rflags, rsp, ss] = f;
         // Unless replaced below, the stub returns through the frame as the CPU pushed it.
         self.stub_return = Some((vector, cs, ss));
-        if cs & 3 != 3 || vector >= IDT_ENTRIES {
+        if cs & RPL_MASK != GUEST_PL || vector >= IDT_ENTRIES {
             self.kill(Kill::Cpu {
                 what: format!(
                     "exception {vector} in the host's ring-0 code at {rip:#x} (error {error:#x})"
