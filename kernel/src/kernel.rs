@@ -1,4 +1,8 @@
-//! The freestanding half: everything that only exists in the kernel binary.
+//! Room: the kernel binary itself. Its one `'static` guest (shared page, scratch, transport),
+//! the [`Platform`] of a real ring-3 CPU (pages, patching in place, phase marks), and the
+//! entry points the host jumps to: `_start`, the timer and exception stubs (assembly, at the
+//! end) with the Rust they call, and the panic handler. What any freestanding Rust binary
+//! needs from a C runtime is `runtime.rs`.
 
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use lguest_kernel::params::{BootParams, MARK_PORT};
 use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
 
 /// The device-not-available exception (x86).
-const NM_VECTOR: u64 = 7;
+const NM_VECTOR: u64 = x86::irq::DEVICE_NOT_AVAILABLE_VECTOR as u64;
 
 /// Bytes of the kernel stack.
 const STACK_SIZE: usize = 64 * 1024;
@@ -199,95 +203,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     loop {
         core::hint::spin_loop();
     }
-}
-
-/// The prebuilt core is compiled with unwinding and names this symbol; nothing here unwinds
-/// (panic = "abort"), so it is never called.
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
-
-// The C memory functions the compiler calls: the linux-gnu target expects libc to have
-// them, and there is no libc here. `rep movsb`/`rep stosb` keep the compiler from turning
-// them back into calls to themselves.
-
-/// `memcpy`.
-///
-/// # Safety
-///
-/// As C's: `n` bytes at `src` readable, at `dst` writable, not overlapping.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller's contract; rep movsb copies forwards with the direction flag
-    // clear, which the ABI guarantees.
-    unsafe {
-        core::arch::asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _,
-            inout("rcx") n => _, options(nostack, preserves_flags));
-    }
-    dst
-}
-
-/// `memmove`.
-///
-/// # Safety
-///
-/// As C's: `n` bytes at `src` readable and at `dst` writable.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize).wrapping_add(n) {
-        // SAFETY: forwards is safe when dst is below src or past its end.
-        return unsafe { memcpy(dst, src, n) };
-    }
-    // SAFETY: the caller's contract; with the direction flag set rep movsb copies
-    // backwards from the last byte, then the flag is cleared again as the ABI requires.
-    unsafe {
-        core::arch::asm!("std", "rep movsb", "cld",
-            inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
-            inout("rcx") n => _, options(nostack));
-    }
-    dst
-}
-
-/// `memset`.
-///
-/// # Safety
-///
-/// As C's: `n` bytes at `dst` writable.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        core::arch::asm!("rep stosb", inout("rdi") dst => _, in("al") c as u8,
-            inout("rcx") n => _, options(nostack, preserves_flags));
-    }
-    dst
-}
-
-/// `memcmp`.
-///
-/// # Safety
-///
-/// As C's: `n` bytes readable at both.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // SAFETY: the caller's contract; i < n.
-        let (x, y) = unsafe { (a.add(i).read(), b.add(i).read()) };
-        if x != y {
-            return i32::from(x) - i32::from(y);
-        }
-    }
-    0
-}
-
-/// `bcmp`.
-///
-/// # Safety
-///
-/// As C's: `n` bytes readable at both.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    // SAFETY: the same contract.
-    unsafe { memcmp(a, b, n) }
 }
 
 core::arch::global_asm!(

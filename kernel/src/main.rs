@@ -21,3 +21,5 @@ fn main() {
 
 #[cfg(freestanding)]
 mod kernel;
+#[cfg(freestanding)]
+mod runtime;
