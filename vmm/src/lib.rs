@@ -6,7 +6,7 @@
 //!   and trap stubs ([`layout`]), interrupts delivered lguest's way, a kicker thread.
 //! - [`inproc`]: the same workload through a loopback transport.
 //! - [`elf`]: loading the kernel image, bounds-checked.
-//! - [`run`]: the configuration and the report both produce.
+//! - [`run`]: the configuration both backends take; [`report`]: the report both produce.
 
 #![deny(warnings)]
 
@@ -14,6 +14,7 @@ pub mod elf;
 pub mod inproc;
 pub mod kvm;
 pub mod layout;
+pub mod report;
 pub mod run;
 
 pub use run::{Backend, Config, Report};
