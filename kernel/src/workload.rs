@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use guest::pic::{INTERRUPT_GATE, TRAP_GATE, encode_gate};
 use guest::{Instance, Ops};
-use lguest_abi::guest::{LguestHypercalls, Transport};
+use lguest_abi::guest::{LguestHypercalls, Pio, Transport};
 use lguest_abi::numbers::{
     FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, IDT_ENTRIES, NOTIFY, PAGE_SIZE, RESERVE_MEM,
     SHUTDOWN_REASON_MAX,
@@ -497,11 +497,12 @@ pub fn run<I: Instance, P: Platform>(p: &P, params: &Checked) -> Result<(), Fail
             });
         }
         Fault::BadPort => {
-            // SAFETY: deliberately wrong: a port the I/O bitmap opens (the last of the
-            // four the hypercall's `out` of eax writes) but the ABI does not define; the
-            // host ends the guest.
+            let stray = Pio::PORT + Pio::PORT_BYTES - 1;
+            // SAFETY: deliberately wrong: a port the I/O bitmap opens (the last of those
+            // the hypercall's `out` writes) but the ABI does not define; the host ends the
+            // guest.
             unsafe {
-                core::arch::asm!("out dx, al", in("dx") lguest_abi::guest::Pio::PORT + 3, in("al") 0u8,
+                core::arch::asm!("out dx, al", in("dx") stray, in("al") 0u8,
                     options(nomem, nostack, preserves_flags))
             };
             return Err("the host let a write to a stray port through");

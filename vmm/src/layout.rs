@@ -34,9 +34,6 @@ use paging::{A, D, P, PS, RW, US};
 // `params` is that contract's one home.
 use lguest_kernel::params::MARK_PORT;
 
-/// Ports the generated `Pio` transport's `out` writes: it writes eax (the width is the
-/// generated instruction's; the spec names only the first port).
-pub const PIO_PORTS: u16 = size_of::<u32>() as u16;
 /// Where the host region is mapped: the first address of the last top-level entry.
 pub const HOST_VA: u64 = 0u64.wrapping_sub(RESERVE_MEM);
 /// The slot of the host's entry in every top-level table: the one `HOST_VA` falls in (the
@@ -154,8 +151,8 @@ pub fn host_region(host_gpa: u64) -> Vec<u8> {
     put(&mut r, TSS_OFF + 0x66, &(IOMAP_BASE as u16).to_le_bytes());
     let map = TSS_OFF + IOMAP_BASE;
     r[map as usize..(map + 0x2000 + 1) as usize].fill(0xff);
-    // The hypercall's `out` writes eax: PIO_PORTS ports from Pio::PORT. The mark is one byte.
-    for port in (Pio::PORT..Pio::PORT + PIO_PORTS).chain([MARK_PORT]) {
+    // The hypercall's `out` writes Pio::PORT_BYTES ports from Pio::PORT. The mark is one byte.
+    for port in (Pio::PORT..Pio::PORT + Pio::PORT_BYTES).chain([MARK_PORT]) {
         let byte = (map + u64::from(port / 8)) as usize;
         r[byte] &= !(1 << (port % 8));
     }
@@ -335,7 +332,7 @@ mod tests {
         let r = host_region(0);
         let map = (TSS_OFF + IOMAP_BASE) as usize;
         let open = |port: u16| r[map + usize::from(port / 8)] & (1 << (port % 8)) == 0;
-        assert!((Pio::PORT..Pio::PORT + PIO_PORTS).all(open) && open(MARK_PORT));
+        assert!((Pio::PORT..Pio::PORT + Pio::PORT_BYTES).all(open) && open(MARK_PORT));
         assert!(!open(TRAP_PORT) && !open(0x80) && !open(0x3f8));
         assert_eq!(r[map + 0x2000], 0xff, "the byte of ones past the bitmap");
         let rsp0 = u64::from_le_bytes(r[TSS_OFF as usize + 4..][..8].try_into().unwrap());

@@ -127,6 +127,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     }
 }
 
+/// Bytes an `out` transport writes: every one writes eax.
+const OUT_BYTES: u16 = 4;
+
 fn reg_lit(r: Reg) -> String {
     r.name().to_string()
 }
@@ -183,9 +186,14 @@ fn transport(spec: &Spec, t: &Transport, is_default: bool) -> TokenStream {
     // A host needs the port to tell hypercall exits from other port I/O.
     let port_const = t.port.map(|p| {
         let p = syn::LitInt::new(&format!("{p:#x}"), proc_macro2::Span::call_site());
+        let bytes = proc_macro2::Literal::u16_unsuffixed(OUT_BYTES);
         quote! {
             /// The I/O port the call number is written to: a host serves this port's exits.
             pub const PORT: u16 = #p;
+
+            /// Bytes the `out` writes from [`Self::PORT`] (it writes eax): the call touches
+            /// ports `PORT..PORT + PORT_BYTES`, which a host's I/O permissions must let trap.
+            pub const PORT_BYTES: u16 = #bytes;
         }
     });
     let safety_comment = super::comment(&format!(
@@ -450,6 +458,7 @@ fn asm_call(spec: &Spec, t: &Transport, all: bool) -> (Vec<String>, Vec<TokenStr
     let insn = match t.instruction {
         Instruction::Vmcall => "vmcall".to_string(),
         Instruction::Vmmcall => "vmmcall".to_string(),
+        // eax: OUT_BYTES wide.
         Instruction::Out => match t.port {
             Some(p) if p <= 0xff => format!("out {p:#x}, eax"),
             _ => "out dx, eax".to_string(),
