@@ -21,6 +21,8 @@
 //!
 //! Bit layouts of descriptors and page-table entries are x86 architecture, not ABI.
 
+use std::mem::offset_of;
+
 use guest::pic::{INTERRUPT_GATE, encode_gate};
 use host_stubs::desc::{Gate, Segment, fix_segment, has_error_code};
 use lguest_abi::guest::Pio;
@@ -30,6 +32,7 @@ use lguest_abi::numbers::{
 };
 use lguest_abi::numbers::{KERNEL_CS, KERNEL_DS};
 use paging::{A, D, P, PS, RW, US};
+use x86::bits64::task::TaskStateSegment;
 // The mark port is the kernel's boot-block contract with this VMM (not lguest's ABI), and
 // `params` is that contract's one home.
 use lguest_kernel::params::MARK_PORT;
@@ -103,9 +106,13 @@ pub const HOST_CS: u16 = (HOST_CS_ENTRY * 8) as u16;
 pub const HOST_DS: u16 = (HOST_DS_ENTRY * 8) as u16;
 /// Selector of the TSS.
 pub const TSS_SEL: u16 = (HOST_TSS_ENTRY * 8) as u16;
-/// The TSS's limit: 104 bytes, the bitmap, and the byte of ones that must end it.
-pub const TSS_LIMIT: u64 = 0x68 + 0x2000;
-const IOMAP_BASE: u64 = 0x68;
+/// Where the I/O permission bitmap starts in the TSS: right after the TSS itself.
+const IOMAP_BASE: u64 = size_of::<TaskStateSegment>() as u64;
+/// The bitmap's bytes: a bit per port.
+const IOMAP_BYTES: u64 = (u16::MAX as u64 + 1) / 8;
+/// The TSS's limit (its last byte): the TSS, the bitmap, and the byte of ones that must end
+/// it.
+pub const TSS_LIMIT: u64 = IOMAP_BASE + IOMAP_BYTES;
 
 /// The guest's boot segments, the spec's kernel selectors with the guest's privilege level
 /// (lguest's host likewise starts the guest on `__KERNEL_CS|GUEST_PL`).
@@ -147,10 +154,12 @@ pub fn host_region(host_gpa: u64) -> Vec<u8> {
         put(&mut r, STUBS_OFF + v * STUB_SIZE, &stub_code(v));
     }
     // TSS: RSP0, then the I/O map base; the bitmap denies every port but the ABI's.
-    put(&mut r, TSS_OFF + 4, &stack_top().to_le_bytes());
-    put(&mut r, TSS_OFF + 0x66, &(IOMAP_BASE as u16).to_le_bytes());
+    let rsp0 = offset_of!(TaskStateSegment, rsp) as u64;
+    put(&mut r, TSS_OFF + rsp0, &stack_top().to_le_bytes());
+    let iomap = offset_of!(TaskStateSegment, iomap_base) as u64;
+    put(&mut r, TSS_OFF + iomap, &(IOMAP_BASE as u16).to_le_bytes());
     let map = TSS_OFF + IOMAP_BASE;
-    r[map as usize..(map + 0x2000 + 1) as usize].fill(0xff);
+    r[map as usize..(map + IOMAP_BYTES + 1) as usize].fill(0xff);
     // The hypercall's `out` writes Pio::PORT_BYTES ports from Pio::PORT. The mark is one byte.
     for port in (Pio::PORT..Pio::PORT + Pio::PORT_BYTES).chain([MARK_PORT]) {
         let byte = (map + u64::from(port / 8)) as usize;
