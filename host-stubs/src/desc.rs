@@ -137,6 +137,59 @@ impl Segment {
     pub fn dpl(&self) -> u32 {
         (self.hi & SEG_DPL) >> 13
     }
+
+    /// The entry from its little-endian `u64`.
+    pub fn from_raw(raw: u64) -> Segment {
+        Segment {
+            lo: raw as u32,
+            hi: (raw >> 32) as u32,
+        }
+    }
+
+    /// Its base address (bits 31:0; a system segment's upper half is the next entry).
+    pub fn base(&self) -> u32 {
+        (self.lo >> 16) | ((self.hi & 0xff) << 16) | (self.hi & 0xff00_0000)
+    }
+
+    /// Its limit in bytes, the last valid offset (scaled by 4 KiB when granular).
+    pub fn limit(&self) -> u32 {
+        let raw = (self.lo & 0xffff) | (self.hi & 0xf_0000);
+        if self.granular() {
+            (raw << 12) | 0xfff
+        } else {
+            raw
+        }
+    }
+
+    /// The type field (4 bits: code/data flags, or a system segment's type).
+    pub fn seg_type(&self) -> u8 {
+        ((self.hi >> 8) & 0xf) as u8
+    }
+
+    /// The S bit: a code or data segment (set) rather than a system one.
+    pub fn code_or_data(&self) -> bool {
+        self.hi & (1 << 12) != 0
+    }
+
+    /// The AVL bit, free for software.
+    pub fn avl(&self) -> bool {
+        self.hi & (1 << 20) != 0
+    }
+
+    /// The L bit: 64-bit code.
+    pub fn long(&self) -> bool {
+        self.hi & (1 << 21) != 0
+    }
+
+    /// The D/B bit: 32-bit default operand size.
+    pub fn db(&self) -> bool {
+        self.hi & (1 << 22) != 0
+    }
+
+    /// The G bit: the limit counts 4 KiB pages.
+    pub fn granular(&self) -> bool {
+        self.hi & (1 << 23) != 0
+    }
 }
 
 /// The original's `fixup_gdt_table` for one entry: a present entry with DPL 0 gets the
@@ -235,5 +288,23 @@ mod tests {
         assert_eq!(fix_segment(0xffff, 0x00af_fa00).dpl(), 3);
         // Not present: untouched.
         assert_eq!(fix_segment(0, 0), Segment { lo: 0, hi: 0 });
+    }
+
+    #[test]
+    fn segments_decode_every_field() {
+        // A flat 64-bit code segment at ring 3, accessed.
+        let code = Segment::from_raw(0x00af_fb00_0000_ffff);
+        assert_eq!((code.base(), code.limit()), (0, u32::MAX));
+        assert_eq!((code.seg_type(), code.dpl()), (0xb, 3));
+        assert!(code.present() && code.code_or_data() && code.long() && code.granular());
+        assert!(!code.db() && !code.avl());
+        // A 64-bit TSS at 0x1234_5678, limit 0x2067, byte-granular: a system segment.
+        let tss = Segment::from_raw(0x1200_8b34_5678_2067);
+        assert_eq!(
+            (tss.base(), tss.limit(), tss.seg_type()),
+            (0x1234_5678, 0x2067, 0xb)
+        );
+        assert!(tss.present() && !tss.code_or_data() && !tss.granular() && !tss.long());
+        assert_eq!(Segment::from_raw(tss.raw()), tss);
     }
 }

@@ -272,26 +272,22 @@ pub fn boot_tables(mem: u64) -> (u64, Vec<u8>) {
     (pml4, t)
 }
 
-/// A `kvm_segment` for `selector` from its 8-byte descriptor.
+/// A `kvm_segment` for `selector` from its 8-byte descriptor (decoded by
+/// [`host_stubs::desc::Segment`], the one reader of descriptor bits).
 pub fn kvm_segment(selector: u16, desc: u64) -> kvm_bindings::kvm_segment {
-    let limit = (desc & 0xffff) | ((desc >> 32) & 0xf_0000);
-    let g = (desc >> 55) & 1;
+    let d = Segment::from_raw(desc);
     kvm_bindings::kvm_segment {
-        base: ((desc >> 16) & 0xff_ffff) | ((desc >> 32) & 0xff00_0000),
-        limit: if g == 1 {
-            ((limit << 12) | 0xfff) as u32
-        } else {
-            limit as u32
-        },
+        base: u64::from(d.base()),
+        limit: d.limit(),
         selector,
-        type_: ((desc >> 40) & 0xf) as u8,
-        present: ((desc >> 47) & 1) as u8,
-        dpl: ((desc >> 45) & 3) as u8,
-        db: ((desc >> 54) & 1) as u8,
-        s: ((desc >> 44) & 1) as u8,
-        l: ((desc >> 53) & 1) as u8,
-        g: g as u8,
-        avl: ((desc >> 52) & 1) as u8,
+        type_: d.seg_type(),
+        present: d.present().into(),
+        dpl: d.dpl() as u8,
+        db: d.db().into(),
+        s: d.code_or_data().into(),
+        l: d.long().into(),
+        g: d.granular().into(),
+        avl: d.avl().into(),
         unusable: 0,
         padding: 0,
     }
