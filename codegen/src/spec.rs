@@ -217,9 +217,19 @@ pub struct Const {
     /// snake_case name.
     pub name: Sp<String>,
     /// Value.
-    pub value: u64,
+    pub value: ConstValue,
     /// What it means.
     pub doc: Option<String>,
+}
+
+/// What a `[consts]` entry holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConstValue {
+    /// A number (`value = N`), which other numbers may name.
+    Int(u64),
+    /// A text (`text = "..."`): a string both sides must agree on, such as a reason a
+    /// guest gives. Never part of a number.
+    Text(String),
 }
 
 /// An unsigned integer type of the ABI.

@@ -40,6 +40,7 @@ const RULES: &[(&str, &str)] = &[
     ("many_errors", "has 4 problems"),
     ("offset_mismatch", "the C layout rules put it at 8"),
     ("range_unknown_const", "unknown const `gdt_entrys`"),
+    ("const_text_as_number", "is a text, not a number"),
     ("unsafe_without_safety", "has no `safety`"),
     ("wrong_value_type", "must be an integer, not a string"),
     ("value_out_of_range", "must be between 0 and 2^64-1"),

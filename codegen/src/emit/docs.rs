@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::check::{field_size_align, shared_size, slot_size};
 use crate::names::upper;
-use crate::spec::Spec;
+use crate::spec::{ConstValue, Spec};
 
 fn cell(s: &str) -> String {
     s.split_whitespace()
@@ -206,12 +206,15 @@ pub(crate) fn markdown(spec: &Spec, header: &str) -> String {
         let _ = writeln!(o, "| Name | Value | Meaning |");
         let _ = writeln!(o, "|---|---|---|");
         for c in &spec.consts {
+            let value = match &c.value {
+                ConstValue::Int(n) => format!("{n} ({n:#x})"),
+                ConstValue::Text(t) => format!("`` {t:?} `` (text)"),
+            };
             let _ = writeln!(
                 o,
-                "| `{}` | {} ({:#x}) | {} |",
+                "| `{}` | {} | {} |",
                 upper(&c.name.v),
-                c.value,
-                c.value,
+                cell(&value),
                 cell(c.doc.as_deref().unwrap_or(""))
             );
         }

@@ -5,7 +5,7 @@ use quote::{format_ident, quote};
 
 use super::{Module, doc, nr_const, usize_lit, variant};
 use crate::names::upper;
-use crate::spec::Spec;
+use crate::spec::{ConstValue, Spec};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
     let name = &spec.abi.name.v;
@@ -23,12 +23,17 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     });
     let named_consts = spec.consts.iter().map(|c| {
         let id = format_ident!("{}", upper(&c.name.v));
-        let v = super::int_lit(c.value, crate::spec::Prim::U64);
         let d = doc(c
             .doc
             .as_deref()
             .unwrap_or(&format!("The constant `{}`.", c.name.v)));
-        quote! { #d pub const #id: u64 = #v; }
+        match &c.value {
+            ConstValue::Int(n) => {
+                let v = super::int_lit(*n, crate::spec::Prim::U64);
+                quote! { #d pub const #id: u64 = #v; }
+            }
+            ConstValue::Text(t) => quote! { #d pub const #id: &str = #t; },
+        }
     });
     let variants = hc.iter().map(|h| {
         let v = variant(&h.name.v);

@@ -178,7 +178,11 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
     }
     for c in &spec.consts {
         let n = c.name.v.as_str();
-        o.put(&["const", n], Value::Int(c.value), &[K("consts"), K(n)]);
+        let v = match &c.value {
+            ConstValue::Int(n) => Value::Int(*n),
+            ConstValue::Text(t) => Value::Str(t.clone()),
+        };
+        o.put(&["const", n], v, &[K("consts"), K(n)]);
     }
     for t in &spec.types {
         let n = t.name.v.as_str();

@@ -24,7 +24,7 @@ mod toml;
 pub(crate) use toml::fence_opener;
 mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ::toml::de::DeTable;
 
@@ -54,6 +54,7 @@ pub fn parse(src: &str, d: &mut Diagnostics) -> Option<Spec> {
     let mut p = Parser {
         d,
         consts: HashMap::new(),
+        texts: HashSet::new(),
     };
     p.spec(&root)
 }
@@ -62,6 +63,8 @@ struct Parser<'d> {
     d: &'d mut Diagnostics,
     /// `[consts]` by name, for numbers that name one.
     consts: HashMap<String, u64>,
+    /// `[consts]` that are texts, so a number naming one is told so.
+    texts: HashSet<String>,
 }
 
 const ROOT_KEYS: &[&str] = &[

@@ -1,14 +1,15 @@
-//! Room: numbers: `[consts]`, and the values that may name one (`range` bounds, `init`,
-//! enum values: `"gdt_entries - 1"`), resolved with checked arithmetic.
+//! Room: numbers: `[consts]` (numbers, and the texts a spec may name beside them), and the
+//! values that may name one (`range` bounds, `init`, enum values: `"gdt_entries - 1"`),
+//! resolved with checked arithmetic.
 
 use super::Parser;
-use super::toml::{Obj, Val, as_obj, check_name, int_form, kind_name};
+use super::toml::{Obj, Val, as_obj, check_name, int_form, kind_name, text_problem};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::*;
 use ::toml::de::DeValue;
 
 impl Parser<'_> {
-    /// `[consts]`: named numbers, which later numbers may name.
+    /// `[consts]`: named numbers, which later numbers may name, and named texts.
     pub(super) fn consts(&mut self, o: &Obj<'_, '_>) -> Vec<Const> {
         let mut out = Vec::new();
         for (k, v) in o.t.iter() {
@@ -16,13 +17,33 @@ impl Parser<'_> {
             let what = format!("const `{}`", name.v);
             let (value, doc) = match v.get_ref() {
                 DeValue::Table(_) => {
-                    let Some(c) = as_obj(self.d, v, what, &name.v) else {
+                    let Some(c) = as_obj(self.d, v, what.clone(), &name.v) else {
                         continue;
                     };
-                    c.check_keys(self.d, &["value", "doc"]);
-                    (c.req_int(self.d, "value", "0"), c.opt_text(self.d, "doc"))
+                    c.check_keys(self.d, &["value", "text", "doc"]);
+                    let value = match (c.get("value"), c.get("text")) {
+                        (Some(_), Some(t)) => {
+                            self.d.push(
+                                Diagnostic::new(
+                                    t.span(),
+                                    format!("{what} has both `value` and `text`"),
+                                )
+                                .help("a const is a number (`value`) or a text (`text`), not both"),
+                            );
+                            None
+                        }
+                        (None, Some(t)) => self.const_text(&c, t, &what),
+                        _ => c
+                            .req_int(self.d, "value", "0")
+                            .map(|n| Sp::new(ConstValue::Int(n.v), n.span)),
+                    };
+                    (value, c.opt_text(self.d, "doc"))
                 }
-                DeValue::Integer(_) => (o.int_at(self.d, &name.v, v), None),
+                DeValue::Integer(_) => (
+                    o.int_at(self.d, &name.v, v)
+                        .map(|n| Sp::new(ConstValue::Int(n.v), n.span)),
+                    None,
+                ),
                 other => {
                     self.d.push(
                         Diagnostic::new(
@@ -44,7 +65,14 @@ impl Parser<'_> {
                 continue;
             }
             if let Some(value) = value {
-                self.consts.insert(name.v.clone(), value.v);
+                match &value.v {
+                    ConstValue::Int(n) => {
+                        self.consts.insert(name.v.clone(), *n);
+                    }
+                    ConstValue::Text(_) => {
+                        self.texts.insert(name.v.clone());
+                    }
+                }
                 out.push(Const {
                     name,
                     value: value.v,
@@ -53,6 +81,20 @@ impl Parser<'_> {
             }
         }
         out
+    }
+
+    /// A const's `text`: exactly as written (it becomes a string literal, so it may be
+    /// empty), refused only where a literal could not carry it.
+    fn const_text(&mut self, c: &Obj<'_, '_>, v: &Val<'_>, what: &str) -> Option<Sp<ConstValue>> {
+        let s = c.str_at(self.d, "text", v)?;
+        if let Some(p) = text_problem(&s.v) {
+            self.d.push(
+                Diagnostic::new(s.span, format!("`text` of {what} contains {p}"))
+                    .help("remove it: the text becomes a string literal of the generated code"),
+            );
+            return None;
+        }
+        Some(Sp::new(ConstValue::Text(s.v), s.span))
     }
 
     /// A number that may name a const: an integer, or `"const"`, `"const - N"`,
@@ -115,6 +157,16 @@ impl Parser<'_> {
             return None;
         };
         let Some(base) = self.consts.get(name).copied() else {
+            if self.texts.contains(name) {
+                self.d.push(
+                    Diagnostic::new(
+                        v.span(),
+                        format!("const `{name}` in {key} of {what} is a text, not a number"),
+                    )
+                    .help("name a const with a `value`"),
+                );
+                return None;
+            }
             let names: Vec<&str> = self.consts.keys().map(String::as_str).collect();
             let mut diag = Diagnostic::new(
                 v.span(),
