@@ -5,13 +5,28 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::guest::{LguestHypercalls, Transport};
 use crate::abi::lazy::{Batch, RingCursor, Sent};
-use crate::abi::numbers::NOTIFY_MAX;
+use crate::abi::numbers::{self, NOTIFY_MAX};
 use crate::abi::shared::LguestData;
 use crate::hw::{RawCpuid, Translate};
 
-/// The reason `power_off` sends, NUL-terminated as the host expects: a host tells a clean
-/// power-off by it.
-pub const POWER_DOWN: &[u8; 11] = b"Power down\0";
+/// The reason `power_off` sends (the spec's `POWER_DOWN`), NUL-terminated as the host
+/// expects: a host tells a clean power-off by it.
+pub const POWER_DOWN: &[u8; POWER_DOWN_BYTES] = &nul_terminated(numbers::POWER_DOWN);
+
+/// Bytes of [`POWER_DOWN`], its NUL included.
+const POWER_DOWN_BYTES: usize = numbers::POWER_DOWN.len() + 1;
+
+/// `text` and a NUL, at compile time.
+const fn nul_terminated(text: &str) -> [u8; POWER_DOWN_BYTES] {
+    let mut out = [0; POWER_DOWN_BYTES];
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
 
 /// Guest memory the paravirt layer hands to the host by address: the early console's
 /// scratch buffer and the power-off reason (the seed's `static char scratch[]` and its
@@ -23,7 +38,7 @@ pub const POWER_DOWN: &[u8; 11] = b"Power down\0";
 #[derive(Debug)]
 pub struct Scratch {
     pub(crate) console: spin::Mutex<[u8; NOTIFY_MAX as usize]>,
-    pub(crate) power_down: [u8; 11],
+    pub(crate) power_down: [u8; POWER_DOWN_BYTES],
 }
 
 impl Scratch {

@@ -5,6 +5,7 @@
 use host_stubs::Host;
 use host_stubs::Stop;
 use host_stubs::clock::Clock;
+use lguest_abi::numbers::POWER_DOWN;
 use lguest_abi::types::ShutdownKind;
 use serde_json::json;
 
@@ -121,10 +122,8 @@ impl ShadowCounts {
 impl Report {
     /// Whether the guest powered off cleanly: the `power_off` op's own reason.
     pub fn clean(&self) -> bool {
-        let power_down = guest::lguest::POWER_DOWN;
-        let text = &power_down[..power_down.len() - 1];
         matches!(&self.stop, Stop::Shutdown(s)
-            if s.kind == ShutdownKind::Poweroff && s.reason.as_bytes() == text)
+            if s.kind == ShutdownKind::Poweroff && s.reason == POWER_DOWN)
     }
 
     /// Adds an earlier boot's counts to this one's (after a restart).
