@@ -198,7 +198,8 @@ fn patch_sites<P: Platform>(p: &P) -> (usize, usize) {
     let sites = pv_sites::sites();
     for r in sites {
         let len = usize::from(r.len);
-        let mut copy = [pv_sites::NOP; 255];
+        // The longest site a record can describe (its `len` is a byte).
+        let mut copy = [pv_sites::NOP; u8::MAX as usize];
         let buf: &mut [u8] = if p.code_writable() {
             // SAFETY: the record points at `len` bytes of this program's code, mapped
             // writable (the kernel maps its image read-write), and nothing executes them
@@ -587,7 +588,8 @@ fn mmu_workload<I: Instance, P: Platform>(
     map(p, pgdir, MMU_BASE, 0)?;
     if pages > 1 {
         map(p, pgdir, MMU_BASE + (pages - 1) * PAGE_SIZE, 0)?;
-        for i in (0..pages).step_by(512) {
+        // One page per leaf table: its entries each map a page.
+        for i in (0..pages).step_by(paging::ENTRIES) {
             map(p, pgdir, MMU_BASE + i * PAGE_SIZE, 0)?;
         }
     }
