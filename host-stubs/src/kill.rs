@@ -224,9 +224,11 @@ pub enum Kill {
     },
     /// LOAD_IDT_ENTRY with a present gate that is neither an interrupt nor a trap gate.
     #[error(
-        "hypercall {}: argument `{}` = {lo:#x}: vector {vector} is a present gate of type {gate_type:#x}, neither an interrupt (0xe) nor a trap (0xf) gate",
+        "hypercall {}: argument `{}` = {lo:#x}: vector {vector} is a present gate of type {gate_type:#x}, neither an interrupt ({:#x}) nor a trap ({:#x}) gate",
         IDT_LO.call(),
-        IDT_LO.name()
+        IDT_LO.name(),
+        crate::desc::INTERRUPT_GATE,
+        crate::desc::TRAP_GATE
     )]
     BadGate {
         /// The vector.
