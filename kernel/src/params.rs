@@ -2,11 +2,31 @@
 //! physical address arrives in `rdi` (the place of Linux's `boot_params`).
 //!
 //! The block is not part of the lguest ABI (the spec knows nothing of it): it is the
-//! contract between this kernel and `lguest-run`, which both compile from this file.
+//! contract between this kernel and `lguest-run`, which both compile from this file, as are
+//! the benchmark marks ([`MARK_PORT`], [`Phase`]).
 
-/// The port the kernel writes a [`crate::workload::Phase`] to, so the host can count
-/// between phases. Not part of the lguest ABI: a benchmark hook, like a debug port.
+/// The port the kernel writes a [`Phase`] to, so the host can count between phases. Not
+/// part of the lguest ABI: a benchmark hook, like a debug port.
 pub const MARK_PORT: u16 = 0xf6;
+
+/// Boundaries the host counts between (its exits, calls and time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// The mmu workload starts.
+    MmuStart = 1,
+    /// The mmu workload is done (its last queued calls flushed).
+    MmuEnd = 2,
+}
+
+impl Phase {
+    /// From the byte the kernel sends.
+    pub fn from_raw(v: u8) -> Option<Phase> {
+        [Phase::MmuStart, Phase::MmuEnd]
+            .into_iter()
+            .find(|p| *p as u8 == v)
+    }
+}
 
 /// `BootParams::magic`: "lguestk1".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"lguestk1");

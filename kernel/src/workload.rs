@@ -55,24 +55,8 @@ pub(crate) const UPPER: u64 = paging::P | paging::RW | paging::US;
 /// Present, writable, user, accessed, dirty: leaves.
 pub(crate) const LEAF: u64 = UPPER | paging::A | paging::D;
 
-/// Boundaries the host counts between (its exits, calls and time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Phase {
-    /// The mmu workload starts.
-    MmuStart = 1,
-    /// The mmu workload is done (its last queued calls flushed).
-    MmuEnd = 2,
-}
-
-impl Phase {
-    /// From the byte the kernel sends.
-    pub fn from_raw(v: u8) -> Option<Phase> {
-        [Phase::MmuStart, Phase::MmuEnd]
-            .into_iter()
-            .find(|p| *p as u8 == v)
-    }
-}
+// The phase marks are the kernel's contract with the host, with the mark port.
+pub use crate::params::Phase;
 
 /// What differs between the freestanding kernel and the in-process run.
 pub trait Platform {

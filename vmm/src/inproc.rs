@@ -23,7 +23,8 @@ use lguest_abi::guest::Transport;
 use lguest_abi::numbers::{ARG_REGS, EFLAGS_IF, IRQS, PAGE_SIZE};
 use lguest_abi::shared::LguestData;
 use lguest_abi::types::TsState;
-use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Phase, Platform};
+use lguest_kernel::params::Phase;
+use lguest_kernel::workload::{self, EXCEPTIONS, KERNEL_CS, Platform};
 
 use crate::run::{Backend, Config, Report, Snapshot, host_counts, host_total_calls};
 

@@ -35,7 +35,7 @@ use host_stubs::clock::SystemClock;
 use host_stubs::desc::{Gate, Segment};
 use host_stubs::{GuestMem, Host, Kill, Stop};
 use kvm_ioctls::VmFd;
-use lguest_kernel::workload::Phase;
+use lguest_kernel::params::Phase;
 
 use crate::elf::ElfError;
 use crate::run::{Backend, Config, Report, Snapshot, host_counts, host_total_calls};

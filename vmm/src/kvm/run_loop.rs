@@ -10,7 +10,7 @@ use kvm_ioctls::VcpuExit;
 use lguest_abi::guest::Pio;
 use lguest_abi::numbers::GUEST_PL;
 use lguest_kernel::params::MARK_PORT;
-use lguest_kernel::workload::Phase;
+use lguest_kernel::params::Phase;
 
 use crate::layout;
 use crate::run::Config;
