@@ -89,3 +89,48 @@ fn struct_and_memory_argument_changes_are_classified() {
         }
     }
 }
+
+/// lguest's SHUTDOWN and NOTIFY went from a bare address to a string in guest memory: the
+/// register and its wire type stay, the host now reads and checks what it points at. A host
+/// built from the new spec refuses what an old guest could pass, so it is breaking, and the
+/// report says so in those words (not as an argument added).
+#[test]
+fn an_address_that_becomes_a_memory_argument_is_a_tightening() {
+    let spec = |arg: &str| {
+        format!(
+            "[abi]\nname = \"t\"\nversion = 1\n\n[abi.transport.vmcall]\ninstruction = \"vmcall\"\nnr = \"rax\"\nargs = [\"rdi\", \"rsi\"]\nret = \"rax\"\n\n[[hypercall]]\nname = \"say\"\nnr = 1\ndoc = \"Say something.\"\nargs = [{arg}, {{ name = \"n\", type = \"u64\" }}]\n"
+        )
+    };
+    let old = spec("{ name = \"text\", type = \"u64\" }");
+    let new = spec("{ name = \"text\", type = \"str\", max = 15 }");
+    let load = |src: &str| {
+        let s = codegen::load("t.toml", src).unwrap_or_else(|d| panic!("{d}"));
+        Facts::from_spec(&s, "t.toml", src)
+    };
+    let r = Report::new(&load(&old), &load(&new));
+    let c = r
+        .changes
+        .iter()
+        .find(|c| c.path.to_string() == "hypercall.say.mem.0")
+        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    assert_eq!(c.class, Class::Breaking);
+    assert_eq!(
+        c.what,
+        "argument 0 of hypercall `say` now names a `str` in guest memory"
+    );
+    let old_guest = format!("{:?}", c.old_guest);
+    assert!(
+        old_guest.contains("may pass any value in argument 0"),
+        "{old_guest}"
+    );
+    assert_eq!(c.new_guest, codegen::lock::Verdict::Works);
+    // And back: the old guest's strings still work on a host that takes any address.
+    let r = Report::new(&load(&new), &load(&old));
+    let c = r
+        .changes
+        .iter()
+        .find(|c| c.path.to_string() == "hypercall.say.mem.0")
+        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    assert_eq!(c.class, Class::Breaking);
+    assert_eq!(c.old_guest, codegen::lock::Verdict::Works);
+}

@@ -902,20 +902,73 @@ fn entity_words(e: &Entity, key: &Key, added: bool, a: &Facts, b: &Facts) -> Wor
             }
         }
         ("hypercall", _, _) if key.0.len() == 4 && key.seg(2) == "mem" => {
-            let call = key.seg(1);
-            if added {
+            // A memory argument: over a register the other side has as a plain value (an
+            // address its host read by hand, or not at all), or in a struct field.
+            let (call, side) = (key.seg(1), if added { b } else { a });
+            let fact = |leaf: &str| {
+                let mut k = key.clone();
+                k.0.push(Seg::Name(leaf.into()));
+                side.map
+                    .get(&k)
+                    .and_then(|f| f.value.str().map(String::from))
+            };
+            let mem_kind = fact("kind").unwrap_or_default();
+            let at = fact("at").unwrap_or_default();
+            let written = fact("dir").is_some_and(|d| d != "in");
+            // The register argument it travels in, if the other side has it too.
+            let other = if added { a } else { b };
+            let reg = at.strip_prefix("arg ").filter(|i| {
+                let k = Key::parse(&format!("hypercall.{call}.arg.{i}.type"));
+                other.map.contains_key(&k)
+            });
+            let strict = format!(
+                "reads as the address of a `{mem_kind}` in guest memory, refusing the call where that memory breaks the spec (outside memory, over its maximum, misaligned, no NUL)"
+            );
+            let plain = "takes as a plain value, never reading or writing the memory";
+            if let Some(i) = reg {
+                w.what = format!(
+                    "argument {i} of hypercall `{call}` {} a `{mem_kind}` in guest memory",
+                    if added {
+                        "now names"
+                    } else {
+                        "no longer names"
+                    }
+                );
+                let loose = format!(
+                    "may pass any value in argument {i} of `{call}`, which a host built from"
+                );
+                // The address still travels in the same register: the side that reads memory
+                // refuses what the other accepted; one that expects memory written back does
+                // not get it.
+                let unwritten = |guest: &str, host: &str| {
+                    fails(format!(
+                        "a guest built from {guest} expects the `{mem_kind}` at argument {i} of `{call}` written back, which a host built from {host} {plain}"
+                    ))
+                };
+                if added {
+                    w.old_guest = fails(format!("a guest built from OLD {loose} NEW {strict}"));
+                    if written {
+                        w.new_guest = unwritten("NEW", "OLD");
+                    }
+                } else {
+                    w.new_guest = fails(format!("a guest built from NEW {loose} OLD {strict}"));
+                    if written {
+                        w.old_guest = unwritten("OLD", "NEW");
+                    }
+                }
+            } else if added {
                 w.old_guest = fails(format!(
-                    "a guest built from OLD passes {owner} as a plain value, where a host built from NEW reads or writes guest memory and refuses the call when that memory breaks the spec"
+                    "a guest built from OLD passes {owner} as a plain value, where a host built from NEW {strict}"
                 ));
                 w.new_guest = fails(format!(
-                    "a guest built from NEW passes an address for `{call}` that a host built from OLD takes as a plain value, never reading or writing the memory"
+                    "a guest built from NEW passes an address for `{call}` that a host built from OLD {plain}"
                 ));
             } else {
                 w.old_guest = fails(format!(
-                    "a guest built from OLD passes {owner} as an address, which a host built from NEW takes as a plain value, never reading or writing the memory"
+                    "a guest built from OLD passes {owner} as an address, which a host built from NEW {plain}"
                 ));
                 w.new_guest = fails(format!(
-                    "a guest built from NEW passes a plain value for `{call}` where a host built from OLD reads or writes guest memory"
+                    "a guest built from NEW passes a plain value for `{call}` where a host built from OLD {strict}"
                 ));
             }
         }
