@@ -30,25 +30,17 @@ impl RawCpuid for NativeCpuid {
     }
 }
 
-/// `__pa()`: the guest-physical address of a guest-virtual one.
+/// `__pa()`: the guest-physical address of a guest-virtual one. The generated trait the
+/// wrappers of calls with memory arguments take (SHUTDOWN's reason, NOTIFY's text), so the
+/// guest never computes such an address by hand; this crate uses it for the other pointers it
+/// hands the host too (the shared page, page tables, the TLS array).
 ///
 /// The Host always prefers that the Guest speak in physical addresses rather than virtual
-/// addresses, so every pointer the guest hands the host (the shared page, page tables, the
-/// TLS array, strings) goes through here. An implementation must map every address this
-/// crate passes it: the shared page, the [`crate::Scratch`] buffers, page tables, and the
-/// strings given to `restart`/`panic`. An address it cannot map is a kernel bug, as it is for
-/// Linux's `__pa()`.
-pub trait Translate {
-    /// The guest-physical address of guest-virtual address `va`.
-    fn pa(&self, va: *const u8) -> Gpa;
-}
-
-impl<P: Translate + ?Sized> Translate for &P {
-    #[inline]
-    fn pa(&self, va: *const u8) -> Gpa {
-        (**self).pa(va)
-    }
-}
+/// addresses. An implementation must map every address this crate passes it: the shared
+/// page, the [`crate::Scratch`] buffers, page tables, and the strings given to
+/// `restart`/`panic`. An address it cannot map is a kernel bug, as it is for Linux's
+/// `__pa()`.
+pub use crate::abi::guest::Translate;
 
 /// A linear map, as Linux's direct map is: `pa = va - virt_base + phys_base`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

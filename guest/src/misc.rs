@@ -87,23 +87,26 @@ impl<T: Transport, C: RawCpuid, P: Translate> Lguest<'_, T, C, P> {
     /// which says whether this to restart (reboot) the Guest or not.
     ///
     /// Note that the Host always prefers that the Guest speak in physical addresses rather
-    /// than virtual addresses, so we use __pa() here.
+    /// than virtual addresses: the generated wrapper passes the string's through
+    /// [`Translate`] (our __pa()). The host reads at most `SHUTDOWN_REASON_MAX` bytes, NUL
+    /// included: a longer reason kills the guest instead.
     pub fn power_off(&self) {
-        let reason = self.pa(self.scratch.power_down.as_ptr());
-        self.transport.shutdown(reason, ShutdownKind::Poweroff);
+        let reason = CStr::from_bytes_until_nul(&self.scratch.power_down).unwrap_or_default();
+        self.transport
+            .shutdown(&self.translate, reason, ShutdownKind::Poweroff);
     }
 
     /// Panicking: don't. But if you did, this is what happens.
     pub fn panic(&self, message: &CStr) {
         self.transport
-            .shutdown(self.pa(message.as_ptr()), ShutdownKind::Poweroff);
+            .shutdown(&self.translate, message, ShutdownKind::Poweroff);
     }
 
     /// Rebooting also tells the Host we're finished, but the RESTART flag tells the
     /// Launcher to reboot us.
     pub fn restart(&self, reason: &CStr) {
         self.transport
-            .shutdown(self.pa(reason.as_ptr()), ShutdownKind::Restart);
+            .shutdown(&self.translate, reason, ShutdownKind::Restart);
     }
 
     /// Setting up memory is fairly easy: the Launcher gave us a single region, which the
@@ -122,8 +125,10 @@ impl<T: Transport, C: RawCpuid, P: Translate> Lguest<'_, T, C, P> {
         let len = buf.len().min(scratch.len() - 1);
         scratch[..len].copy_from_slice(&buf[..len]);
         scratch[len] = 0;
-        let addr = self.pa(scratch.as_ptr());
-        self.transport.notify(addr);
+        // Up to the first NUL: an interior one ends the text there, as it did for the host
+        // reading the original's buffer.
+        let text = CStr::from_bytes_until_nul(&scratch[..=len]).unwrap_or_default();
+        self.transport.notify(&self.translate, text);
         len
     }
 }

@@ -5,7 +5,7 @@
 //! the argument and the value, and the first one wins: the host refuses everything after
 //! it (the original kept going in places and stored bad values after the kill).
 
-use crate::abi::host::{BadArgument, DecodeError, DispatchError, Violation};
+use crate::abi::host::{BadArgument, BadMemory, DispatchError, MemViolation, Violation};
 use crate::abi::numbers::Hypercall;
 use crate::abi::shared::{FieldInfo, LguestData};
 use crate::abi::types::{Gpa, Gva, ShutdownKind};
@@ -195,6 +195,11 @@ pub enum Kill {
         /// Size of guest memory.
         size: u64,
     },
+    /// An argument in guest memory broke the spec (a string with no NUL within its maximum,
+    /// or running off the end of guest memory); the generated decode caught it, before the
+    /// handler ran. (One wholly outside guest memory is [`Kill::OutsideMemory`].)
+    #[error("{0}")]
+    BadMemory(BadMemory),
     /// A virtual-address argument is not canonical, or lies in the top `RESERVE_MEM` bytes
     /// the host keeps for itself (the original's "attempt to access switcher pages").
     #[error("hypercall {call}: argument `{arg}` = {value:#x} is {why}")]
@@ -477,6 +482,7 @@ impl Kill {
             | Kill::HypercallIn { .. }
             | Kill::FastSyscall { .. } => None,
             Kill::BadArgument(b) => Some(b.call),
+            Kill::BadMemory(b) => Some(b.call),
             Kill::BeforeInit { call }
             | Kill::OutsideMemory { call, .. }
             | Kill::BadVirtualAddress { call, .. } => Some(*call),
@@ -493,6 +499,7 @@ impl Kill {
     pub fn arg(&self) -> Option<&'static str> {
         match self {
             Kill::BadArgument(b) => Some(b.arg),
+            Kill::BadMemory(b) => Some(b.arg),
             Kill::OutsideMemory { arg, .. } | Kill::BadVirtualAddress { arg, .. } => Some(arg),
             Kill::SecondInit { .. } | Kill::BadSharedPage { .. } => Some(INIT_DATA.name()),
             Kill::BadGate { .. } => Some(IDT_LO.name()),
@@ -546,28 +553,39 @@ impl Kill {
     }
 }
 
-impl From<BadArgument> for Kill {
-    fn from(b: BadArgument) -> Self {
-        Kill::BadArgument(b)
-    }
-}
-
-impl From<DecodeError> for Kill {
-    fn from(e: DecodeError) -> Self {
-        match e {
-            DecodeError::UnknownHypercall { nr } => Kill::UnknownHypercall { nr },
-            DecodeError::BadArgument(b) => Kill::BadArgument(b),
+impl Kill {
+    /// The kill for memory argument `b` that broke the spec, in guest memory of `size`
+    /// bytes: an argument none of whose bytes the host could reach is outside memory, as a
+    /// bad address argument is; anything else (a string cut off by the end of memory, no NUL
+    /// within its maximum) is the generated decode's own reason.
+    pub fn memory(b: BadMemory, size: u64) -> Kill {
+        match b.violation {
+            MemViolation::Outside { addr, len } if addr == b.addr => Kill::OutsideMemory {
+                call: b.call,
+                arg: b.arg,
+                value: addr,
+                len,
+                size,
+            },
+            _ => Kill::BadMemory(b),
         }
     }
-}
 
-impl From<DispatchError<Kill>> for Kill {
-    fn from(e: DispatchError<Kill>) -> Self {
+    /// The kill for a call the generated dispatch refused or a handler failed, in guest
+    /// memory of `size` bytes.
+    pub fn dispatch(e: DispatchError<Kill>, size: u64) -> Kill {
         match e {
             DispatchError::UnknownHypercall { nr } => Kill::UnknownHypercall { nr },
             DispatchError::BadArgument(b) => Kill::BadArgument(b),
+            DispatchError::BadMemory(b) => Kill::memory(b, size),
             DispatchError::Host(k) => k,
         }
+    }
+}
+
+impl From<BadArgument> for Kill {
+    fn from(b: BadArgument) -> Self {
+        Kill::BadArgument(b)
     }
 }
 

@@ -267,6 +267,44 @@ impl GuestMem {
     }
 }
 
+/// Implements a generated `GuestMemory` trait for [`GuestMem`], over its bounds-checked
+/// accessors: the generated `decode` copies memory arguments out through it, once each, and
+/// `run` writes `out` ones back. The trait is generated per ABI (in its `host` module), so
+/// each ABI's crate implements its own: host-stubs does lguest's with this macro, and a crate
+/// that generates another ABI's host writes `host_stubs::guest_memory_for!(my_abi::host);`
+/// (the trait is that crate's, so the orphan rule allows the impl there). For ABIs with
+/// guest-physical memory arguments only: one with virtual ones also needs `translate`.
+#[macro_export]
+macro_rules! guest_memory_for {
+    ($($host:ident)::+) => {
+        impl $($host)::+::GuestMemory for $crate::memory::GuestMem {
+            fn read(
+                &self,
+                gpa: u64,
+                buf: &mut [u8],
+            ) -> ::core::result::Result<(), $($host)::+::OutsideMemory> {
+                $crate::memory::GuestMem::read(self, gpa, buf)
+                    .map_err(|_| $($host)::+::OutsideMemory)
+            }
+
+            fn write(
+                &self,
+                gpa: u64,
+                buf: &[u8],
+            ) -> ::core::result::Result<(), $($host)::+::OutsideMemory> {
+                $crate::memory::GuestMem::write(self, gpa, buf)
+                    .map_err(|_| $($host)::+::OutsideMemory)
+            }
+
+            fn contains(&self, gpa: u64, len: u64) -> bool {
+                $crate::memory::GuestMem::check(self, gpa, len).is_ok()
+            }
+        }
+    };
+}
+
+guest_memory_for!(crate::abi::host);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +365,22 @@ mod tests {
         assert!(m.host_ptr(0x1000, 0x2000).is_err());
         // Only memory the guest has can be withdrawn.
         assert!(m.withdraw(0x2ff0, 0x20).is_err());
+    }
+
+    #[test]
+    fn the_generated_decode_reads_through_it_bounds_checked() {
+        use crate::abi::host::{GuestMemory, OutsideMemory};
+        let m = GuestMem::new(0x2000).unwrap();
+        m.write(0x1ffc, b"abcd").unwrap();
+        let mut b = [0u8; 4];
+        assert_eq!(GuestMemory::read(&m, 0x1ffc, &mut b), Ok(()));
+        assert_eq!(&b, b"abcd");
+        assert_eq!(GuestMemory::read(&m, 0x1ffd, &mut b), Err(OutsideMemory));
+        assert_eq!(GuestMemory::write(&m, u64::MAX, &b), Err(OutsideMemory));
+        assert!(GuestMemory::contains(&m, 0x1000, 0x1000));
+        assert!(!GuestMemory::contains(&m, 0x1001, 0x1000));
+        m.withdraw(0x1000, 8).unwrap();
+        assert!(!GuestMemory::contains(&m, 0x1004, 1));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use host_stubs::abi::guest::LguestHypercalls;
+use host_stubs::abi::host::{BadMemory, MemViolation};
 use host_stubs::abi::lazy::{Batch, LguestLazyHypercalls, RingCursor, Sent};
 use host_stubs::abi::numbers::*;
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
@@ -159,11 +160,60 @@ fn a_shutdown_reason_near_the_end_of_memory_works() {
         };
         assert_eq!((s.kind, s.reason.as_str()), (kind, "Power down"));
     }
-    // Even with no NUL before the end.
+    // With no NUL before the end the reason is not a string: a kill that says where the
+    // string ran out of memory (the original forced a NUL into what it read, when the read
+    // did not fail).
     let (mut h, _) = booted();
     h.mem().write(MEM - 3, b"abc").unwrap();
-    let stop = h.hypercall(SHUTDOWN, [MEM - 3, 1, 0, 0]).unwrap_err();
-    assert!(matches!(stop, Stop::Shutdown(s) if s.reason == "abc"));
+    h.hypercall(SHUTDOWN, [MEM - 3, 1, 0, 0]).unwrap_err();
+    assert_eq!(
+        reason(&h),
+        Kill::BadMemory(BadMemory {
+            call: Hypercall::Shutdown,
+            arg: "reason",
+            addr: MEM - 3,
+            violation: MemViolation::Outside { addr: MEM, len: 1 },
+        })
+    );
+}
+
+/// The original read a fixed 128 bytes and forced a NUL at the last: a reason of any length
+/// shut the guest down, cut short. The spec now says the reason's NUL is within
+/// `SHUTDOWN_REASON_MAX` bytes, and the generated decode holds the guest to it.
+#[test]
+fn a_shutdown_reason_longer_than_its_maximum_kills_naming_it() {
+    let max = SHUTDOWN_REASON_MAX as usize;
+    // The longest accepted: max - 1 bytes and the NUL.
+    let (mut h, _) = booted();
+    let mut text = vec![b'x'; max - 1];
+    text.push(0);
+    h.mem().write(0x5000, &text).unwrap();
+    let Err(Stop::Shutdown(s)) = h.hypercall(SHUTDOWN, [0x5000, 1, 0, 0]) else {
+        panic!("{:?}", h.stopped())
+    };
+    assert_eq!(s.reason.len(), max - 1);
+    // One more byte before the NUL.
+    let (mut h, _) = booted();
+    let mut text = vec![b'x'; max];
+    text.push(0);
+    h.mem().write(0x5000, &text).unwrap();
+    h.hypercall(SHUTDOWN, [0x5000, 1, 0, 0]).unwrap_err();
+    let k = reason(&h);
+    assert_eq!(
+        k,
+        Kill::BadMemory(BadMemory {
+            call: Hypercall::Shutdown,
+            arg: "reason",
+            addr: 0x5000,
+            violation: MemViolation::NoNul {
+                max: SHUTDOWN_REASON_MAX - 1
+            },
+        })
+    );
+    assert_eq!(
+        k.to_string(),
+        "hypercall shutdown (2): argument `reason` at 0x5000: not NUL-terminated within 127 bytes"
+    );
 }
 
 /// A RESTART whose reason could not be read still restarted the guest: the restart

@@ -542,16 +542,57 @@ fn a_page_fault_fills_reflects_or_kills_naming_the_entry() {
 #[test]
 fn console_text_is_read_bounded_and_addresses_are_checked() {
     let (mut h, _) = booted();
-    h.mem().write(0x5000, b"0123456789abcdefXYZ\0").unwrap();
+    // The longest text: NOTIFY_MAX bytes with its NUL.
+    h.mem().write(0x5000, b"0123456789abcde\0XYZ").unwrap();
     h.hypercall(NOTIFY, [0x5000, 0, 0, 0]).unwrap();
+    assert_eq!(h.console(), "0123456789abcde");
     assert_eq!(h.console().len(), NOTIFY_MAX as usize - 1);
-    // A string right at the end of memory: read up to the end, no further.
-    h.mem().write(MEM - 3, b"end").unwrap();
-    h.hypercall(NOTIFY, [MEM - 3, 0, 0, 0]).unwrap();
+    // A string that ends right at the end of memory: read up to the end, no further.
+    h.mem().write(MEM - 4, b"end\0").unwrap();
+    h.hypercall(NOTIFY, [MEM - 4, 0, 0, 0]).unwrap();
     assert!(h.console().ends_with("end"));
-    assert_eq!(h.notifications(), [0x5000, MEM - 3]);
+    assert_eq!(h.notifications(), [0x5000, MEM - 4]);
     let (k, _) = killed(h.hypercall(NOTIFY, [MEM, 0, 0, 0]));
     assert_eq!((k.call(), k.arg()), (Some(Hypercall::Notify), Some("addr")));
+    assert!(
+        matches!(
+            k,
+            Kill::OutsideMemory {
+                value: MEM,
+                len: 1,
+                ..
+            }
+        ),
+        "{k}"
+    );
+}
+
+/// NOTIFY's text must end within `NOTIFY_MAX` bytes, and before the end of memory: the
+/// original forced a NUL into what it read, here the kill says which it was.
+#[test]
+fn console_text_without_its_nul_kills_naming_what_is_missing() {
+    let (mut h, _) = booted();
+    h.mem().write(0x5000, b"0123456789abcdefXYZ\0").unwrap();
+    let (k, _) = killed(h.hypercall(NOTIFY, [0x5000, 0, 0, 0]));
+    assert_eq!(
+        k.to_string(),
+        format!(
+            "hypercall notify (17): argument `addr` at 0x5000: not NUL-terminated within {} bytes",
+            NOTIFY_MAX - 1
+        )
+    );
+    assert_eq!(h.console(), "");
+    assert!(h.notifications().is_empty());
+    let (mut h, _) = booted();
+    h.mem().write(MEM - 3, b"end").unwrap();
+    let (k, _) = killed(h.hypercall(NOTIFY, [MEM - 3, 0, 0, 0]));
+    assert_eq!(
+        k.to_string(),
+        format!(
+            "hypercall notify (17): argument `addr` at {:#x}: 1 bytes at {MEM:#x} are outside guest memory",
+            MEM - 3
+        )
+    );
 }
 
 #[test]
@@ -569,17 +610,25 @@ fn shutdown_ends_the_run_with_its_reason() {
     assert!(!h.halted());
 }
 
+/// A reason with no NUL within `SHUTDOWN_REASON_MAX` bytes is no reason: the guest is
+/// killed, not restarted (the original cut it at a NUL it forced, and restarted).
 #[test]
-fn a_long_reason_is_cut_at_the_forced_nul() {
+fn a_reason_with_no_nul_in_reach_kills_instead_of_restarting() {
     let (mut h, _) = booted();
     h.mem().write(0x5000, &[b'x'; 300]).unwrap();
-    h.hypercall(SHUTDOWN, [0x5000, ShutdownKind::Restart.raw(), 0, 0])
-        .unwrap_err();
-    let Some(Stop::Shutdown(s)) = h.stopped() else {
-        panic!()
-    };
-    assert_eq!(s.kind, ShutdownKind::Restart);
-    assert_eq!(s.reason.len(), SHUTDOWN_REASON_MAX as usize - 1);
+    let (k, origin) = killed(h.hypercall(SHUTDOWN, [0x5000, ShutdownKind::Restart.raw(), 0, 0]));
+    assert_eq!(origin, Origin::Direct);
+    assert_eq!(
+        (k.call(), k.arg()),
+        (Some(Hypercall::Shutdown), Some("reason"))
+    );
+    assert!(
+        k.to_string().ends_with(&format!(
+            "not NUL-terminated within {} bytes",
+            SHUTDOWN_REASON_MAX - 1
+        )),
+        "{k}"
+    );
 }
 
 /// The kill for a shared-page access the host made on its own, and where it happened.

@@ -1,6 +1,7 @@
 //! An in-process fake host for the guest's tests: a loopback transport that drains the
 //! async ring on every synchronous hypercall (stopping after a NOTIFY, as lguest's host
-//! does), runs every call through the generated `dispatch`, and records what it ran.
+//! does), runs every call through the generated `dispatch` (which reads the strings of
+//! SHUTDOWN and NOTIFY through [`FakeMem`]), and records what it ran.
 
 #![allow(dead_code)]
 
@@ -8,8 +9,11 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use guest::abi::guest::Transport;
-use guest::abi::host::{DispatchError, LguestDefaultHost, dispatch, dispatch_slot};
-use guest::abi::numbers::{ARG_REGS, NOTIFY, RESERVE_MEM, SHUTDOWN_REASON_MAX};
+use guest::abi::host::{
+    DispatchError, GuestMemory, LguestDefaultHost, OutsideMemory, Scratch as HostScratch, dispatch,
+    dispatch_slot,
+};
+use guest::abi::numbers::{ARG_REGS, NOTIFY, RESERVE_MEM};
 use guest::abi::shared::{LguestData, RING_ARGS, RING_DONE, RING_READY, RING_SIZE};
 use guest::abi::types::{Gpa, ShutdownKind};
 use guest::{DirectMap, Lguest, RawCpuid, Scratch};
@@ -89,25 +93,9 @@ impl FakeHost {
         unsafe { &*self.page }
     }
 
-    /// Reads a NUL-terminated string at guest-physical `gpa`, at most `max` bytes.
-    fn read_cstr(gpa: Gpa, max: usize) -> Vec<u8> {
-        let p = gpa.wrapping_add(PHYS_OFFSET) as *const u8;
-        let mut out = Vec::new();
-        for i in 0..max {
-            // SAFETY: test guests only hand over addresses of live strings and buffers,
-            // mapped back with the same offset they were translated with.
-            let b = unsafe { p.add(i).read() };
-            if b == 0 {
-                break;
-            }
-            out.push(b);
-        }
-        out
-    }
-
     /// The host's `do_async_hcalls`: run ready slots in order from our cursor, set each
     /// back to done, stop at the first slot that is not ready or after a NOTIFY.
-    pub fn drain(&mut self) {
+    pub fn drain(&mut self, scratch: &mut HostScratch) {
         for _ in 0..RING_SIZE {
             let n = self.cursor;
             let page = self.page();
@@ -125,7 +113,7 @@ impl FakeHost {
                 .push(Call::queued(nr, [args[0], args[1], args[2], 0]));
             let irq = page.irq_enabled.load(Ordering::Relaxed);
             self.seen.irq_enabled_at_call.push(irq);
-            if let Err(e) = dispatch_slot(self, nr, args) {
+            if let Err(e) = dispatch_slot(self, &FakeMem, scratch, nr, args) {
                 panic!("queued hypercall {nr} {args:x?} refused: {e:?}");
             }
             self.page().hcall_status[n].store(RING_DONE, Ordering::Release);
@@ -154,15 +142,40 @@ impl LguestDefaultHost for FakeHost {
         page.pgdir.store(HOST_PGDIR, Ordering::Relaxed);
         Ok(())
     }
-    fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), String> {
-        let s = Self::read_cstr(reason, SHUTDOWN_REASON_MAX as usize);
-        self.seen.shutdowns.push((s, kind));
+    fn shutdown(&mut self, reason: &[u8], kind: ShutdownKind) -> Result<(), String> {
+        self.seen.shutdowns.push((reason.to_vec(), kind));
         Ok(())
     }
-    fn notify(&mut self, addr: Gpa) -> Result<(), String> {
-        let s = Self::read_cstr(addr, 4096);
-        self.seen.notify_strings.push(s);
+    fn notify(&mut self, addr: &[u8]) -> Result<(), String> {
+        self.seen.notify_strings.push(addr.to_vec());
         Ok(())
+    }
+}
+
+/// The test process's memory as the generated decode's guest memory, at guest-physical =
+/// host-virtual - `PHYS_OFFSET`. All the fake host knows is that a test guest hands over
+/// live strings, readable up to their NUL: so it serves one byte at a time and refuses
+/// longer reads (which the generated decode then makes byte by byte, stopping at the NUL),
+/// and never reads past a string's end.
+pub struct FakeMem;
+
+impl GuestMemory for FakeMem {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
+        let [b] = buf else {
+            return Err(OutsideMemory);
+        };
+        let p = gpa.wrapping_add(PHYS_OFFSET) as *const u8;
+        // SAFETY: test guests only hand over addresses of live strings and buffers, mapped
+        // back with the offset they were translated with, and the decode reads a string
+        // no further than its NUL.
+        *b = unsafe { p.read() };
+        Ok(())
+    }
+    fn write(&self, _gpa: u64, _buf: &[u8]) -> Result<(), OutsideMemory> {
+        Err(OutsideMemory)
+    }
+    fn contains(&self, _gpa: u64, _len: u64) -> bool {
+        false
     }
 }
 
@@ -179,6 +192,7 @@ pub fn pa<X>(p: *const X) -> u64 {
 /// The loopback transport: a hypercall is an exit into the fake host.
 pub struct Loopback {
     pub host: Mutex<FakeHost>,
+    scratch: Mutex<Box<HostScratch>>,
 }
 
 impl Loopback {
@@ -190,6 +204,7 @@ impl Loopback {
                 log: Vec::new(),
                 seen: Seen::default(),
             }),
+            scratch: Mutex::default(),
         }
     }
 
@@ -207,7 +222,10 @@ impl Loopback {
 
     /// The host drains the ring on its own, as at any exit.
     pub fn drain(&self) {
-        self.host.lock().unwrap().drain();
+        self.host
+            .lock()
+            .unwrap()
+            .drain(&mut self.scratch.lock().unwrap());
     }
 
     /// Hypercall exits so far.
@@ -219,12 +237,13 @@ impl Loopback {
 impl Transport for Loopback {
     fn hypercall(&self, nr: u64, args: [u64; ARG_REGS]) -> u64 {
         let mut host = self.host.lock().unwrap();
+        let mut scratch = self.scratch.lock().unwrap();
         // Like lguest's host: every exit runs the queued calls first.
-        host.drain();
+        host.drain(&mut scratch);
         host.log.push(Call::sync(nr, args));
         let irq = host.page().irq_enabled.load(Ordering::Relaxed);
         host.seen.irq_enabled_at_call.push(irq);
-        match dispatch(&mut *host, nr, args) {
+        match dispatch(&mut *host, &FakeMem, &mut scratch, nr, args) {
             Ok(ret) => ret,
             Err(DispatchError::Host(e)) => panic!("host refused hypercall {nr}: {e}"),
             Err(e) => panic!("hypercall {nr} {args:x?} breaks the spec: {e:?}"),

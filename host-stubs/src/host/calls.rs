@@ -2,9 +2,11 @@
 //! hypercall exit (drain the ring, then dispatch), [`Host::drain_ring`], [`Host::raise_irq`],
 //! [`Host::next`] before every guest entry, and [`Host::kill_from_vmm`].
 
-use crate::abi::host::{decode, dispatch_slot, run};
+use std::sync::Arc;
+
+use crate::abi::host::{Call, decode, run};
 use crate::abi::numbers::{ARG_REGS, FIRST_EXTERNAL_VECTOR, Hypercall, IRQS};
-use crate::abi::shared::{RING_DONE, RING_READY, RING_SIZE};
+use crate::abi::shared::{RING_ARGS, RING_DONE, RING_READY, RING_SIZE};
 use crate::clock::Clock;
 use crate::desc::INTERRUPT_GATE;
 use crate::irq::{Decision, View, decide, fire_timer};
@@ -13,6 +15,11 @@ use crate::kill::{HostAccess, Kill, Origin, Stop};
 use super::handlers::Handlers;
 use super::shared::{BLOCKED_INTERRUPTS, IRQ_ENABLED};
 use super::{BadLine, Delivery, Drain, Host, Next};
+
+const _: () = assert!(
+    RING_ARGS <= ARG_REGS,
+    "a ring slot's arguments fit the registers"
+);
 
 impl<C: Clock> Host<C> {
     /// Handles a synchronous hypercall: drains the async ring first (as every exit does in
@@ -32,24 +39,48 @@ impl<C: Clock> Host<C> {
             }
         }
         self.log(nr, &args, Origin::Direct);
-        // Decoded once, here: the handlers take the typed call and check only what the spec
-        // cannot say (memory, the host's own tables, the guest's state).
-        let result = match decode(nr, args) {
-            Err(e) => Err(e.into()),
-            Ok(call) if self.shared.is_none() && call.hypercall() != Hypercall::LguestInit => {
-                Err(Kill::BeforeInit {
-                    call: call.hypercall(),
-                })
-            }
-            Ok(call) => run(&mut Handlers(self), call),
-        };
-        match result {
+        match self.serve(nr, args) {
             Ok(v) => {
                 self.check_running()?;
                 Ok(v)
             }
             Err(k) => Err(self.kill(k, Origin::Direct)),
         }
+    }
+
+    /// Runs one call, synchronous or from the ring, through the generated code: `decode`
+    /// checks the registers and copies memory arguments (SHUTDOWN's reason, NOTIFY's text)
+    /// out of guest memory once, into the host's scratch space; `run` hands the typed call
+    /// to its handler, which checks only what the spec cannot say (the host's own tables,
+    /// the guest's state). A NOTIFY's address is kept for the ring walk and the VMM.
+    fn serve(&mut self, nr: u64, args: [u64; ARG_REGS]) -> Result<u64, Kill> {
+        // Before LGUEST_INIT only LGUEST_INIT runs: any other known call is refused before
+        // its arguments are read, as the original did (an unknown number stays unknown).
+        if self.shared.is_none()
+            && let Ok(call) = Hypercall::try_from(nr)
+            && call != Hypercall::LguestInit
+        {
+            return Err(Kill::BeforeInit { call });
+        }
+        let mem = Arc::clone(&self.mem);
+        let size = mem.size();
+        let mut scratch = self.scratch.take().unwrap_or_default();
+        let result = match decode(&*mem, &mut scratch, nr, args) {
+            Err(e) => Err(Kill::dispatch(e.for_host(), size)),
+            Ok(call) => {
+                let notified = match &call {
+                    Call::Notify { addr } => Some(addr.addr),
+                    _ => None,
+                };
+                let r = run(&mut Handlers(self), &*mem, call).map_err(|e| Kill::dispatch(e, size));
+                if let (Ok(_), Some(addr)) = (&r, notified) {
+                    self.notified(addr);
+                }
+                r
+            }
+        };
+        self.scratch = Some(scratch);
+        result
     }
 
     /// Runs the ready slots of the async ring from the host's cursor, in order, each
@@ -87,9 +118,12 @@ impl<C: Clock> Host<C> {
             self.cursor = (slot + 1) % RING_SIZE;
             let (nr, args) = self.read_slot(page, slot)?;
             self.log(nr, &args, Origin::Ring(slot));
-            // Ring calls run only after LGUEST_INIT (there is no ring before it).
-            if let Err(e) = dispatch_slot(&mut Handlers(self), nr, args) {
-                return Err(self.kill(e.into(), Origin::Ring(slot)));
+            // Ring calls run only after LGUEST_INIT (there is no ring before it), with 0 in
+            // the registers a slot does not hold.
+            let mut regs = [0; ARG_REGS];
+            regs[..RING_ARGS].copy_from_slice(&args);
+            if let Err(k) = self.serve(nr, regs) {
+                return Err(self.kill(k, Origin::Ring(slot)));
             }
             self.set_status(page, slot, RING_DONE)?;
             d.ran += 1;

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 
 use crate::abi::host::{LguestHost, Violation};
 use crate::abi::numbers::{
-    GDT_ENTRIES, GUEST_PL, IDT_ENTRIES, NOTIFY_MAX, PAGE_SIZE, RESERVE_MEM, SHUTDOWN_REASON_MAX,
-    SYSCALL_VECTOR, TLS_ENTRIES, TLS_FIRST,
+    GDT_ENTRIES, GUEST_PL, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM, SYSCALL_VECTOR, TLS_ENTRIES,
+    TLS_FIRST,
 };
 use crate::abi::shared::LguestData;
 use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
@@ -31,16 +31,6 @@ fn check_vaddr(v: Gva) -> Result<(), &'static str> {
         return Err("inside the top RESERVE_MEM bytes the host keeps for itself");
     }
     Ok(())
-}
-
-/// Text up to the first NUL of `buf`, at most `max` bytes, lossily decoded.
-fn c_text(buf: &[u8], max: usize) -> String {
-    let end = buf
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(buf.len())
-        .min(max);
-    String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).into_owned()
 }
 
 /// The handlers' side of the host: the only implementor of the generated [`LguestHost`],
@@ -153,19 +143,11 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         Ok(())
     }
 
-    fn shutdown(&mut self, reason: Gpa, kind: ShutdownKind) -> Result<(), Kill> {
-        // At most SHUTDOWN_REASON_MAX bytes and never past the end of memory: the original
-        // always read 128 bytes, so a reason near the top of memory killed the guest.
-        let len = SHUTDOWN_REASON_MAX.min(self.mem.available(reason));
-        if len == 0 {
-            return Err(self.outside(arg!(Shutdown, reason), reason, 1));
-        }
-        let mut buf = vec![0u8; len as usize];
-        if self.mem.read(reason, &mut buf).is_err() {
-            return Err(self.outside(arg!(Shutdown, reason), reason, len));
-        }
-        // The original forces a NUL at the last byte it reads.
-        let reason = c_text(&buf, SHUTDOWN_REASON_MAX as usize - 1);
+    fn shutdown(&mut self, reason: &[u8], kind: ShutdownKind) -> Result<(), Kill> {
+        // The generated decode copied the reason once, up to its NUL (within
+        // SHUTDOWN_REASON_MAX bytes, never past the end of memory; the original read a fixed
+        // 128 bytes, so a reason near the top of memory killed the guest).
+        let reason = String::from_utf8_lossy(reason).into_owned();
         self.stop = Some(Stop::Shutdown(Shutdown { kind, reason }));
         Ok(())
     }
@@ -314,31 +296,17 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         Ok(())
     }
 
-    fn notify(&mut self, addr: Gpa) -> Result<(), Kill> {
-        if addr == 0 {
-            // 0 notifies nothing, as in the original.
-            return Ok(());
-        }
-        // A bounded read: at most NOTIFY_MAX bytes, never past the end of memory.
-        let len = NOTIFY_MAX.min(self.mem.available(addr));
-        if len == 0 {
-            return Err(self.outside(arg!(Notify, addr), addr, 1));
-        }
-        let mut buf = vec![0u8; len as usize];
-        if self.mem.read(addr, &mut buf).is_err() {
-            return Err(self.outside(arg!(Notify, addr), addr, len));
-        }
-        let text = c_text(&buf, NOTIFY_MAX as usize - 1);
+    fn notify(&mut self, addr: &[u8]) -> Result<(), Kill> {
+        // The early console's text, copied once by the generated decode up to its NUL
+        // (within NOTIFY_MAX bytes). Where it was is recorded by `serve`, which has the
+        // address.
+        let text = String::from_utf8_lossy(addr);
         let room = self.cfg.console_limit.saturating_sub(self.console.len());
         if text.len() <= room {
             self.console.push_str(&text);
         } else {
             self.console_dropped += text.len() as u64;
         }
-        if self.notifications.len() < self.cfg.call_log {
-            self.notifications.push(addr);
-        }
-        self.pending_notify = Some(addr);
         Ok(())
     }
 

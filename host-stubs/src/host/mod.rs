@@ -31,6 +31,9 @@ mod stats;
 
 pub use stats::CallRecord;
 
+use std::sync::Arc;
+
+use crate::abi::host::Scratch;
 use crate::abi::numbers::{
     FIRST_EXTERNAL_VECTOR, GDT_ENTRIES, Hypercall, IDT_ENTRIES, IRQS, TLS_ENTRIES, TLS_FIRST,
 };
@@ -149,7 +152,11 @@ pub struct BadLine(pub u32);
 /// [`LguestHost`]: crate::abi::host::LguestHost
 #[derive(Debug)]
 pub struct Host<C: Clock> {
-    mem: GuestMem,
+    /// Shared with the generated `decode` and `run` while a handler (which borrows the
+    /// host) runs.
+    mem: Arc<GuestMem>,
+    /// Where the generated `decode` copies string arguments; taken while a call runs.
+    scratch: Option<Box<Scratch>>,
     clock: C,
     cfg: HostConfig,
     shared: Option<Gpa>,
@@ -187,7 +194,8 @@ impl<C: Clock> Host<C> {
     pub fn new(mem: GuestMem, clock: C, cfg: HostConfig) -> Self {
         let shadow = Shadow::new(cfg.shadow, cfg.boot_pgdir);
         Host {
-            mem,
+            mem: Arc::new(mem),
+            scratch: Some(Box::default()),
             clock,
             cfg,
             shared: None,

@@ -2,6 +2,7 @@
 //! order (up to `call_log`), and how many of each.
 
 use crate::abi::numbers::{ARG_REGS, Hypercall};
+use crate::abi::types::Gpa;
 use crate::clock::Clock;
 use crate::kill::Origin;
 
@@ -46,5 +47,14 @@ impl<C: Clock> Host<C> {
         } else {
             self.calls_dropped += 1;
         }
+    }
+
+    /// Records a NOTIFY the handler served, at guest-physical `addr`: the ring walk stops
+    /// after it, and the VMM sees it in [`Host::notifications`] (up to `call_log`).
+    pub(super) fn notified(&mut self, addr: Gpa) {
+        if self.notifications.len() < self.cfg.call_log {
+            self.notifications.push(addr);
+        }
+        self.pending_notify = Some(addr);
     }
 }
