@@ -6,8 +6,21 @@
 //! release mode. The hand-written half is a separate crate because inside one codegen unit
 //! LLVM merges each identical pair into an alias, leaving only one body to look at.
 
-use crate::guest::{LguestHypercalls, Pio, Vmcall};
+use core::ffi::CStr;
+
+use crate::guest::{LguestHypercalls, Pio, Translate, Vmcall};
 use crate::types::ShutdownKind;
+
+/// A kernel's direct map: guest-physical = guest-virtual - its base. The wrappers of calls
+/// with memory arguments take a `&dyn Translate`; inlined, the call is devirtualised.
+struct DirectMap;
+
+impl Translate for DirectMap {
+    #[inline]
+    fn pa(&self, va: *const u8) -> u64 {
+        (va as u64).wrapping_sub(0xffff_8000_0000_0000)
+    }
+}
 
 /// SET_PTE through the generated `vmcall` wrapper.
 #[unsafe(no_mangle)]
@@ -18,13 +31,13 @@ pub fn zc_generated_set_pte(pgdir: u64, vaddr: u64, pte: u64) {
     t.set_pte(pgdir, vaddr, pte);
 }
 
-/// SHUTDOWN (an enum argument) through the generated wrapper.
+/// SHUTDOWN (a string in guest memory and an enum argument) through the generated wrapper.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn zc_generated_shutdown(reason: u64) {
+pub fn zc_generated_shutdown(reason: &CStr) {
     // SAFETY: never called; only compiled for its instructions.
     let t = unsafe { Vmcall::new() };
-    t.shutdown(reason, ShutdownKind::Restart);
+    t.shutdown(&DirectMap, reason, ShutdownKind::Restart);
 }
 
 /// FLUSH_ASYNC (no arguments) through the generated wrapper.
@@ -39,8 +52,8 @@ pub fn zc_generated_flush_async() {
 /// NOTIFY through the generated port-I/O wrapper.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn zc_generated_pio_notify(addr: u64) {
+pub fn zc_generated_pio_notify(text: &CStr) {
     // SAFETY: never called; only compiled for its instructions.
     let t = unsafe { Pio::new() };
-    t.notify(addr);
+    t.notify(&DirectMap, text);
 }

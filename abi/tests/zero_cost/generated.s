@@ -13,6 +13,8 @@ zc_generated_flush_async:
 	retq
 
 zc_generated_pio_notify:
+	movabsq	$140737488355328, %rax
+	addq	%rax, %rdi
 	movl	$17, %eax
 	xorl	%esi, %esi
 	xorl	%edx, %edx
@@ -34,14 +36,16 @@ zc_generated_set_pte:
 	retq
 
 zc_generated_shutdown:
+	movabsq	$140737488355328, %r8
+	addq	%rdi, %r8
 	movl	$2, %ecx
 	movl	$2, %eax
 	xorl	%edx, %edx
 	xorl	%esi, %esi
 
-	xchgq	%rbx, %rdi
+	xchgq	%rbx, %r8
 	vmcall
-	xchgq	%rbx, %rdi
+	xchgq	%rbx, %r8
 
 	retq
 

@@ -6,8 +6,13 @@
 //! A separate crate, so that LLVM cannot merge each function with its identical generated
 //! twin.
 
+use core::ffi::CStr;
+
 use crate::numbers::{FLUSH_ASYNC, NOTIFY, SET_PTE, SHUTDOWN};
 use crate::types::ShutdownKind;
+
+/// The kernel's direct map: guest-physical = guest-virtual - this.
+const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 
 /// SET_PTE by hand. LLVM reserves rbx, so the first argument goes in through an exchange.
 #[unsafe(no_mangle)]
@@ -29,10 +34,11 @@ pub fn zc_hand_set_pte(pgdir: u64, vaddr: u64, pte: u64) {
     }
 }
 
-/// SHUTDOWN by hand.
+/// SHUTDOWN by hand: the string's guest-physical address, then the call.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn zc_hand_shutdown(reason: u64) {
+pub fn zc_hand_shutdown(reason: &CStr) {
+    let reason = (reason.as_ptr() as u64).wrapping_sub(DIRECT_MAP);
     // SAFETY: never called; only compiled for its instructions.
     unsafe {
         core::arch::asm!(
@@ -72,7 +78,8 @@ pub fn zc_hand_flush_async() {
 /// NOTIFY by hand over port I/O.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn zc_hand_pio_notify(addr: u64) {
+pub fn zc_hand_pio_notify(text: &CStr) {
+    let addr = (text.as_ptr() as u64).wrapping_sub(DIRECT_MAP);
     // SAFETY: never called; only compiled for its instructions.
     unsafe {
         core::arch::asm!(
