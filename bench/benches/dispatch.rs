@@ -10,7 +10,9 @@ use host_stubs::abi::host::dispatch;
 use host_stubs::abi::lazy::RingCursor;
 use host_stubs::abi::numbers::ARG_REGS;
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
-use pv_bench::dispatch::{FnTable, NopHost, Registry, fused_match, random_calls, sequential_calls};
+use pv_bench::dispatch::{
+    FnTable, NopHost, Registry, ZeroMem, fused_match, random_calls, scratch, sequential_calls,
+};
 use pv_bench::fixture::World;
 use pv_bench::ring;
 
@@ -38,9 +40,10 @@ mod host_dispatch {
     fn generated_match(b: Bencher, order: &str) {
         let calls = calls(order);
         let mut h = NopHost::default();
+        let mut s = scratch();
         b.counter(ItemsCount::new(CALLS)).bench_local(|| {
             for &(nr, args) in black_box(&calls[..]) {
-                let _ = black_box(dispatch(&mut h, nr, args));
+                let _ = black_box(dispatch(&mut h, &ZeroMem, &mut s, nr, args));
             }
         });
         black_box(h.acc);
@@ -104,6 +107,7 @@ mod ring_drain {
     #[divan::bench(sample_size = PAGES)]
     fn nop_host_generated_layout(b: Bencher) {
         let mut h = NopHost::default();
+        let mut s = scratch();
         b.counter(ItemsCount::new(RING_SIZE))
             .with_inputs(|| {
                 let page = Box::new(LguestData::new());
@@ -112,7 +116,7 @@ mod ring_drain {
             })
             .bench_local_refs(|page| {
                 let mut cursor = 0;
-                let ran = ring::drain(black_box(page), &mut cursor, &mut h);
+                let ran = ring::drain(black_box(page), &mut cursor, &mut h, &mut s);
                 debug_assert_eq!(ran, Ok(RING_SIZE));
                 black_box(ran)
             });

@@ -7,11 +7,13 @@
 //!   generated wrapper and lazy variant over the real `vmcall` transport, plus a raw
 //!   `Transport::hypercall` twin of each wrapper.
 
+use core::ffi::CStr;
+
 use guest::abi::guest::{LguestHypercalls, Transport, Vmcall};
 use guest::abi::lazy::{Batch, LguestLazyHypercalls, Sent};
 use guest::abi::numbers;
 use guest::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
-use guest::{DirectMap, Lguest, NativeCpuid};
+use guest::{DirectMap, Lguest, NativeCpuid, Translate};
 
 use crate::fixture::{Loop, Recorder};
 
@@ -108,7 +110,6 @@ macro_rules! size_probes {
 size_probes! {
     flush_async pvb_size_wrap_flush_async pvb_size_raw_flush_async FLUSH_ASYNC () [0, 0, 0, 0];
     lguest_init pvb_size_wrap_lguest_init pvb_size_raw_lguest_init LGUEST_INIT (data: Gpa) [0, 0, 0];
-    shutdown pvb_size_wrap_shutdown pvb_size_raw_shutdown SHUTDOWN (reason: Gpa, kind: ShutdownKind) [0, 0];
     new_pgtable pvb_size_wrap_new_pgtable pvb_size_raw_new_pgtable NEW_PGTABLE (pgdir: Gpa) [0, 0, 0];
     flush_tlb pvb_size_wrap_flush_tlb pvb_size_raw_flush_tlb FLUSH_TLB (scope: FlushScope) [0, 0, 0];
     load_idt_entry pvb_size_wrap_load_idt_entry pvb_size_raw_load_idt_entry LOAD_IDT_ENTRY (vector: u64, lo: u64, hi: u64) [0];
@@ -119,8 +120,38 @@ size_probes! {
     set_pte pvb_size_wrap_set_pte pvb_size_raw_set_pte SET_PTE (pgdir: Gpa, vaddr: Gva, pte: u64) [0];
     set_pmd pvb_size_wrap_set_pmd pvb_size_raw_set_pmd SET_PMD (table: Gpa, index: u64) [0, 0];
     load_tls pvb_size_wrap_load_tls pvb_size_raw_load_tls LOAD_TLS (tls: Gpa, cpu: u64) [0, 0];
-    notify pvb_size_wrap_notify pvb_size_raw_notify NOTIFY (addr: Gpa) [0, 0, 0];
     load_gdt_entry pvb_size_wrap_load_gdt_entry pvb_size_raw_load_gdt_entry LOAD_GDT_ENTRY (index: u64, lo: u64, hi: u64) [0];
+}
+
+/// `shutdown` through its generated wrapper: a string in guest memory, its address from
+/// the direct map (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_wrap_shutdown(t: &Vmcall, xlate: &DirectMap, reason: &CStr, kind: ShutdownKind) {
+    t.shutdown(xlate, reason, kind);
+}
+
+/// `shutdown` as a raw `Transport::hypercall`, the address translated by hand (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_raw_shutdown(t: &Vmcall, xlate: &DirectMap, reason: &CStr, kind: u64) {
+    let reason = Translate::pa(xlate, reason.as_ptr().cast());
+    Transport::hypercall(t, numbers::SHUTDOWN, [reason, kind, 0, 0]);
+}
+
+/// `notify` through its generated wrapper (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_wrap_notify(t: &Vmcall, xlate: &DirectMap, text: &CStr) {
+    t.notify(xlate, text);
+}
+
+/// `notify` as a raw `Transport::hypercall` (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_raw_notify(t: &Vmcall, xlate: &DirectMap, text: &CStr) {
+    let text = Translate::pa(xlate, text.as_ptr().cast());
+    Transport::hypercall(t, numbers::NOTIFY, [text, 0, 0, 0]);
 }
 
 macro_rules! lazy_size_probes {

@@ -11,12 +11,12 @@
 use std::sync::atomic::Ordering;
 
 use host_stubs::abi::guest::Transport;
-use host_stubs::abi::host::dispatch_slot;
+use host_stubs::abi::host::{Scratch, dispatch_slot};
 use host_stubs::abi::lazy::{Batch, LguestLazyHypercalls, RingCursor, Sent};
 use host_stubs::abi::numbers::ARG_REGS;
 use host_stubs::abi::shared::{LguestData, RING_ARGS, RING_DONE, RING_READY, RING_SIZE};
 
-use crate::dispatch::NopHost;
+use crate::dispatch::{NopHost, ZeroMem};
 
 /// A transport that must never be used: a lazy batch with free slots never calls it.
 #[derive(Debug)]
@@ -45,7 +45,12 @@ pub fn fill(page: &LguestData, cursor: &RingCursor, n: usize, seed: u64) {
 /// Runs the ready slots from `cursor` through the generated `dispatch_slot`; returns how
 /// many ran, or the slot that was bad.
 #[inline(never)]
-pub fn drain(page: &LguestData, cursor: &mut usize, host: &mut NopHost) -> Result<usize, usize> {
+pub fn drain(
+    page: &LguestData,
+    cursor: &mut usize,
+    host: &mut NopHost,
+    scratch: &mut Scratch,
+) -> Result<usize, usize> {
     let mut ran = 0;
     for _ in 0..RING_SIZE {
         let slot = *cursor;
@@ -62,7 +67,7 @@ pub fn drain(page: &LguestData, cursor: &mut usize, host: &mut NopHost) -> Resul
             *a = v.load(Ordering::Relaxed);
         }
         let nr = s.nr.load(Ordering::Relaxed);
-        if dispatch_slot(host, nr, args).is_err() {
+        if dispatch_slot(host, &ZeroMem, scratch, nr, args).is_err() {
             return Err(slot);
         }
         status.store(RING_DONE, Ordering::Release);
@@ -77,17 +82,21 @@ mod tests {
 
     #[test]
     fn a_filled_ring_drains_completely_and_in_step() {
+        let mut s = crate::dispatch::scratch();
         let page = LguestData::new();
         let cursor = RingCursor::new();
         let mut host_cursor = 0;
         let mut h = NopHost::default();
         for round in 0..3 {
             fill(&page, &cursor, RING_SIZE, round);
-            assert_eq!(drain(&page, &mut host_cursor, &mut h), Ok(RING_SIZE));
+            assert_eq!(
+                drain(&page, &mut host_cursor, &mut h, &mut s),
+                Ok(RING_SIZE)
+            );
             assert_eq!(host_cursor, cursor.slot());
         }
         fill(&page, &cursor, 5, 9);
-        assert_eq!(drain(&page, &mut host_cursor, &mut h), Ok(5));
-        assert_eq!(drain(&page, &mut host_cursor, &mut h), Ok(0));
+        assert_eq!(drain(&page, &mut host_cursor, &mut h, &mut s), Ok(5));
+        assert_eq!(drain(&page, &mut host_cursor, &mut h, &mut s), Ok(0));
     }
 }

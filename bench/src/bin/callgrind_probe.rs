@@ -133,9 +133,10 @@ fn main() {
             let cursor = host_stubs::abi::lazy::RingCursor::new();
             let mut host_cursor = 0;
             let mut h = pv_bench::dispatch::NopHost::default();
+            let mut s = pv_bench::dispatch::scratch();
             for i in 0..n {
                 pv_bench::ring::fill(&page, &cursor, RING_SIZE, i);
-                let ran = pv_bench::ring::drain(&page, &mut host_cursor, &mut h);
+                let ran = pv_bench::ring::drain(&page, &mut host_cursor, &mut h, &mut s);
                 assert_eq!(ran, Ok(RING_SIZE));
             }
             black_box(h.acc);
