@@ -18,6 +18,11 @@ pub mod uhyve {
     include!(concat!(env!("OUT_DIR"), "/uhyve.rs"));
 }
 
+// host-stubs' `GuestMem` serves the generated decode of these ABIs too, as it does lguest's
+// in host-stubs: their `GuestMemory` traits are this crate's, so the impls live here.
+host_stubs::guest_memory_for!(lguest::host);
+host_stubs::guest_memory_for!(uhyve::host);
+
 /// `spec/jailhouse.toml`.
 pub mod jailhouse {
     include!(concat!(env!("OUT_DIR"), "/jailhouse.rs"));

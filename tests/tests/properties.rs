@@ -4,7 +4,10 @@
 
 use proptest::prelude::*;
 
-use pv_tests::lguest::host::{Call, DispatchError, LguestDefaultHost, dispatch};
+use host_stubs::memory::GuestMem;
+use pv_tests::lguest::host::{
+    DispatchError, GuestMemory, LguestDefaultHost, MemViolation, OutsideMemory, Scratch, dispatch,
+};
 use pv_tests::lguest::numbers::{ARG_REGS, Hypercall};
 use pv_tests::lguest::patch::{RelocKind, TEMPLATES};
 
@@ -16,10 +19,33 @@ struct Count(usize);
 impl LguestDefaultHost for Count {
     type Error = ();
 
-    fn unhandled(&mut self, _call: Call) -> Result<u64, ()> {
+    fn unhandled(&mut self, _call: Hypercall) -> Result<u64, ()> {
         self.0 += 1;
         Ok(0)
     }
+}
+
+/// Guest memory that is zero everywhere: every string in it is empty.
+struct Zeros;
+
+impl GuestMemory for Zeros {
+    fn read(&self, _gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
+        buf.fill(0);
+        Ok(())
+    }
+    fn write(&self, _gpa: u64, _buf: &[u8]) -> Result<(), OutsideMemory> {
+        Ok(())
+    }
+    fn contains(&self, _gpa: u64, _len: u64) -> bool {
+        true
+    }
+}
+
+/// Two pages of guest memory: zeros (empty strings), then `x`s up to the end (no NUL).
+fn two_pages() -> GuestMem {
+    let m = GuestMem::new(0x2000).expect("maps guest memory");
+    m.write(0x1000, &[b'x'; 0x1000]).expect("inside");
+    m
 }
 
 fn interesting_u64() -> impl Strategy<Value = u64> {
@@ -45,7 +71,8 @@ proptest! {
     ) {
         let args: [u64; ARG_REGS] = args;
         let mut h = Count::default();
-        match dispatch(&mut h, nr, args) {
+        let (mem, mut scratch) = (two_pages(), Box::<Scratch>::default());
+        match dispatch(&mut h, &mem, &mut scratch, nr, args) {
             Ok(v) => {
                 prop_assert_eq!(v, 0);
                 prop_assert_eq!(h.0, 1);
@@ -66,6 +93,26 @@ proptest! {
                 let msg = b.to_string();
                 let needle = format!("argument `{}` = {:#x}", b.arg, b.value);
                 prop_assert!(msg.contains(b.call.name()) && msg.contains(&needle), "{}", msg);
+            }
+            Err(DispatchError::BadMemory(b)) => {
+                // A string argument, named with the address its register holds.
+                prop_assert_eq!(b.call.nr(), nr);
+                let index = b.call.arg_index(b.arg).expect("a memory argument with a register");
+                prop_assert_eq!(b.addr, args[index]);
+                prop_assert_eq!(h.0, 0, "the handler never runs on bad memory");
+                match b.violation {
+                    // Past the end of the two pages, or a wrapping address.
+                    MemViolation::Outside { addr, len } => {
+                        prop_assert!(addr >= 0x2000 || addr.checked_add(len).is_none());
+                    }
+                    // In the page of `x`s, with room for the whole maximum before its end.
+                    MemViolation::NoNul { max } => {
+                        prop_assert!((0x1000..0x2000 - max).contains(&b.addr));
+                    }
+                    v => prop_assert!(false, "{v}"),
+                }
+                let msg = b.to_string();
+                prop_assert!(msg.contains(b.call.name()) && msg.contains(&format!("argument `{}` at {:#x}", b.arg, b.addr)), "{}", msg);
             }
             Err(DispatchError::Host(())) => prop_assert!(false, "Count accepts everything"),
         }
@@ -120,7 +167,9 @@ proptest! {
     fn sample_args_always_decode(seed in any::<u64>()) {
         for h in Hypercall::ALL {
             let args = pv_tests::lguest::host::sample_args(h, seed);
-            let call = pv_tests::lguest::host::decode(h.nr(), args);
+            // Memory arguments read from all-zero memory: empty strings, which pass.
+            let mut scratch = Box::<Scratch>::default();
+            let call = pv_tests::lguest::host::decode(&Zeros, &mut scratch, h.nr(), args);
             prop_assert!(call.is_ok(), "{h}: {args:x?} -> {call:?}");
             prop_assert_eq!(call.map(|c| c.raw_args()).ok(), Some(args));
         }

@@ -3,7 +3,8 @@
 //! `HypercallAddress`, and every address the crate defines is described or listed as not
 //! (yet) describable; then an end-to-end run where the generated guest wrappers for serial
 //! write, file open/write/read/close and exit are served, in process, by the generated
-//! host over host-stubs' `GuestMem`, with the out fields written back.
+//! host over host-stubs' `GuestMem` (which implements the generated `GuestMemory`: see this
+//! crate's lib.rs), with the out fields written back.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
@@ -11,7 +12,7 @@ use std::mem::{align_of, offset_of, size_of};
 
 use host_stubs::memory::GuestMem;
 use pv_tests::uhyve::guest::{Translate, Transport, UhyveHypercalls};
-use pv_tests::uhyve::host::{self, GuestMemory, OutsideMemory, Scratch, UhyveDefaultHost};
+use pv_tests::uhyve::host::{self, Scratch, UhyveDefaultHost};
 use pv_tests::uhyve::numbers::{self, Hypercall};
 use pv_tests::uhyve::structs as ours;
 use uhyve_interface::v2::HypercallAddress;
@@ -177,22 +178,6 @@ fn call_numbers_are_uhyve_hypercall_addresses() {
     }
 }
 
-/// host-stubs' guest memory as the uhyve host's `GuestMemory` (the trait is generated per
-/// ABI; host-stubs implements lguest's, this newtype uhyve's over the same accessors).
-struct Mem<'a>(&'a GuestMem);
-
-impl GuestMemory for Mem<'_> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
-        self.0.read(gpa, buf).map_err(|_| OutsideMemory)
-    }
-    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), OutsideMemory> {
-        self.0.write(gpa, buf).map_err(|_| OutsideMemory)
-    }
-    fn contains(&self, gpa: u64, len: u64) -> bool {
-        self.0.check(gpa, len).is_ok()
-    }
-}
-
 /// The guest's view of its own memory: its data lives in `GuestMem`, so its guest-physical
 /// address is where the mapping has it.
 struct Xlate<'a>(&'a GuestMem);
@@ -281,7 +266,7 @@ impl Transport for InProcess<'_> {
     fn hypercall(&self, nr: u64, args: [u64; numbers::ARG_REGS]) -> u64 {
         let r = host::dispatch(
             &mut *self.host.borrow_mut(),
-            &Mem(self.mem),
+            self.mem,
             &mut self.scratch.borrow_mut(),
             nr,
             args,
@@ -385,7 +370,6 @@ fn guest_wrappers_served_by_the_generated_host_over_guest_mem() {
 #[test]
 fn a_hostile_uhyve_guest_gets_a_named_error() {
     let mem = GuestMem::new(1 << 16).expect("maps guest memory");
-    let m = Mem(&mem);
     let mut h = Uhyve::default();
     let mut scratch = Box::<Scratch>::default();
     // A write whose buffer runs off the end of guest memory.
@@ -396,7 +380,7 @@ fn a_hostile_uhyve_guest_gets_a_named_error() {
         ..ours::WriteParams::ZERO
     };
     mem.write(0x100, &wp.to_bytes()).unwrap();
-    let e = host::dispatch(&mut h, &m, &mut scratch, numbers::FILE_WRITE, [0x100]).unwrap_err();
+    let e = host::dispatch(&mut h, &mem, &mut scratch, numbers::FILE_WRITE, [0x100]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "hypercall file_write (4352): argument `data` at 0xfff8: 64 bytes at 0xfff8 are outside guest memory"
@@ -408,7 +392,7 @@ fn a_hostile_uhyve_guest_gets_a_named_error() {
         ..ours::OpenParams::ZERO
     };
     mem.write(0x200, &op.to_bytes()).unwrap();
-    let e = host::dispatch(&mut h, &m, &mut scratch, numbers::FILE_OPEN, [0x200]).unwrap_err();
+    let e = host::dispatch(&mut h, &mem, &mut scratch, numbers::FILE_OPEN, [0x200]).unwrap_err();
     assert!(
         e.to_string()
             .ends_with("argument `path` at 0x1000: not NUL-terminated within 4095 bytes"),
@@ -422,7 +406,7 @@ fn a_hostile_uhyve_guest_gets_a_named_error() {
         ..ours::ReadParams::ZERO
     };
     mem.write(0x300, &rp.to_bytes()).unwrap();
-    let e = host::dispatch(&mut h, &m, &mut scratch, numbers::FILE_READ, [0x300]).unwrap_err();
+    let e = host::dispatch(&mut h, &mem, &mut scratch, numbers::FILE_READ, [0x300]).unwrap_err();
     assert!(
         e.to_string()
             .ends_with("65537 elements long, more than the maximum 65536"),
