@@ -34,7 +34,7 @@ fn check_accepts_the_lguest_spec() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
-        "spec/lguest.toml: ABI `lguest` v1: 15 hypercalls, 2 transports, 52 pv_ops, 4 templates: ok\nspec/lguest.toml: ABI lock: matches spec/lguest.lock\n"
+        "spec/lguest.toml: ABI `lguest` v2: 15 hypercalls, 2 transports, 52 pv_ops, 4 templates: ok\nspec/lguest.toml: ABI lock: matches spec/lguest.lock\n"
     );
 }
 

@@ -371,11 +371,11 @@ fn unmarked_breaks_of_the_lguest_spec_fail_check_at_the_changed_key() {
         assert_eq!(o.status.code(), Some(1), "{name}: {err}");
         assert!(err.contains(says), "{name}: {err}");
         assert!(
-            err.contains("= note: a guest built from lguest.lock (v1)"),
+            err.contains("= note: a guest built from lguest.lock (v2)"),
             "{name}: {err}"
         );
         assert!(
-            err.contains("= help: if the break is intended, bump `[abi] version` to 2"),
+            err.contains("= help: if the break is intended, bump `[abi] version` to 3"),
             "{name}: {err}"
         );
         let (place, src) = first_error_place(&err);
@@ -397,7 +397,7 @@ fn unmarked_breaks_of_the_lguest_spec_fail_check_at_the_changed_key() {
         // A version bump marks the break: check passes with a note, lock records it.
         let bumped = std::fs::read_to_string(d.join("lguest.toml"))
             .expect("spec")
-            .replacen("version = 1", "version = 2", 1);
+            .replacen("version = 2", "version = 3", 1);
         std::fs::write(d.join("lguest.toml"), bumped).expect("writes");
         let o = pvgen(&d, &["check", "lguest.toml"]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
@@ -436,7 +436,7 @@ fn adding_a_hypercall_passes_with_a_note_and_lock_refreshes() {
         "{err}"
     );
     assert!(
-        err.contains("which a host built from lguest.lock (v1) refuses as unknown"),
+        err.contains("which a host built from lguest.lock (v2) refuses as unknown"),
         "{err}"
     );
     assert!(err.contains("= help: run `pvgen lock lguest.toml` to record it in lguest.lock"));
@@ -452,7 +452,7 @@ fn adding_a_hypercall_passes_with_a_note_and_lock_refreshes() {
     assert_eq!(o.status.code(), Some(0));
     let out = text(&o.stdout);
     assert!(
-        out.starts_with("ABI `lguest`: lguest.lock (v1) → lguest.toml (v1): additive\n"),
+        out.starts_with("ABI `lguest`: lguest.lock (v2) → lguest.toml (v2): additive\n"),
         "{out}"
     );
     assert!(
@@ -464,7 +464,7 @@ fn adding_a_hypercall_passes_with_a_note_and_lock_refreshes() {
     let o = pvgen(&d, &["diff", "--json", "lguest.lock", "lguest.toml"]);
     assert_eq!(o.status.code(), Some(0));
     let json = text(&o.stdout);
-    assert!(json.starts_with("{\"abi\":\"lguest\",\"old\":{\"file\":\"lguest.lock\",\"version\":1},\"new\":{\"file\":\"lguest.toml\",\"version\":1},\"class\":\"additive\",\"version_bumped\":false,\"errors\":0,\"changes\":[{\"path\":\"hypercall.send_interrupts\",\"class\":\"additive\""), "{json}");
+    assert!(json.starts_with("{\"abi\":\"lguest\",\"old\":{\"file\":\"lguest.lock\",\"version\":2},\"new\":{\"file\":\"lguest.toml\",\"version\":2},\"class\":\"additive\",\"version_bumped\":false,\"errors\":0,\"changes\":[{\"path\":\"hypercall.send_interrupts\",\"class\":\"additive\""), "{json}");
     // lock --check sees the lag; lock refreshes; check then matches.
     let o = pvgen(&d, &["lock", "lguest.toml", "--check"]);
     assert_eq!(o.status.code(), Some(1));
@@ -498,13 +498,13 @@ fn adding_a_hypercall_passes_with_a_note_and_lock_refreshes() {
 #[test]
 fn bad_locks_and_bad_since_are_reported() {
     let d = lguest_edited("badlock", |s| {
-        s.replacen("nr = 14", "nr = 14\nsince = 3", 1)
+        s.replacen("nr = 14", "nr = 14\nsince = 4", 1)
     });
     let o = pvgen(&d, &["check", "lguest.toml"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o.stderr).contains(
-            "error: hypercall `set_pte` has `since = 3`, outside the ABI's versions 1 to 1"
+            "error: hypercall `set_pte` has `since = 4`, outside the ABI's versions 1 to 2"
         ),
         "{}",
         text(&o.stderr)
