@@ -93,6 +93,34 @@ impl<T: Pick, const N: usize> Pick for [T; N] {
     }
 }
 
+/// Addresses for `Translate::pa` (only compared, never dereferenced).
+impl Pick for *const u8 {
+    fn pick(seed: u64) -> *const u8 {
+        std::ptr::without_provenance(u64::pick(seed) as usize)
+    }
+}
+
+/// Strings for the wrappers' string arguments.
+const CSTRS: [&std::ffi::CStr; 3] = [c"", c"Power down", c"0123456789abcdefXYZ"];
+
+impl Pick for &'static std::ffi::CStr {
+    fn pick(seed: u64) -> Self {
+        CSTRS[(seed % CSTRS.len() as u64) as usize]
+    }
+}
+
+impl Pick for &'static [u8] {
+    fn pick(seed: u64) -> Self {
+        <&std::ffi::CStr>::pick(seed).to_bytes()
+    }
+}
+
+impl Pick for &'static mut [u8] {
+    fn pick(seed: u64) -> Self {
+        Box::leak(vec![0; (seed % 17) as usize].into_boxed_slice())
+    }
+}
+
 /// A host handler that records every call, and refuses every fifth one so the
 /// `DispatchError::Host` path is compared too.
 #[derive(Default)]
@@ -148,6 +176,37 @@ macro_rules! observe_by_hand {
     () => {
         use super::{guest, host, lazy, numbers, patch, pv_ops, shared};
         use crate::{Seen, seen};
+
+        /// The guest's pointers as addresses: a direct map.
+        pub struct Xlate;
+
+        impl guest::Translate for Xlate {
+            fn pa(&self, va: *const u8) -> u64 {
+                (va as u64).wrapping_sub(0xffff_8000_0000_0000)
+            }
+        }
+
+        impl crate::Pick for &'static dyn guest::Translate {
+            fn pick(_: u64) -> Self {
+                &Xlate
+            }
+        }
+
+        /// Guest memory of zeros everywhere: every string argument is empty.
+        pub struct Zeros;
+
+        impl host::GuestMemory for Zeros {
+            fn read(&self, _gpa: u64, buf: &mut [u8]) -> Result<(), host::OutsideMemory> {
+                buf.fill(0);
+                Ok(())
+            }
+            fn write(&self, _gpa: u64, _buf: &[u8]) -> Result<(), host::OutsideMemory> {
+                Ok(())
+            }
+            fn contains(&self, _gpa: u64, _len: u64) -> bool {
+                true
+            }
+        }
 
         impl guest::Transport for crate::Wire {
             fn hypercall(&self, nr: u64, args: [u64; numbers::ARG_REGS]) -> u64 {
@@ -300,12 +359,13 @@ macro_rules! observe_by_hand {
 
         fn dispatching(calls: &[(u64, Vec<u64>)]) -> Vec<Seen> {
             let mut host = crate::Recorder::default();
+            let mut scratch = Box::<host::Scratch>::default();
             let mut out = Vec::new();
             for (nr, args) in calls {
-                let r = host::dispatch(&mut host, *nr, regs(args));
+                let r = host::dispatch(&mut host, &Zeros, &mut scratch, *nr, regs(args));
                 let shown = r.as_ref().map_err(|e| e.to_string());
                 out.push(seen(&format!("dispatch({nr:#x}, {args:x?})"), &(&r, shown)));
-                let r = host::dispatch_slot(&mut host, *nr, regs(args));
+                let r = host::dispatch_slot(&mut host, &Zeros, &mut scratch, *nr, regs(args));
                 out.push(seen(&format!("dispatch_slot({nr:#x}, {args:x?})"), &r));
             }
             out.push(seen("handler calls", &host.calls));
