@@ -2,7 +2,7 @@
 //! (ring drains, interrupts, page faults) over arbitrary sequences, memory sizes and
 //! shared-page placements.
 
-use host_stubs::abi::host::{DecodeError, decode};
+use host_stubs::abi::host::{DecodeError, Scratch, decode};
 use host_stubs::abi::numbers::{ARG_REGS, Hypercall, LGUEST_INIT, PAGE_SIZE, SYSCALL_VECTOR};
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_READY, RING_SIZE, RingSlot};
 use host_stubs::clock::{ManualClock, WallTime};
@@ -34,9 +34,11 @@ fn call_nr(inp: &mut Input<'_>) -> u64 {
     }
 }
 
-/// Decodes `nr` and `regs` and checks the answer names what it was given.
-fn check_decode(nr: u64, regs: [u64; ARG_REGS]) {
-    match decode(nr, regs) {
+/// Decodes `nr` and `regs` (memory arguments read from `mem`) and checks the answer names
+/// what it was given.
+fn check_decode(mem: &GuestMem, nr: u64, regs: [u64; ARG_REGS]) {
+    let mut scratch = Box::<Scratch>::default();
+    match decode(mem, &mut scratch, nr, regs) {
         Ok(call) => assert_eq!(call.hypercall().nr(), nr, "decode renamed the call"),
         Err(DecodeError::UnknownHypercall { nr: n }) => {
             assert_eq!(n, nr);
@@ -46,6 +48,17 @@ fn check_decode(nr: u64, regs: [u64; ARG_REGS]) {
             assert_eq!(b.call.nr(), nr, "the refusal names another call");
             assert!(b.index < ARG_REGS && b.arg == b.call.arg_names()[b.index]);
         }
+        Err(DecodeError::BadMemory(b)) => {
+            // A string named with the address its register held.
+            assert_eq!(b.call.nr(), nr, "the refusal names another call");
+            let i = b
+                .call
+                .arg_index(b.arg)
+                .expect("lguest's memory arguments have registers");
+            assert_eq!(b.addr, regs[i], "the refusal names another address");
+            let _ = b.to_string();
+        }
+        Err(DecodeError::Host(never)) => match never {},
     }
 }
 
@@ -92,7 +105,7 @@ pub fn dispatch(data: &[u8]) {
         }
         let nr = call_nr(&mut inp);
         let regs = [(); ARG_REGS].map(|()| inp.value(0x1000));
-        check_decode(nr, regs);
+        check_decode(h.mem(), nr, regs);
         if let Err(stop) = h.hypercall(nr, regs) {
             check_stopped(&mut h, &stop);
             return;
@@ -139,7 +152,7 @@ pub fn host_calls(data: &[u8]) {
                     call_nr(&mut inp)
                 };
                 let regs = [(); ARG_REGS].map(|()| inp.value(page));
-                check_decode(nr, regs);
+                check_decode(h.mem(), nr, regs);
                 h.hypercall(nr, regs).map(|_| ())
             }
             2 => {

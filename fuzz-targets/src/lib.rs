@@ -4,7 +4,9 @@
 //! - [`spec::spec_parse`]: the spec parser and checker on any text, and the generator on
 //!   any spec they accept;
 //! - [`calls::dispatch`]: the generated decode and dispatch on any call number and
-//!   arguments;
+//!   arguments (lguest's strings read from real guest memory);
+//! - [`memory::memory_decode`]: the generated decode of arguments in guest memory (every
+//!   kind the format has) over any memory size, contents and registers;
 //! - [`calls::host_calls`]: the reference host's whole hypercall handling over any call
 //!   sequence and ring contents, with random memory sizes, shared-page placements and page
 //!   faults;
@@ -16,6 +18,7 @@
 
 pub mod calls;
 pub mod input;
+pub mod memory;
 pub mod shadow;
 pub mod spec;
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use pv_fuzz_targets::{calls, shadow, spec};
+use pv_fuzz_targets::{calls, memory, shadow, spec};
 
 /// SplitMix64.
 struct Rng(u64);
@@ -69,6 +69,43 @@ fn dispatch() {
         |r| r.bytes(1024),
         calls::dispatch,
     );
+}
+
+#[test]
+fn memory_decode() {
+    run(
+        "memory_decode",
+        20_000,
+        Duration::from_secs(10),
+        |r| r.bytes(512),
+        |d| {
+            memory::memory_decode(d);
+        },
+    );
+}
+
+/// The memory target is not vacuous: from the same stream, calls are accepted and written
+/// back, and refused for each reason, often enough.
+#[test]
+fn memory_decode_reaches_every_outcome() {
+    use memory::Outcome;
+    let mut rng = Rng(0x5eed);
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..5_000 {
+        *seen
+            .entry(memory::memory_decode(&rng.bytes(512)))
+            .or_insert(0u32) += 1;
+    }
+    println!("memory_decode outcomes of 5000: {seen:?}");
+    for o in [
+        Outcome::Ran { wrote: true },
+        Outcome::Ran { wrote: false },
+        Outcome::Unknown,
+        Outcome::BadArgument,
+        Outcome::BadMemory,
+    ] {
+        assert!(seen.get(&o).copied().unwrap_or(0) >= 10, "{o:?}: {seen:?}");
+    }
 }
 
 #[test]
