@@ -84,6 +84,17 @@ fn memory_decode() {
     );
 }
 
+/// Inputs libFuzzer found that once failed a target (each file is named for what it was).
+#[test]
+fn regressions() {
+    // `open` with its file name's address pointing back at its own parameter struct: two
+    // arguments the guest overlapped, each copied once (the target had counted that as a
+    // double fetch).
+    memory::memory_decode(include_bytes!(
+        "regressions/memory_decode-overlapping-arguments"
+    ));
+}
+
 /// The memory target is not vacuous: from the same stream, calls are accepted and written
 /// back, and refused for each reason, often enough.
 #[test]
