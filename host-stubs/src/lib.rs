@@ -2,7 +2,9 @@
 //! host behind it with the semantics of Linux 2.6.30's `drivers/lguest/hypercalls.c` and
 //! friends, ported to x86_64, with the original's bugs fixed.
 //!
-//! - [`memory::GuestMem`]: guest memory (rust-vmm `vm-memory`), every access bounds-checked.
+//! - [`memory::GuestMem`]: guest memory (rust-vmm `vm-memory`), every access bounds-checked;
+//!   it implements the generated [`abi::host::GuestMemory`], through which the generated
+//!   decode reads memory arguments ([`guest_memory_for!`] implements another ABI's).
 //! - [`host::Host`]: behind the generated [`abi::host::LguestHost`]; its entry points
 //!   drain the async ring and dispatch ([`host::Host::hypercall`]), decide interrupt
 //!   delivery ([`host::Host::next`]) and take device interrupts ([`host::Host::raise_irq`]).

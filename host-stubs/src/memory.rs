@@ -10,7 +10,9 @@
 //!
 //! The host treats guest memory as hostile and shared: the guest (or, under KVM, another
 //! vCPU) may change it at any time. So the accessors copy out, and callers read each value
-//! once into a local and act on the local (see the ring drain in [`crate::host`]).
+//! once into a local and act on the local (see the ring drain in [`crate::host`]). The
+//! generated decode does the same for memory arguments, through the generated
+//! `GuestMemory` trait this type implements.
 
 use std::ptr::NonNull;
 use std::sync::RwLock;

@@ -23,8 +23,8 @@ const _: () = assert!(
 
 impl<C: Clock> Host<C> {
     /// Handles a synchronous hypercall: drains the async ring first (as every exit does in
-    /// the original), then runs the call through the generated dispatch. Returns the result
-    /// register, or why the guest stopped.
+    /// the original), then runs the call through the generated decode and run (see
+    /// `serve`). Returns the result register, or why the guest stopped.
     ///
     /// A NOTIFY in the ring stops the walk; this host serves it at once (it keeps the text
     /// and the address), then walks on, and runs the synchronous call after the ring is

@@ -3,7 +3,8 @@
 //!
 //! A VMM drives it with three calls:
 //! - [`Host::hypercall`] on every hypercall exit: drains the async ring, then runs the call
-//!   through the generated [`dispatch`];
+//!   through the generated [`decode`] (which copies SHUTDOWN's and NOTIFY's strings out of
+//!   guest memory once) and [`run`];
 //! - [`Host::next`] before every guest entry: what to inject, or how long to sleep;
 //! - [`Host::raise_irq`] when a device interrupts.
 //!
@@ -20,7 +21,8 @@
 //! - `stats.rs`: the call log and counters.
 //!
 //! [`LguestHost`]: crate::abi::host::LguestHost
-//! [`dispatch`]: crate::abi::host::dispatch
+//! [`decode`]: crate::abi::host::decode
+//! [`run`]: crate::abi::host::run
 
 mod calls;
 mod handlers;
