@@ -65,7 +65,8 @@ pub(crate) fn modules(spec: &Spec) -> Vec<Module> {
 /// doc line can never turn into `////` or `//!`.
 pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut fenced = false;
+    // The code fence the text is inside, if any, and what its opener rendered as.
+    let mut fenced: Option<crate::parse::Fence> = None;
     // The continuation of the list item or quote the previous line belongs to: a plain
     // line right after one is part of it (Markdown's lazy continuation), so it gets the
     // item's indent or the quote's `>` (clippy's `doc_lazy_continuation`).
@@ -84,7 +85,7 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         // that item (a second paragraph of it); anything else ends it.
         if let Some(c) = after_blank.take()
             && c.trim().is_empty()
-            && !fenced
+            && fenced.is_none()
             && line.len() - line.trim_start().len() >= c.len()
         {
             item = Some(c);
@@ -103,7 +104,7 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             out.push(" ```".to_string());
             icode = false;
         }
-        if !fenced && deep && item.is_none() && out.last().is_none_or(|l| l.is_empty()) {
+        if fenced.is_none() && deep && item.is_none() && out.last().is_none_or(|l| l.is_empty()) {
             out.push(" ```text".to_string());
             out.push(format!(
                 " {}",
@@ -114,12 +115,14 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         }
         let (first, cont) = continuation(line);
         let owned;
-        let line = if !fenced && first.trim().is_empty() && item.is_some() {
+        let line = if fenced.is_none() && first.trim().is_empty() && item.is_some() {
             let t = line.trim_start();
-            if crate::parse::fence_opener(t).is_some() {
+            if crate::parse::Fence::opened_by(t).is_some() {
                 // A fence cannot lazily continue an item or a quote: a blank line ends the
                 // item first.
-                out.push(String::new());
+                if out.last().is_some_and(|l| !l.trim().is_empty()) {
+                    out.push(String::new());
+                }
                 item = None;
                 line
             } else {
@@ -136,20 +139,18 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             }
             line
         };
-        // A fence opens on ``` (with an info string) and closes on a line of backticks only.
+        // A fence opens on ``` or ~~~ (with an info string) and closes only on a line of
+        // nothing but its own character, at least as many as opened it (CommonMark).
         let t = line.trim();
-        // Four columns in, backticks are code or a paragraph's continuation (CommonMark).
-        let fence = if fenced {
-            line.len() - line.trim_start().len() < 4
-                && t.len() >= 3
-                && (t.chars().all(|c| c == '`') || t.chars().all(|c| c == '~'))
-        } else {
-            crate::parse::fence_opener(line).is_some()
+        let opens = match &fenced {
+            Some(_) => None,
+            None => crate::parse::Fence::opened_by(line),
         };
+        let fence = opens.is_some() || fenced.as_ref().is_some_and(|f| f.closed_by(line));
         // A fence rustdoc would run as a doctest (no info string, or only rustdoc's own
         // words) is relabelled `text`: spec prose is never a doctest.
         let relabelled;
-        let line = if fence && !fenced && runs_as_doctest(t) {
+        let line = if opens.is_some() && runs_as_doctest(t) {
             let marks: String = t.chars().take_while(|c| *c == '`' || *c == '~').collect();
             relabelled = format!(
                 "{}{marks}text",
@@ -160,9 +161,9 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
             line
         };
         if fence {
-            fenced = !fenced;
+            fenced = opens;
         }
-        let keep = fenced
+        let keep = fenced.is_some()
             || fence
             || line.starts_with('|')
             || line.starts_with('#')
@@ -196,6 +197,11 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
     }
     if icode {
         out.push(" ```".to_string());
+    }
+    // A fence the text leaves open is closed here, so whatever follows these lines is not
+    // swallowed into it.
+    if let Some(f) = fenced {
+        out.push(format!(" {}", f.closer()));
     }
     out.into_iter()
         .map(|l| {
@@ -275,6 +281,19 @@ fn continuation(line: &str) -> (&str, String) {
     };
     let first = &line[..end + marker];
     (first, format!("{cont}{}", " ".repeat(marker)))
+}
+
+/// `doc` with `tail` (a generated sentence such as ` (number 3).`) run on at its end, or
+/// as a paragraph of its own when `doc` ends on a code fence's closing line, which text
+/// after it would turn into a line of code.
+pub(crate) fn run_on(doc: &str, tail: &str) -> String {
+    let last = doc.lines().last().unwrap_or_default().trim();
+    if crate::parse::Fence::opened_by(last).is_some() && last.chars().all(|c| c == '`' || c == '~')
+    {
+        format!("{doc}\n\n{}", tail.trim_start())
+    } else {
+        format!("{doc}{tail}")
+    }
 }
 
 /// `#[doc = "..."]` attributes for `text`.
@@ -551,4 +570,46 @@ pub(crate) fn constraint_text(spec: &Spec, a: &crate::spec::Arg) -> String {
         }
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{doc_lines, run_on};
+
+    fn render(text: &str) -> String {
+        doc_lines(text).join("\n")
+    }
+
+    #[test]
+    fn a_short_closer_leaves_a_long_fence_open_and_the_renderer_closes_it() {
+        // The specgen case: six backticks, then three, then the generated `# Safety`.
+        let out = render("Reads:\n``````\nvalue\n```\n\n# Safety\n\nNone.");
+        assert_eq!(
+            out,
+            " Reads:\n ``````text\n value\n ```\n\n # Safety\n\n None.\n ``````"
+        );
+        // Once closed by a run as long, what follows is prose again (and is wrapped).
+        let long = "word ".repeat(30);
+        let out = render(&format!("``````\nvalue\n```\n````````\n{long}"));
+        assert!(out.lines().all(|l| l.chars().count() <= 89), "{out}");
+        // Tildes do not close backticks, nor backticks tildes.
+        assert!(render("````\nv\n~~~~~").ends_with("\n ````"));
+        assert!(render("~~~\nv\n```").ends_with("\n ~~~"));
+        // A fence in a list item is closed in the item.
+        assert!(render("Reads:\n- item\n\n  ````\n  v\n  ```").ends_with("\n   ```\n   ````"));
+        // Nothing is added to a doc whose fences are closed.
+        assert_eq!(
+            render("```\nv\n`````\nafter"),
+            " ```text\n v\n `````\n after"
+        );
+    }
+
+    #[test]
+    fn a_sentence_after_a_closing_fence_starts_a_paragraph() {
+        assert_eq!(run_on("Ping.", " (number 1)."), "Ping. (number 1).");
+        assert_eq!(
+            run_on("Ping:\n```\nx\n```", " (number 1)."),
+            "Ping:\n```\nx\n```\n\n(number 1)."
+        );
+    }
 }

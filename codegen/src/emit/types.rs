@@ -22,12 +22,11 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 let n = usize_lit(variants.len() as u64);
                 let vs = variants.iter().map(|v| {
                     let vid = crate::names::camel_ident(&v.name.v);
-                    let vd = doc(&format!(
-                        "{} (`{}`).",
+                    let vd = doc(&super::run_on(
                         v.doc
                             .as_deref()
                             .map_or(v.name.v.as_str(), |s| s.trim_end_matches('.')),
-                        v.value
+                        &format!(" (`{}`).", v.value),
                     ));
                     quote! { #vd #vid }
                 });

@@ -21,7 +21,7 @@ mod shared;
 mod structs;
 mod template;
 mod toml;
-pub(crate) use toml::fence_opener;
+pub(crate) use toml::Fence;
 mod types;
 
 use std::collections::{HashMap, HashSet};

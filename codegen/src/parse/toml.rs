@@ -316,25 +316,10 @@ pub(super) fn clean_text(text: &str) -> String {
     }
     let mut text = out.join("\n").trim_matches('\n').to_string();
     // What the text leaves open would swallow what the generator appends after it (the
-    // `# Safety` heading, the call's number): close a code fence, then an HTML comment
-    // (in CommonMark a fence closes only on a line of nothing but its backticks).
-    let mut open: Option<char> = None;
-    for l in text.lines() {
-        let t = l.trim();
-        // Indented four columns or more, a line of backticks is code or a paragraph's
-        // continuation, never a fence (CommonMark).
-        if l.len() - l.trim_start().len() >= 4 {
-            continue;
-        }
-        match open {
-            None => open = fence_opener(l),
-            Some(c) if t.len() >= 3 && t.chars().all(|x| x == c) => open = None,
-            _ => {}
-        }
-    }
-    if let Some(c) = open {
+    // `# Safety` heading, the call's number): close a code fence, then an HTML comment.
+    if let Some(f) = Fence::left_open(&text) {
         text.push('\n');
-        text.extend(std::iter::repeat_n(c, 3));
+        text.push_str(&f.closer());
     }
     // Then an HTML comment, on a line of its own: inside the comment the fence's closer is
     // just text, and after a real fence the closer has closed it first.
@@ -346,17 +331,59 @@ pub(super) fn clean_text(text: &str) -> String {
     text
 }
 
-/// The fence character when `line` opens a CommonMark code fence: at most three columns in,
-/// three or more backticks or tildes, and a backtick fence's info string holds no backtick.
-pub(crate) fn fence_opener(line: &str) -> Option<char> {
-    if line.len() - line.trim_start().len() >= 4 {
-        return None;
+/// A CommonMark code fence a line opened: its indent, its character (`` ` `` or `~`) and
+/// how many of them. Only a line of at least as many of the same character, at most three
+/// columns in, closes it: a shorter run, or the other character, is a line of code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fence {
+    indent: usize,
+    mark: char,
+    len: usize,
+}
+
+impl Fence {
+    /// The fence `line` opens: at most three columns in, three or more backticks or
+    /// tildes, and a backtick fence's info string holds no backtick.
+    pub(crate) fn opened_by(line: &str) -> Option<Fence> {
+        let indent = line.len() - line.trim_start().len();
+        if indent >= 4 {
+            return None;
+        }
+        let t = line.trim();
+        let mark = t.chars().next().filter(|c| matches!(c, '`' | '~'))?;
+        let len = t.chars().take_while(|c| *c == mark).count();
+        let ok = len >= 3 && (mark == '~' || !t[len..].contains('`'));
+        ok.then_some(Fence { indent, mark, len })
     }
-    let t = line.trim();
-    if t.starts_with("```") {
-        (!t.trim_start_matches('`').contains('`')).then_some('`')
-    } else {
-        t.starts_with("~~~").then_some('~')
+
+    /// Whether `line` closes this fence: at most three columns in, nothing but this
+    /// fence's character, at least as many of them as opened it.
+    pub(crate) fn closed_by(&self, line: &str) -> bool {
+        let t = line.trim();
+        line.len() - line.trim_start().len() < 4
+            && t.len() >= self.len
+            && t.chars().all(|c| c == self.mark)
+    }
+
+    /// The line that closes this fence, at the indent it opened at (so a fence in a list
+    /// item is closed in that item, not after it).
+    pub(crate) fn closer(&self) -> String {
+        let mut s = " ".repeat(self.indent);
+        s.extend(std::iter::repeat_n(self.mark, self.len));
+        s
+    }
+
+    /// The fence `text` opens and never closes, if any.
+    pub(crate) fn left_open(text: &str) -> Option<Fence> {
+        let mut open: Option<Fence> = None;
+        for l in text.lines() {
+            match &open {
+                None => open = Fence::opened_by(l),
+                Some(f) if f.closed_by(l) => open = None,
+                Some(_) => {}
+            }
+        }
+        open
     }
 }
 
@@ -404,5 +431,55 @@ pub(super) fn int_form(v: &Val<'_>) -> NumForm {
             _ => NumForm::Dec,
         },
         _ => NumForm::Dec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Fence, clean_text};
+
+    #[test]
+    fn a_fence_closes_only_on_as_many_of_its_own_character() {
+        let six = Fence::opened_by("``````").unwrap();
+        assert!(!six.closed_by("```"), "a shorter run is a line of code");
+        assert!(
+            !six.closed_by("~~~~~~"),
+            "the other character is a line of code"
+        );
+        assert!(!six.closed_by("``````x"), "a closer carries nothing else");
+        assert!(!six.closed_by("    ``````"), "four columns in, it is code");
+        assert!(six.closed_by("``````"));
+        assert!(six.closed_by("  ````````"), "a longer run closes");
+        let tilde = Fence::opened_by("~~~~ text `x`").unwrap();
+        assert!(!tilde.closed_by("```````"));
+        assert!(!tilde.closed_by("~~~"));
+        assert!(tilde.closed_by("~~~~"));
+        assert_eq!(
+            Fence::opened_by("``` a`b"),
+            None,
+            "a backtick in the info string"
+        );
+        assert_eq!(Fence::opened_by("    ```"), None, "indented code");
+        assert_eq!(Fence::opened_by("``"), None);
+    }
+
+    #[test]
+    fn clean_text_closes_what_a_doc_leaves_open_with_a_closer_as_long_as_its_opener() {
+        assert_eq!(clean_text("``````\ncode\n```"), "``````\ncode\n```\n``````");
+        assert_eq!(
+            clean_text("~~~~\ncode\n```\n~~~"),
+            "~~~~\ncode\n```\n~~~\n~~~~"
+        );
+        assert_eq!(clean_text("````\ncode\n~~~~~"), "````\ncode\n~~~~~\n````");
+        // Closed already: a longer closer closes, nothing is added.
+        assert_eq!(
+            clean_text("```\ncode\n`````\nprose"),
+            "```\ncode\n`````\nprose"
+        );
+        // In a list item, closed at the opener's indent so the item holds the closer.
+        assert_eq!(
+            clean_text("Reads:\n- item\n\n  ````\n  code\n  ```"),
+            "Reads:\n- item\n\n  ````\n  code\n  ```\n  ````"
+        );
     }
 }
