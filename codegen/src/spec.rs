@@ -218,6 +218,9 @@ pub struct Const {
     pub name: Sp<String>,
     /// Value.
     pub value: ConstValue,
+    /// How the spec wrote a number's value (decimal, hex, ...), so the generated const
+    /// shows it the same way; `Dec` for a text.
+    pub form: NumForm,
     /// What it means.
     pub doc: Option<String>,
 }
@@ -899,6 +902,9 @@ pub struct MemArg {
     pub at: MemAt,
     /// What it is.
     pub doc: Option<String>,
+    /// A buffer's or string's `max` as the spec wrote it (a const's name, hex, ...);
+    /// `None` for a struct and for a buffer whose fixed `len` is its own maximum.
+    pub max_written: Option<Num>,
 }
 
 impl Spec {

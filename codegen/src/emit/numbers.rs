@@ -5,7 +5,7 @@ use quote::{format_ident, quote};
 
 use super::{Module, doc, nr_const, usize_lit, variant};
 use crate::names::upper;
-use crate::spec::{ConstValue, Spec};
+use crate::spec::{ConstValue, Num, Spec};
 
 pub(crate) fn emit(spec: &Spec) -> Module {
     let name = &spec.abi.name.v;
@@ -29,7 +29,14 @@ pub(crate) fn emit(spec: &Spec) -> Module {
             .unwrap_or(&format!("The constant `{}`.", c.name.v)));
         match &c.value {
             ConstValue::Int(n) => {
-                let v = super::int_lit(*n, crate::spec::Prim::U64);
+                // In the base the spec wrote it in.
+                let v = super::host::num_in(
+                    &Num {
+                        value: *n,
+                        form: c.form.clone(),
+                    },
+                    &TokenStream::new(),
+                );
                 quote! { #d pub const #id: u64 = #v; }
             }
             ConstValue::Text(t) => quote! { #d pub const #id: &str = #t; },

@@ -27,6 +27,8 @@ pub(super) struct RawMem {
     addr: AddrKind,
     doc: Option<String>,
     max_given: bool,
+    /// The `max` as the spec wrote it.
+    max_written: Option<Num>,
 }
 
 /// Whether an argument's `type` makes it a memory argument.
@@ -93,13 +95,13 @@ impl Parser<'_> {
         };
         let dir_s = o.opt_str(self.d, "dir");
         // A number or a const's name, like every number the spec may name.
-        let max = if o.get("max").is_some() {
+        let (max, max_written) = if o.get("max").is_some() {
             match self.opt_number(&o, "max") {
-                Some(n) => Some(Sp::new(n.v.value, n.span)),
+                Some(n) => (Some(Sp::new(n.v.value, n.span)), Some(n.v)),
                 None => return None,
             }
         } else {
-            None
+            (None, None)
         };
         let utf8 = o.opt_bool(self.d, "utf8");
         let at = o.opt_str(self.d, "at");
@@ -279,6 +281,7 @@ impl Parser<'_> {
             addr: addr?,
             doc,
             max_given: max.is_some(),
+            max_written,
         };
         Some((raw, ty_s.span))
     }
@@ -410,6 +413,13 @@ impl Parser<'_> {
                     max,
                 };
             }
+            // A fixed length is its own maximum: it was written as `len`, not `max`.
+            let max_written = match &kind {
+                MemKind::Buffer {
+                    len: Len::Fixed(_), ..
+                } => None,
+                _ => r.max_written,
+            };
             out.push(MemArg {
                 name: r.name,
                 kind,
@@ -417,6 +427,7 @@ impl Parser<'_> {
                 addr: r.addr,
                 at,
                 doc: r.doc,
+                max_written,
             });
         }
         out

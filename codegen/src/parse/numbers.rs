@@ -15,12 +15,13 @@ impl Parser<'_> {
         for (k, v) in o.t.iter() {
             let name = Sp::new(k.get_ref().to_string(), k.span());
             let what = format!("const `{}`", name.v);
-            let (value, doc) = match v.get_ref() {
+            let (value, form, doc) = match v.get_ref() {
                 DeValue::Table(_) => {
                     let Some(c) = as_obj(self.d, v, what.clone(), &name.v) else {
                         continue;
                     };
                     c.check_keys(self.d, &["value", "text", "doc"]);
+                    let form = c.get("value").map_or(NumForm::Dec, int_form);
                     let value = match (c.get("value"), c.get("text")) {
                         (Some(_), Some(t)) => {
                             self.d.push(
@@ -37,11 +38,12 @@ impl Parser<'_> {
                             .req_int(self.d, "value", "0")
                             .map(|n| Sp::new(ConstValue::Int(n.v), n.span)),
                     };
-                    (value, c.opt_text(self.d, "doc"))
+                    (value, form, c.opt_text(self.d, "doc"))
                 }
                 DeValue::Integer(_) => (
                     o.int_at(self.d, &name.v, v)
                         .map(|n| Sp::new(ConstValue::Int(n.v), n.span)),
+                    int_form(v),
                     None,
                 ),
                 other => {
@@ -76,6 +78,7 @@ impl Parser<'_> {
                 out.push(Const {
                     name,
                     value: value.v,
+                    form,
                     doc,
                 });
             }

@@ -289,6 +289,37 @@ pub(crate) fn items(spec: &Spec) -> TokenStream {
     }
 }
 
+/// The length of `m`'s scratch array, `max + extra` elements: named as the spec named
+/// `max` (`super::numbers::NOTIFY_MAX as usize` for `notify_max - 1` and a NUL), in its base
+/// otherwise.
+fn scratch_len(m: &MemArg, max: u64, extra: u64) -> TokenStream {
+    let Some(n) = &m.max_written else {
+        let n = usize_lit(max + extra);
+        return quote! { #n };
+    };
+    let n = Num {
+        value: n.value + extra,
+        form: match &n.form {
+            NumForm::Const { name, delta } => NumForm::Const {
+                name: name.clone(),
+                delta: delta + i128::from(extra),
+            },
+            f => f.clone(),
+        },
+    };
+    match &n.form {
+        NumForm::Const { delta: 0, .. } => {
+            let e = num(&n);
+            quote! { #e as usize }
+        }
+        NumForm::Const { .. } => {
+            let e = num(&n);
+            quote! { (#e) as usize }
+        }
+        _ => num(&n),
+    }
+}
+
 /// `Scratch`: one array per buffer and string argument, as long as its maximum.
 fn scratch(spec: &Spec) -> TokenStream {
     if !spec.has_scratch() {
@@ -304,7 +335,7 @@ fn scratch(spec: &Spec) -> TokenStream {
                 MemKind::Struct(_) => continue,
                 MemKind::Buffer { elem, max, .. } => {
                     let e = stype(spec, elem, false);
-                    let n = usize_lit(*max);
+                    let n = scratch_len(m, *max, 0);
                     let z = match elem {
                         SType::Struct(i) => {
                             let id = camel_ident(&spec.structs[*i].name.v);
@@ -319,7 +350,7 @@ fn scratch(spec: &Spec) -> TokenStream {
                     )
                 }
                 MemKind::Str { max, .. } => {
-                    let n = usize_lit(max + 1);
+                    let n = scratch_len(m, *max, 1);
                     (quote! { [u8; #n] }, quote! { [0; #n] }, max + 1)
                 }
             };
@@ -747,7 +778,13 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                     }
                     Len::Field(f) => field_value(spec, h, f),
                 };
-                let maxl = u64_lit(*max);
+                let maxl = m.max_written.as_ref().map_or_else(
+                    || {
+                        let l = u64_lit(*max);
+                        quote! { #l }
+                    },
+                    num,
+                );
                 let (es, _) = spec.stype_size_align(elem);
                 let esl = usize_lit(es);
                 let index_off = if es == 1 { quote! { index as u64 } } else { quote! { (index * #esl) as u64 } };
