@@ -176,7 +176,7 @@ impl Diagnostic {
     }
 
     /// As [`Diagnostic::render`], with the source already indexed: time proportional to
-    /// the diagnostic's line (at most [`MAX_LINE`] columns of it are shown).
+    /// the diagnostic's line (at most `MAX_LINE`, 100, columns of it are shown).
     pub fn render_in(&self, file: &str, index: &LineIndex<'_>) -> String {
         self.render_as("error", file, index)
     }

@@ -54,8 +54,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Write one file per module, mod.rs and <abi>.md into DIR, with a manifest
-    /// (pvgen.manifest) so a later run removes what it no longer generates.
+    /// Write one file per module, mod.rs and ABI.md (ABI the spec's name) into DIR, with a
+    /// manifest (pvgen.manifest) so a later run removes what it no longer generates.
     #[command(after_help = EXIT_CODES)]
     Generate {
         /// The spec (TOML).

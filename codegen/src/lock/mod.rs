@@ -5,9 +5,9 @@
 //! [`Facts::lock_text`]); `pvgen check SPEC` compares the spec with its lock and
 //! `pvgen diff OLD NEW` any two specs or locks ([`compare`]). A fact is a leaf of a tree
 //! keyed by path, `hypercall.set_pte.nr = 14`; what a change of it means is decided by the
-//! rule of its path's pattern in [`rules`], so a new kind of fact (a struct field, a memory
-//! argument's direction, a second result register) is one line of [`extract`] and one row
-//! of the rule table, not a new file format. Docs, comments and the order of tables in the
+//! rule of its path's pattern in `lock/rules.rs`, so a new kind of fact (a struct field, a
+//! memory argument's direction, a second result register) is one line of
+//! `lock/extract.rs` and one row of the rule table, not a new file format. Docs, comments and the order of tables in the
 //! spec are not facts.
 //!
 //! The lock is TOML with dotted keys, one fact a line, sorted by path, so it parses with
