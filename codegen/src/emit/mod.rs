@@ -141,7 +141,6 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         };
         // A fence opens on ``` or ~~~ (with an info string) and closes only on a line of
         // nothing but its own character, at least as many as opened it (CommonMark).
-        let t = line.trim();
         let opens = match &fenced {
             Some(_) => None,
             None => crate::parse::Fence::opened_by(line),
@@ -150,11 +149,20 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         // A fence rustdoc would run as a doctest (no info string, or only rustdoc's own
         // words) is relabelled `text`: spec prose is never a doctest.
         let relabelled;
-        let line = if opens.is_some() && runs_as_doctest(t) {
+        // So is one that opens right after a list item's or a quote's marker (`- ````, `> ```):
+        // CommonMark opens it inside the item, which closes it when the item ends.
+        let (marker, _) = continuation(line);
+        let inner = &line[marker.len()..];
+        let opens_inner = fenced.is_none()
+            && opens.is_none()
+            && !marker.trim().is_empty()
+            && crate::parse::Fence::opened_by(inner).is_some();
+        let line = if (opens.is_some() || opens_inner) && runs_as_doctest(inner.trim()) {
+            let t = inner.trim();
             let marks: String = t.chars().take_while(|c| *c == '`' || *c == '~').collect();
             relabelled = format!(
-                "{}{marks}text",
-                &line[..line.len() - line.trim_start().len()]
+                "{marker}{}{marks}text",
+                &inner[..inner.len() - inner.trim_start().len()]
             );
             relabelled.as_str()
         } else {
@@ -597,6 +605,9 @@ mod tests {
         assert!(render("~~~\nv\n```").ends_with("\n ~~~"));
         // A fence in a list item is closed in the item.
         assert!(render("Reads:\n- item\n\n  ````\n  v\n  ```").ends_with("\n   ```\n   ````"));
+        // A fence opened on a list item's or a quote's marker is not a doctest either.
+        assert_eq!(render("- ```\nv"), " - ```text\n   v");
+        assert_eq!(render("> ```rust\n> v"), " > ```text\n > v");
         // Nothing is added to a doc whose fences are closed.
         assert_eq!(
             render("```\nv\n`````\nafter"),
