@@ -62,7 +62,9 @@ fn main() {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
-    // What the outer cargo set for this build script must not leak into the kernel's.
+    // What the outer cargo set for this build script must not leak into the kernel's. Its
+    // jobserver (CARGO_MAKEFLAGS) is kept: the nested cargo takes its jobs from the outer
+    // one's tokens instead of running a second `-j NCPU` beside it.
     for var in [
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
@@ -71,7 +73,6 @@ fn main() {
         "CARGO_BUILD_TARGET",
         "CARGO_TARGET_DIR",
         "CARGO_PRIMARY_PACKAGE",
-        "CARGO_MAKEFLAGS",
         "MAKEFLAGS",
         "MFLAGS",
         "CARGO_PROFILE_RELEASE_PANIC",

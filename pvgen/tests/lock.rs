@@ -1,4 +1,4 @@
-//! The ABI lock and the breaking-change check: the corpus in tests/abi_changes (one
+//! The ABI lock and the breaking-change check: the corpus in codegen/tests/abi_changes (one
 //! before/after pair per rule, with its expected class, words and place), the lock file's
 //! round trip and determinism, and `pvgen check`, `lock` and `diff` on spec/lguest.toml
 //! edited the ways issue 14 names.
@@ -36,7 +36,7 @@ struct Case {
 }
 
 fn cases() -> (String, Vec<Case>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi_changes");
+    let dir = root().join("codegen/tests/abi_changes");
     let base = std::fs::read_to_string(dir.join("base.toml")).expect("base.toml");
     let text = std::fs::read_to_string(dir.join("cases.toml")).expect("cases.toml");
     let table: toml::Table = toml::from_str(&text).expect("cases.toml parses");
