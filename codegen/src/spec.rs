@@ -836,8 +836,8 @@ pub struct StructDef {
 /// How many elements a buffer has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Len {
-    /// Always `N`.
-    Fixed(u64),
+    /// Always `N`, written as a number or a const (`len = "tls_entries"`).
+    Fixed(Num),
     /// The value of register argument `index` of the same call.
     Arg(usize),
     /// A field of an earlier struct argument (`params.len`).

@@ -132,6 +132,10 @@ const RULES: &[(&str, &str)] = &[
     ("mem_buffer_too_large", "outside 1 to 1048576 bytes"),
     ("mem_fixed_len_and_max", "has a fixed `len` and a `max`"),
     ("mem_len_unknown_arg", "names no argument of hypercall `op`"),
+    (
+        "mem_len_const_and_arg",
+        "names both a const and an argument of hypercall `op`",
+    ),
     ("mem_at_not_address", "field `fd` is not a u64 (an address)"),
     (
         "mem_at_out_field",

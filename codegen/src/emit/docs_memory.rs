@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::spec::{AddrKind, Hypercall, Len, MemAt, MemKind, SType, Spec};
+use crate::spec::{AddrKind, Hypercall, Len, MemAt, MemKind, NumForm, SType, Spec};
 
 fn stype_text(spec: &Spec, t: &SType) -> String {
     match t {
@@ -60,7 +60,12 @@ pub(crate) fn call_memory(spec: &Spec, h: &Hypercall) -> String {
                 spec.structs[*s].size, spec.structs[*s].align
             )),
             MemKind::Buffer { len, max, .. } => parts.push(match len {
-                Len::Fixed(n) => format!("{n} elements"),
+                Len::Fixed(n) => match &n.form {
+                    NumForm::Const { name, delta } => {
+                        format!("`{}` ({}) elements", const_text(name, *delta), n.value)
+                    }
+                    _ => format!("{} elements", n.value),
+                },
                 Len::Arg(i) => format!("`{}` elements, at most {max}", h.args[*i].name.v),
                 Len::Field(f) => format!("`{}` elements, at most {max}", f.text),
             }),
@@ -143,4 +148,14 @@ pub(crate) fn structs(spec: &Spec) -> String {
         let _ = writeln!(o);
     }
     o
+}
+
+/// `NAME`, `NAME + N` or `NAME - N`: a const-named number as the generated code spells it.
+fn const_text(name: &str, delta: i128) -> String {
+    let c = crate::names::upper(name);
+    match delta.signum() {
+        0 => c,
+        1 => format!("{c} + {delta}"),
+        _ => format!("{c} - {}", delta.unsigned_abs()),
+    }
 }

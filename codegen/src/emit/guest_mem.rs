@@ -51,6 +51,26 @@ fn filled(h: &Hypercall, k: usize) -> bool {
     })
 }
 
+/// A fixed buffer length as an array length: the generated const when the spec names one
+/// (`super::numbers::TLS_ENTRIES as usize`), so the number is written once.
+fn fixed_len(n: &Num) -> TokenStream {
+    match &n.form {
+        NumForm::Const { name, delta } => {
+            let c = quote::format_ident!("{}", crate::names::upper(name));
+            let d = super::usize_lit(delta.unsigned_abs() as u64);
+            match delta.signum() {
+                0 => quote! { super::numbers::#c as usize },
+                1 => quote! { (super::numbers::#c + #d) as usize },
+                _ => quote! { (super::numbers::#c - #d) as usize },
+            }
+        }
+        _ => {
+            let l = super::usize_lit(n.value);
+            quote! { #l }
+        }
+    }
+}
+
 /// The guest-side parameter type of memory argument `k` of `h`.
 fn param_type(spec: &Spec, h: &Hypercall, k: usize) -> TokenStream {
     let m = &h.mem[k];
@@ -67,7 +87,7 @@ fn param_type(spec: &Spec, h: &Hypercall, k: usize) -> TokenStream {
             let e = stype(spec, elem, false);
             let t = match len {
                 Len::Fixed(n) => {
-                    let n = super::usize_lit(*n);
+                    let n = fixed_len(n);
                     quote! { [#e; #n] }
                 }
                 _ => quote! { [#e] },

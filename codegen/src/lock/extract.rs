@@ -421,8 +421,17 @@ fn memory_facts(o: &mut Out<'_>, spec: &Spec) {
             o.put(&p("at"), s(place), &at("at"));
             match &m.kind {
                 MemKind::Buffer { len, max, .. } => {
+                    // A fixed length is its number (the wire); the const it was written as
+                    // is a name beside it, so `len = 3` and `len = "tls_entries"` agree.
+                    if let Len::Fixed(Num {
+                        form: NumForm::Const { name, .. },
+                        ..
+                    }) = len
+                    {
+                        o.put(&p("len_const"), s(name), &at("len"));
+                    }
                     let len = match len {
-                        Len::Fixed(n) => n.to_string(),
+                        Len::Fixed(n) => n.value.to_string(),
                         Len::Arg(i) => format!("arg {i}"),
                         Len::Field(f) => f.text.clone(),
                     };

@@ -151,6 +151,7 @@ const FACTS: &[(&[&str], Rule)] = &[
     (&["hypercall", "*", "arg", "*", "values"], Rule::Values),
     (&["shared", "name"], Rule::Label),
     (&["hypercall", "*", "mem", "*", "name"], Rule::Label),
+    (&["hypercall", "*", "mem", "*", "len_const"], Rule::Label),
     (&["hypercall", "*", "result", "*", "name"], Rule::Label),
     (&["hypercall", "*", "result", "*", "enum"], Rule::Label),
     (

@@ -21,7 +21,9 @@ pub const MAX_MEM_BYTES: u64 = 1 << 20;
 pub(super) struct RawMem {
     name: Sp<String>,
     kind: MemKind,
-    len: Option<(Sp<String>, bool)>,
+    /// As written, and its value when it is a number or names a const (`len = 3`,
+    /// `len = "tls_entries"`).
+    len: Option<(Sp<String>, Option<Num>)>,
     at: Option<Sp<String>>,
     dir: Dir,
     addr: AddrKind,
@@ -108,12 +110,19 @@ impl Parser<'_> {
         let len = match o.get("len") {
             None => None,
             Some(l) => match l.get_ref() {
-                DeValue::Integer(_) => o
-                    .int_at(self.d, "len", l)
-                    .map(|n| (Sp::new(n.v.to_string(), n.span), true)),
-                DeValue::String(s) => Some((Sp::new(s.to_string(), l.span()), false)),
+                DeValue::Integer(_) => {
+                    let n = self.number(l, "`len`", &o.what)?;
+                    Some((Sp::new(n.value.to_string(), l.span()), Some(n)))
+                }
+                // A const (optionally `± N`) is a fixed length; an argument of the same name
+                // is refused as ambiguous once the arguments are known.
+                DeValue::String(s) if self.consts.contains_key(const_part(s)) => {
+                    let n = self.number(l, "`len`", &o.what)?;
+                    Some((Sp::new(s.to_string(), l.span()), Some(n)))
+                }
+                DeValue::String(s) => Some((Sp::new(s.to_string(), l.span()), None)),
                 _ => {
-                    o.wrong_type(self.d, "len", l, "an integer or an argument name");
+                    o.wrong_type(self.d, "len", l, "an integer, a const or an argument name");
                     return None;
                 }
             },
@@ -262,7 +271,10 @@ impl Parser<'_> {
             (
                 MemKind::Buffer {
                     elem,
-                    len: Len::Fixed(0),
+                    len: Len::Fixed(Num {
+                        value: 0,
+                        form: NumForm::Dec,
+                    }),
                     max: max.as_ref().map_or(0, |m| m.v),
                 },
                 dir,
@@ -326,8 +338,24 @@ impl Parser<'_> {
             let mut kind = r.kind.clone();
             if let MemKind::Buffer { elem, max, .. } = &r.kind {
                 let Some((l, fixed)) = &r.len else { continue };
-                let len = if *fixed {
-                    let n: u64 = l.v.parse().unwrap_or(0);
+                let len = if let Some(num) = fixed {
+                    let n = num.value;
+                    if let Some(a) = args.iter().find(|a| a.name.v == l.v.trim()) {
+                        self.d.push(
+                            Diagnostic::new(
+                                l.span.clone(),
+                                format!(
+                                    "`len = \"{}\"` in {what} names both a const and an argument of {call}",
+                                    l.v
+                                ),
+                            )
+                            .help(format!(
+                                "rename the argument `{}` or the const: a length names one or the other",
+                                a.name.v
+                            )),
+                        );
+                        continue;
+                    }
                     if r.max_given {
                         self.d.push(
                             Diagnostic::new(
@@ -348,7 +376,7 @@ impl Parser<'_> {
                         );
                         continue;
                     }
-                    Len::Fixed(n)
+                    Len::Fixed(num.clone())
                 } else if l.v.contains('.') {
                     match self.field_ref(l, &what, "len", &out, types, structs, false) {
                         Some(f) => Len::Field(f),
@@ -381,15 +409,15 @@ impl Parser<'_> {
                             );
                             diag = match did_you_mean(&l.v, &names) {
                                 Some(n) => diag.help(format!("did you mean `{n}`?")),
-                                None => diag.help("name an integer argument of the call, a field as `arg.field`, or give a number"),
+                                None => diag.help("name an integer argument of the call, a field as `arg.field`, a const, or give a number"),
                             };
                             self.d.push(diag);
                             continue;
                         }
                     }
                 };
-                let max = match len {
-                    Len::Fixed(n) => n,
+                let max = match &len {
+                    Len::Fixed(n) => n.value,
                     _ if !r.max_given => {
                         self.d.push(
                             Diagnostic::new(l.span.clone(), format!("{what} has a length from the guest but no `max`"))
@@ -543,4 +571,9 @@ impl Parser<'_> {
             text: s.v.clone(),
         })
     }
+}
+
+/// The const name of a `"name"`, `"name - N"` or `"name + N"` expression.
+fn const_part(s: &str) -> &str {
+    s.split(['+', '-']).next().unwrap_or("").trim()
 }

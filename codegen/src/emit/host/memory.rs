@@ -769,7 +769,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                 let sf = scratch_field(h, m);
                 let len = match len {
                     Len::Fixed(n) => {
-                        let n = u64_lit(*n);
+                        let n = u64_lit(n.value);
                         quote! { #n }
                     }
                     Len::Arg(i) => {
