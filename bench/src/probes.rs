@@ -12,6 +12,7 @@ use core::ffi::CStr;
 use guest::abi::guest::{LguestHypercalls, Transport, Vmcall};
 use guest::abi::lazy::{Batch, LguestLazyHypercalls, Sent};
 use guest::abi::numbers;
+use guest::abi::structs::TlsDescriptor;
 use guest::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
 use guest::{DirectMap, Lguest, NativeCpuid, Translate};
 
@@ -119,7 +120,6 @@ size_probes! {
     halt pvb_size_wrap_halt pvb_size_raw_halt HALT () [0, 0, 0, 0];
     set_pte pvb_size_wrap_set_pte pvb_size_raw_set_pte SET_PTE (pgdir: Gpa, vaddr: Gva, pte: u64) [0];
     set_pmd pvb_size_wrap_set_pmd pvb_size_raw_set_pmd SET_PMD (table: Gpa, index: u64) [0, 0];
-    load_tls pvb_size_wrap_load_tls pvb_size_raw_load_tls LOAD_TLS (tls: Gpa, cpu: u64) [0, 0];
     load_gdt_entry pvb_size_wrap_load_gdt_entry pvb_size_raw_load_gdt_entry LOAD_GDT_ENTRY (index: u64, lo: u64, hi: u64) [0];
 }
 
@@ -172,5 +172,40 @@ lazy_size_probes! {
     ts pvb_size_lazy_ts (state: TsState);
     set_pte pvb_size_lazy_set_pte (pgdir: Gpa, vaddr: Gva, pte: u64);
     set_pmd pvb_size_lazy_set_pmd (table: Gpa, index: u64);
-    load_tls pvb_size_lazy_load_tls (tls: Gpa, cpu: u64);
+}
+
+/// The TLS descriptors `load_tls` passes, as the guest kernel holds them.
+type Tls = [TlsDescriptor; numbers::TLS_ENTRIES as usize];
+
+/// `load_tls` through its generated wrapper: the descriptors in guest memory, their address
+/// from the direct map (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_wrap_load_tls(t: &Vmcall, xlate: &DirectMap, tls: &Tls, cpu: u64) {
+    t.load_tls(xlate, tls, cpu);
+}
+
+/// `load_tls` as a raw `Transport::hypercall`, the address translated by hand (size probe).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn pvb_size_raw_load_tls(t: &Vmcall, xlate: &DirectMap, tls: &Tls, cpu: u64) {
+    let tls = Translate::pa(xlate, tls.as_ptr().cast());
+    Transport::hypercall(t, numbers::LOAD_TLS, [tls, cpu, 0, 0]);
+}
+
+/// The lazy variant of `load_tls` (size probe).
+///
+/// # Safety
+///
+/// The generated wrapper's: `tls` stays valid and unchanged until the ring is drained.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe fn pvb_size_lazy_load_tls(
+    b: &Batch<'_, Vmcall>,
+    xlate: &DirectMap,
+    tls: &Tls,
+    cpu: u64,
+) -> Sent {
+    // SAFETY: the caller's promise is the wrapper's.
+    unsafe { LguestLazyHypercalls::load_tls(b, xlate, tls, cpu) }
 }

@@ -12,8 +12,21 @@ use x86::segmentation::Descriptor;
 use crate::abi::guest::{LguestHypercalls, Transport};
 use crate::abi::lazy::{LguestLazyHypercalls, Sent};
 use crate::abi::numbers::TLS_ENTRIES;
+use crate::abi::structs::TlsDescriptor;
 use crate::hw::{RawCpuid, Translate};
 use crate::lguest::Lguest;
+
+// The TLS descriptors are handed to the host in place as the generated `TlsDescriptor`s.
+const _: () = {
+    assert!(size_of::<Descriptor>() == size_of::<TlsDescriptor>());
+    assert!(core::mem::align_of::<Descriptor>() == core::mem::align_of::<TlsDescriptor>());
+    assert!(
+        core::mem::offset_of!(Descriptor, lower) == core::mem::offset_of!(TlsDescriptor, lower)
+    );
+    assert!(
+        core::mem::offset_of!(Descriptor, upper) == core::mem::offset_of!(TlsDescriptor, upper)
+    );
+};
 
 /// The two halves of a 16-byte x86_64 gate, as LOAD_IDT_ENTRY carries them.
 fn gate_halves(gate: u128) -> (u64, u64) {
@@ -104,9 +117,20 @@ impl<T: Transport, C: RawCpuid, P: Translate> Lguest<'_, T, C, P> {
     /// entries we were using. On x86_64 %gs is the kernel's per-CPU base (an MSR, not a TLS
     /// entry), loading a null selector would wipe it, and the host keeps the loaded
     /// segment state; so the port skips that step.
-    pub fn load_tls(&self, tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) -> Sent {
-        let tls = self.pa(tls.as_ptr());
-        self.lazy_hcall(|b| b.load_tls(tls, u64::from(cpu)))
+    ///
+    /// # Safety
+    ///
+    /// In lazy mode the call is queued and the host reads `tls` when the ring is drained
+    /// (at the next synchronous hypercall, at the latest when lazy mode ends): until then the
+    /// descriptors must stay valid and unchanged.
+    pub unsafe fn load_tls(&self, tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) -> Sent {
+        // SAFETY: `TlsDescriptor` is the generated twin of `Descriptor`: both are packed
+        // pairs of `u32`s, `lower` then `upper` (asserted below), so the array reads the same
+        // either way.
+        let tls = unsafe { &*tls.as_ptr().cast::<[TlsDescriptor; TLS_ENTRIES as usize]>() };
+        // SAFETY: the caller keeps the descriptors valid and unchanged until the ring is
+        // drained, which is what the generated wrapper asks.
+        self.lazy_hcall(|b| unsafe { b.load_tls(&self.translate, tls, u64::from(cpu)) })
     }
 
     /*G:038 This is the Local Descriptor Table, another weird Intel thingy. Linux only

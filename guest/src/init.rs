@@ -202,8 +202,9 @@ impl<I: Instance> CpuOps for Ops<I> {
     fn set_ldt(base: u64, entries: u32) {
         I::lguest().set_ldt(base, entries)
     }
-    fn load_tls(tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) {
-        I::lguest().load_tls(tls, cpu);
+    unsafe fn load_tls(tls: &[Descriptor; TLS_ENTRIES as usize], cpu: u32) {
+        // SAFETY: this op's contract is `Lguest::load_tls`'s.
+        unsafe { I::lguest().load_tls(tls, cpu) };
     }
     fn set_debugreg(regno: u8, value: u64) {
         I::lguest().set_debugreg(regno, value)

@@ -141,13 +141,17 @@ fn load_gdt_and_write_gdt_entry_send_both_halves() {
 }
 
 #[test]
-fn load_tls_sends_the_arrays_physical_address_lazily() {
+fn load_tls_hands_the_host_the_descriptors_in_place_lazily() {
     let w = World::new();
     let lg = w.guest();
     let tls = Box::new([Descriptor { lower: 1, upper: 2 }; 3]);
-    assert_eq!(lg.load_tls(&tls, 0), Sent::Direct);
+    // SAFETY: `tls` lives to the end of the test, past `unlend`.
+    unsafe { common::lend(tls.as_ptr(), size_of_val(&*tls)) };
+    // SAFETY: `tls` lives, unchanged, past the flush at `end_context_switch`.
+    assert_eq!(unsafe { lg.load_tls(&tls, 0) }, Sent::Direct);
     lg.start_context_switch();
-    assert_eq!(lg.load_tls(&tls, 0), Sent::Queued(0));
+    // SAFETY: as above.
+    assert_eq!(unsafe { lg.load_tls(&tls, 0) }, Sent::Queued(0));
     lg.end_context_switch();
     let at = pa(tls.as_ptr());
     assert_eq!(
@@ -158,6 +162,10 @@ fn load_tls_sends_the_arrays_physical_address_lazily() {
             sync(FLUSH_ASYNC, [0; 4]),
         ]
     );
+    // Both decoded from the array in place, the queued one when the ring was drained.
+    let seen = w.host.host.lock().unwrap().seen.tls_loads.clone();
+    assert_eq!(seen, vec![vec![(1, 2); 3]; 2]);
+    common::unlend();
 }
 
 #[test]

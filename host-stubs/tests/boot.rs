@@ -505,8 +505,9 @@ fn the_whole_boot_path_runs_and_the_host_state_matches_the_guest() {
         ])
     };
     // SAFETY: `tls` points at the three descriptors just written, in memory that outlives
-    // the call; nothing writes them while the shared reference lives (the host only reads).
-    g.load_tls(unsafe { &*tls }, 0);
+    // the call; nothing writes them while the shared reference lives (the host only reads),
+    // and the guest is not in lazy mode, so the call is made (and read) at once.
+    unsafe { g.load_tls(&*tls, 0) };
     g.write_cr0(CR0_TS);
     assert_eq!(w.host().ts(), TsState::Set);
     g.clts();

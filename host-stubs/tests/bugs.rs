@@ -265,6 +265,33 @@ fn a_failed_tls_read_leaves_the_tls_alone() {
     assert_eq!(h.tls(), &before[..]);
 }
 
+/// A LOAD_TLS queued in the ring is decoded when the ring is drained, by the same generated
+/// decode as a direct one: it reads the descriptors as they are then (why the guest's lazy
+/// wrapper is `unsafe`), and one outside guest memory kills naming the argument and slot.
+#[test]
+fn a_queued_tls_load_reads_its_descriptors_when_the_ring_is_drained() {
+    let (mut h, _) = booted();
+    let tls = 0x3000;
+    let desc = 0x00cf_9200_0000_ffff;
+    h.mem().write_u64(tls, desc).unwrap();
+    h.hypercall(LOAD_TLS, [tls, 0, 0, 0]).unwrap();
+    let direct = h.tls().to_vec();
+    h.mem().write_u64(tls, 0).unwrap();
+    h.hypercall(LOAD_TLS, [tls, 0, 0, 0]).unwrap();
+    assert_ne!(h.tls(), &direct[..]);
+    // Queued while the memory holds zeros, written before the drain: the drain sees `desc`.
+    queue(h.mem(), 0, LOAD_TLS, [tls, 0, 0]);
+    h.mem().write_u64(tls, desc).unwrap();
+    h.hypercall(FLUSH_ASYNC, [0; 4]).unwrap();
+    assert_eq!(h.tls(), &direct[..]);
+    queue(h.mem(), 1, LOAD_TLS, [MEM - 16, 0, 0]);
+    let stop = h.hypercall(FLUSH_ASYNC, [0; 4]).unwrap_err();
+    let k = stop.killed().unwrap();
+    assert_eq!(k.origin, Origin::Ring(1));
+    assert_eq!(k.reason.arg(), Some("tls"));
+    assert_eq!(h.tls(), &direct[..]);
+}
+
 /// The original's ring treated any status byte but 0xff as ready.
 #[test]
 fn a_garbage_status_byte_kills_naming_the_slot() {

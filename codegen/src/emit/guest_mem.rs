@@ -141,13 +141,18 @@ fn len_as(prim: Prim, p: &proc_macro2::Ident) -> TokenStream {
     }
 }
 
-/// The wrapper of a call with memory arguments.
-pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
-    let arg_regs = spec.arg_regs();
+/// The parameters, the statements filling struct fields in, and the register values
+/// (one per register argument of `h`) of a wrapper of call `h` with memory arguments;
+/// `translate` is the path to the `Translate` trait from the wrapper's module.
+pub(crate) fn parts(
+    spec: &Spec,
+    h: &Hypercall,
+    translate: &TokenStream,
+) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) {
     let mut params: Vec<TokenStream> = Vec::new();
     let mut fills: Vec<TokenStream> = Vec::new();
     if needs_translate(spec) && h.mem.iter().any(|m| m.addr == AddrKind::Physical) {
-        params.push(quote! { xlate: &dyn Translate });
+        params.push(quote! { xlate: &dyn #translate });
     }
     let mem_param = |k: usize| ident(&h.mem[k].name.v);
     let mut regs: Vec<TokenStream> = Vec::new();
@@ -211,6 +216,13 @@ pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
             fills.push(quote! { #holder.#fid = #l; });
         }
     }
+    (params, fills, regs)
+}
+
+/// The wrapper of a call with memory arguments.
+pub(crate) fn wrapper(spec: &Spec, h: &Hypercall) -> TokenStream {
+    let arg_regs = spec.arg_regs();
+    let (params, fills, mut regs) = parts(spec, h, &quote! { Translate });
     while regs.len() < arg_regs {
         regs.push(quote! { 0 });
     }

@@ -46,6 +46,9 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     });
 
     let methods = lazies.iter().map(|h| {
+        if !h.mem.is_empty() {
+            return mem_method(spec, h, ring_args, &calls_trait);
+        }
         let name = crate::names::ident(&h.name.v);
         let nr = nr_const(&h.name.v);
         let params: Vec<TokenStream> = h
@@ -243,4 +246,66 @@ pub(crate) fn emit(spec: &Spec) -> Module {
         ),
         items,
     }
+}
+
+/// The lazy method of a call with memory arguments: it takes references and slices like
+/// the synchronous wrapper, and is `unsafe`, because a queued call's memory is read when the
+/// host drains the ring, after the borrows end.
+fn mem_method(
+    spec: &Spec,
+    h: &crate::spec::Hypercall,
+    ring_args: usize,
+    calls_trait: &proc_macro2::Ident,
+) -> (TokenStream, TokenStream) {
+    let name = crate::names::ident(&h.name.v);
+    let nr = nr_const(&h.name.v);
+    let (params, fills, mut regs) =
+        super::guest_mem::parts(spec, h, &quote! { super::guest::Translate });
+    while regs.len() < ring_args {
+        regs.push(quote! { 0 });
+    }
+    let names = |write: bool| {
+        h.mem
+            .iter()
+            .filter(|m| m.dir.writes() == write)
+            .map(|m| format!("`{}`", m.name.v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (read, written) = (names(false), names(true));
+    let mut safety = String::from(
+        "Queued, the call's memory is read by the host when it drains the ring (at the guest's next synchronous hypercall), after this returns and the borrows end: ",
+    );
+    if !read.is_empty() {
+        safety.push_str(&format!(
+            "the memory of {read} must stay valid and unchanged until then"
+        ));
+    }
+    if !written.is_empty() {
+        if !read.is_empty() {
+            safety.push_str("; ");
+        }
+        safety.push_str(&format!(
+            "the memory of {written} must stay valid, and be neither read nor written, until then (the host writes it back then)"
+        ));
+    }
+    safety.push_str(". Made directly ([`Sent::Direct`]), the call is over when this returns.");
+    let d = doc(&format!(
+        "Queue `{}` (number {}) while in lazy mode, otherwise call it directly: see [`super::guest::{calls_trait}::{}`].\n\n# Safety\n\n{safety}",
+        h.name.v, h.nr.v, h.name.v
+    ));
+    let many = super::many_args(params.len());
+    let allows = super::abi_name_allows(&h.name.v);
+    (
+        quote! { #allows #d #many unsafe fn #name(&self, #(#params),*) -> Sent; },
+        quote! {
+            #allows
+            #[inline]
+            #many
+            unsafe fn #name(&self, #(#params),*) -> Sent {
+                #(#fills)*
+                Batch::call(self, super::numbers::#nr, [#(#regs),*])
+            }
+        },
+    )
 }

@@ -66,6 +66,8 @@ pub struct Seen {
     pub notify_strings: Vec<Vec<u8>>,
     /// SHUTDOWN reasons read from guest memory, with the kind.
     pub shutdowns: Vec<(Vec<u8>, ShutdownKind)>,
+    /// LOAD_TLS descriptors (lower, upper) as the generated decode copied them.
+    pub tls_loads: Vec<Vec<(u32, u32)>>,
     /// irq_enabled at the time of each call (sync or drained).
     pub irq_enabled_at_call: Vec<u32>,
 }
@@ -150,25 +152,58 @@ impl LguestDefaultHost for FakeHost {
         self.seen.notify_strings.push(addr.to_vec());
         Ok(())
     }
+    fn load_tls(
+        &mut self,
+        tls: &[guest::abi::structs::TlsDescriptor],
+        _cpu: u64,
+    ) -> Result<(), String> {
+        let t = tls.iter().map(|d| (d.lower, d.upper)).collect();
+        self.seen.tls_loads.push(t);
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Guest-physical ranges a test lent the fake host with [`lend`]: readable whole.
+    static LENT: std::cell::RefCell<Vec<std::ops::Range<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Lets the fake host read `len` bytes at `p` in one go (a buffer argument), on this
+/// thread, until [`unlend`].
+///
+/// # Safety
+///
+/// `p` must stay valid for reads of `len` bytes until [`unlend`].
+pub unsafe fn lend<X>(p: *const X, len: usize) {
+    let at = pa(p);
+    LENT.with(|l| l.borrow_mut().push(at..at + len as u64));
+}
+
+/// Takes back everything [`lend`] lent on this thread.
+pub fn unlend() {
+    LENT.with(|l| l.borrow_mut().clear());
 }
 
 /// The test process's memory as the generated decode's guest memory, at guest-physical =
 /// host-virtual - `PHYS_OFFSET`. All the fake host knows is that a test guest hands over
-/// live strings, readable up to their NUL: so it serves one byte at a time and refuses
-/// longer reads (which the generated decode then makes byte by byte, stopping at the NUL),
-/// and never reads past a string's end.
+/// live strings, readable up to their NUL, and the buffers a test [`lend`]s: so it serves
+/// a lent range whole and anything else one byte at a time, refusing longer reads (which
+/// the generated decode then makes byte by byte, stopping at a string's NUL), and never
+/// reads past a string's end.
 pub struct FakeMem;
 
 impl GuestMemory for FakeMem {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
-        let [b] = buf else {
+        let end = gpa.checked_add(buf.len() as u64).ok_or(OutsideMemory)?;
+        let lent = LENT.with(|l| l.borrow().iter().any(|r| r.start <= gpa && end <= r.end));
+        if buf.len() != 1 && !lent {
             return Err(OutsideMemory);
-        };
+        }
         let p = gpa.wrapping_add(PHYS_OFFSET) as *const u8;
         // SAFETY: test guests only hand over addresses of live strings and buffers, mapped
-        // back with the offset they were translated with, and the decode reads a string
-        // no further than its NUL.
-        *b = unsafe { p.read() };
+        // back with the offset they were translated with; the decode reads a string no
+        // further than its NUL, and a longer read lies in a range a test lent (`lend`).
+        unsafe { p.copy_to_nonoverlapping(buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
     fn write(&self, _gpa: u64, _buf: &[u8]) -> Result<(), OutsideMemory> {

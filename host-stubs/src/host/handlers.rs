@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 
 use crate::abi::host::{LguestHost, Violation};
 use crate::abi::numbers::{
-    GDT_ENTRIES, GUEST_PL, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM, SYSCALL_VECTOR, TLS_ENTRIES,
-    TLS_FIRST,
+    GDT_ENTRIES, GUEST_PL, IDT_ENTRIES, PAGE_SIZE, RESERVE_MEM, SYSCALL_VECTOR, TLS_FIRST,
 };
 use crate::abi::shared::LguestData;
+use crate::abi::structs::TlsDescriptor;
 use crate::abi::types::{FlushScope, Gpa, Gva, ShutdownKind, TsState};
 use crate::clock::Clock;
 use crate::desc::{fix_gate, fix_segment};
@@ -18,8 +18,6 @@ use crate::kill::{Arg, INIT_DATA, Kill, Shutdown, Stop, arg};
 
 use super::shared::{KERNEL_ADDRESS, NOIRQ_END, SYSCALL_VEC, TIME_NSEC, TIME_SEC};
 use super::{Host, Stack};
-
-const TLS_BYTES: usize = TLS_ENTRIES as usize * 8;
 
 /// Checks a guest-virtual address: canonical for 4-level paging, and not in the top
 /// `RESERVE_MEM` bytes the host keeps (the original's switcher pages).
@@ -278,19 +276,15 @@ impl<C: Clock> LguestHost for Handlers<'_, C> {
         Ok(())
     }
 
-    fn load_tls(&mut self, tls: Gpa, _cpu: u64) -> Result<(), Kill> {
-        // The CPU is ignored, as in the original: lguest guests are uniprocessor.
-        let mut buf = [0u8; TLS_BYTES];
-        // One copy; on failure nothing changes (the original zero-filled the TLS entries).
-        if self.mem.read(tls, &mut buf).is_err() {
-            return Err(self.outside(arg!(LoadTls, tls), tls, TLS_BYTES as u64));
-        }
+    fn load_tls(&mut self, tls: &[TlsDescriptor], _cpu: u64) -> Result<(), Kill> {
+        // The CPU is ignored, as in the original: lguest guests are uniprocessor. The
+        // generated decode copied the `TLS_ENTRIES` descriptors once; one outside guest
+        // memory was a kill before this runs, so nothing changes then (the original
+        // zero-filled the TLS entries).
         let first = TLS_FIRST as usize;
-        for (i, d) in buf.chunks_exact(8).enumerate() {
-            let lo = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-            let hi = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+        for (i, d) in tls.iter().enumerate() {
             if let Some(slot) = self.gdt.get_mut(first + i) {
-                *slot = fix_segment(lo, hi);
+                *slot = fix_segment(d.lower, d.upper);
             }
         }
         Ok(())
