@@ -57,6 +57,10 @@ const RULES: &[(&str, &str)] = &[
     ("array_too_large", "larger than the 4096-byte shared page"),
     ("pv_op_ref_ret", "a reference without a lifetime"),
     ("pv_op_impl_trait", "`impl Trait`"),
+    (
+        "pv_op_array_len_unknown_const",
+        "unknown const `tls_entrys` in the array length",
+    ),
     ("parse_and_check", "has 2 problems"),
     (
         "template_byte_sign",

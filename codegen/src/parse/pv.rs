@@ -4,7 +4,7 @@
 
 use super::Parser;
 use super::toml::{Obj, Val, as_obj, check_name, tables_in};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::*;
 
 /// Where a pv_op type appears: lifetimes elide in arguments, not in the result.
@@ -170,6 +170,23 @@ impl Parser<'_> {
                 return None;
             }
         };
+        let mut t = t;
+        if let Err(name) = const_lengths(&mut t, &self.consts) {
+            let names: Vec<&str> = self.consts.keys().map(String::as_str).collect();
+            let mut diag = Diagnostic::new(
+                s.span.clone(),
+                format!(
+                    "unknown const `{name}` in the array length of `{}` in {what}",
+                    s.v
+                ),
+            );
+            diag = match did_you_mean(&name, &names) {
+                Some(n) => diag.help(format!("did you mean `{n}`?")),
+                None => diag.help("an array length is a number or a const of [consts]"),
+            };
+            self.d.push(diag);
+            return None;
+        }
         if let Some((problem, help)) = type_problem(&t, pos) {
             let place = match pos {
                 TypePos::Arg => "an argument",
@@ -364,5 +381,58 @@ impl Parser<'_> {
             }
         }
         (args, ok)
+    }
+}
+
+/// Replaces each array length written as a `[consts]` name (`[Descriptor; tls_entries]`)
+/// with the const's value, so a pv_op's type says the const and the number is written
+/// once; the type then reads the same in every crate that names it (pv_op tables, call
+/// sites, thunks). `Err` names a length that is a name but no const.
+fn const_lengths(
+    t: &mut syn::Type,
+    consts: &std::collections::HashMap<String, u64>,
+) -> Result<(), String> {
+    use syn::Type;
+    match t {
+        Type::Array(a) => {
+            if let syn::Expr::Path(p) = &a.len
+                && p.qself.is_none()
+                && let Some(id) = p.path.get_ident()
+            {
+                let name = id.to_string();
+                let Some(v) = consts.get(&name) else {
+                    return Err(name);
+                };
+                let lit = syn::LitInt::new(&v.to_string(), id.span());
+                a.len = syn::Expr::Lit(syn::ExprLit {
+                    attrs: Vec::new(),
+                    lit: syn::Lit::Int(lit),
+                });
+            }
+            const_lengths(&mut a.elem, consts)
+        }
+        Type::Reference(r) => const_lengths(&mut r.elem, consts),
+        Type::Slice(s) => const_lengths(&mut s.elem, consts),
+        Type::Ptr(p) => const_lengths(&mut p.elem, consts),
+        Type::Paren(p) => const_lengths(&mut p.elem, consts),
+        Type::Group(g) => const_lengths(&mut g.elem, consts),
+        Type::Tuple(tu) => tu
+            .elems
+            .iter_mut()
+            .try_for_each(|e| const_lengths(e, consts)),
+        Type::Path(p) => p
+            .path
+            .segments
+            .iter_mut()
+            .try_for_each(|seg| match &mut seg.arguments {
+                syn::PathArguments::AngleBracketed(a) => {
+                    a.args.iter_mut().try_for_each(|g| match g {
+                        syn::GenericArgument::Type(t) => const_lengths(t, consts),
+                        _ => Ok(()),
+                    })
+                }
+                _ => Ok(()),
+            }),
+        _ => Ok(()),
     }
 }
