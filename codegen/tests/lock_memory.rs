@@ -134,3 +134,36 @@ fn an_address_that_becomes_a_memory_argument_is_a_tightening() {
     assert_eq!(c.class, Class::Breaking);
     assert_eq!(c.old_guest, codegen::lock::Verdict::Works);
 }
+
+/// A fixed buffer length written as a const (lguest's LOAD_TLS, `len = "tls_entries"`) is
+/// locked as its number: the same number written out is no ABI change but a renamed const
+/// (a name only), and a re-valued const breaks the buffer.
+#[test]
+fn a_const_named_buffer_length_is_locked_as_its_number() {
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/lguest.toml"))
+            .expect("spec/lguest.toml");
+    let load = |src: &str| {
+        let s = codegen::load("lguest.toml", src).unwrap_or_else(|d| panic!("{d}"));
+        Facts::from_spec(&s, "lguest.toml", src)
+    };
+    let len = "len = \"tls_entries\"";
+    let written = edit(&base, len, "len = 3");
+    let r = Report::new(&load(&base), &load(&written));
+    let paths: Vec<String> = r.changes.iter().map(|c| c.path.to_string()).collect();
+    assert_eq!(paths, ["hypercall.load_tls.mem.0.len_const"], "{:#?}", r.changes);
+    assert_eq!(r.changes[0].class, Class::Compatible);
+
+    let revalued = edit(
+        &base,
+        "tls_entries = { value = 3,",
+        "tls_entries = { value = 4,",
+    );
+    let r = Report::new(&load(&base), &load(&revalued));
+    let c = r
+        .changes
+        .iter()
+        .find(|c| c.path.to_string() == "hypercall.load_tls.mem.0.len")
+        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    assert_eq!(c.class, Class::Breaking);
+}
