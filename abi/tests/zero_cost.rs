@@ -82,7 +82,7 @@ struct Side {
 
 const GENERATED: Side = Side {
     source: "generated.rs",
-    modules: &["numbers", "types", "guest"],
+    modules: &["numbers", "types", "structs", "guest"],
     prefix: "zc_generated_",
     listing: "generated.s",
     title: "Generated wrappers (abi/tests/zero_cost/generated.rs)",

@@ -2,7 +2,7 @@
 //! hypercall through a generated wrapper; `hand_written.rs` makes the same hypercalls in
 //! hand-written inline assembly. Their compiled instructions must be identical.
 //!
-//! Compiled by the test alone with the ABI's `numbers`, `types` and `guest` modules, in
+//! Compiled by the test alone with the ABI's `numbers`, `types`, `structs` and `guest` modules, in
 //! release mode. The hand-written half is a separate crate because inside one codegen unit
 //! LLVM merges each identical pair into an alias, leaving only one body to look at.
 
