@@ -151,7 +151,12 @@ fn a_const_named_buffer_length_is_locked_as_its_number() {
     let written = edit(&base, len, "len = 3");
     let r = Report::new(&load(&base), &load(&written));
     let paths: Vec<String> = r.changes.iter().map(|c| c.path.to_string()).collect();
-    assert_eq!(paths, ["hypercall.load_tls.mem.0.len_const"], "{:#?}", r.changes);
+    assert_eq!(
+        paths,
+        ["hypercall.load_tls.mem.0.len_const"],
+        "{:#?}",
+        r.changes
+    );
     assert_eq!(r.changes[0].class, Class::Compatible);
 
     let revalued = edit(

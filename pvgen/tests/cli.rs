@@ -109,7 +109,7 @@ fn generate_check_tells_fresh_from_stale() {
     );
     let o = pvgen(&["generate", "spec/lguest.toml", "--out", out]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout), format!("{out}: wrote 10 files\n"));
+    assert_eq!(text(&o.stdout), format!("{out}: wrote 11 files\n"));
     let o = pvgen(&["generate", "spec/lguest.toml", "--out", out, "--check"]);
     assert_eq!(o.status.code(), Some(0));
     // Touch one file: stale again, and named.
@@ -311,7 +311,7 @@ fn generate_removes_its_own_leftovers_and_check_reports_them() {
     let err = text(&o.stderr);
     assert!(
         err.contains(
-            "left over from an earlier spec: lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs"
+            "left over from an earlier spec: lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs, structs.rs"
         ),
         "{err}"
     );
@@ -319,7 +319,9 @@ fn generate_removes_its_own_leftovers_and_check_reports_them() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
-        format!("{g}: wrote 6 files, removed lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs\n")
+        format!(
+            "{g}: wrote 6 files, removed lazy.rs, lguest.md, patch.rs, pv_ops.rs, shared.rs, structs.rs\n"
+        )
     );
     let mut names: Vec<String> = std::fs::read_dir(&gen_dir)
         .expect("dir")
