@@ -441,11 +441,11 @@ impl Parser<'_> {
                     max,
                 };
             }
-            // A fixed length is its own maximum: it was written as `len`, not `max`.
+            // A fixed length is its own maximum, written as `len` (a number or a const).
             let max_written = match &kind {
                 MemKind::Buffer {
-                    len: Len::Fixed(_), ..
-                } => None,
+                    len: Len::Fixed(n), ..
+                } => Some(n.clone()),
                 _ => r.max_written,
             };
             out.push(MemArg {

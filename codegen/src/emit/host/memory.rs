@@ -768,10 +768,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
             MemKind::Buffer { elem, len, max } => {
                 let sf = scratch_field(h, m);
                 let len = match len {
-                    Len::Fixed(n) => {
-                        let n = u64_lit(n.value);
-                        quote! { #n }
-                    }
+                    Len::Fixed(n) => num(n),
                     Len::Arg(i) => {
                         let a = format_ident!("arg{i}");
                         crate::emit::to_u64(spec, &h.args[*i].ty, quote! { #a })
