@@ -155,6 +155,10 @@ fn names_unique(spec: &Spec, d: &mut Diagnostics) {
         }
     }
     let mut seen = HashMap::new();
+    for s in &spec.structs {
+        dup(d, &mut seen, camel(&s.name.v), &s.name, "struct");
+    }
+    let mut seen = HashMap::new();
     for t in &spec.transports {
         dup(d, &mut seen, camel(&t.name.v), &t.name, "transport");
     }

@@ -29,10 +29,10 @@ impl Parser<'_> {
             };
             t.check_keys(self.d, &["doc", "alias", "repr", "variants"]);
             let mut name_ok = check_name(self.d, &name, "type");
-            if Prim::from_name(&name.v).is_some() {
+            if Prim::from_name(&name.v).is_some() || Int::from_name(&name.v).is_some() {
                 self.d.push(
                     Diagnostic::new(name.span.clone(), format!("type `{}` has the name of a primitive", name.v))
-                        .help("an argument's `type = \"u64\"` always means the primitive, so this type could never be used: rename it"),
+                        .help("an argument's or a struct field's `type = \"u64\"` (or `\"i32\"`) always means the primitive, so this type could never be used there: rename it"),
                 );
                 name_ok = false;
             } else if name.v == "str" {

@@ -591,7 +591,7 @@ fn value_checks(
         }
         SType::Array(e, _) => {
             let v = format_ident!("e{depth}");
-            let inner = value_checks(spec, e, f, quote! { (*#v) }, path, depth + 1, false);
+            let inner = value_checks(spec, e, f, quote! { #v }, path, depth + 1, false);
             if inner.is_empty() {
                 return inner;
             }
@@ -601,7 +601,14 @@ fn value_checks(
             } else {
                 place
             };
-            quote! { for #v in #place.iter() { #inner } }
+            // Integer elements are bound by value, so the checks use `e0` itself, never
+            // `(*e0)` (an argument in parentheses is rustc's `unused_parens`); struct and
+            // array elements by reference (their fields and elements auto-deref).
+            let pat = match &**e {
+                SType::Int(_) | SType::Named(_) => quote! { &#v },
+                _ => quote! { #v },
+            };
+            quote! { for #pat in #place.iter() { #inner } }
         }
         SType::Pad(_) => TokenStream::new(),
         SType::Int(_) | SType::Named(_) => {
@@ -820,10 +827,10 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         }
                         _ => {
                             let ty = stype(spec, elem, false);
-                            let checks = value_checks(spec, elem, None, quote! { (*e) }, "", 0, false);
+                            let checks = value_checks(spec, elem, None, quote! { e }, "", 0, false);
                             let checks = (!checks.is_empty()).then(|| {
                                 quote! {
-                                    for (index, e) in value.iter().enumerate() {
+                                    for (index, &e) in value.iter().enumerate() {
                                         let r: ::core::result::Result<(), (&'static str, u64, Violation)> = (|| { #checks Ok(()) })();
                                         if let Err((field, value, violation)) = r {
                                             return Err(BadMemory { call, arg: #name, addr, violation: MemViolation::Element { index: index as u64, field, value, violation } }.into());
