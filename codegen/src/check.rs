@@ -107,6 +107,8 @@ fn reserved(spec: &Spec, d: &mut Diagnostics) {
     let transports = [
         "Transport".to_string(),
         "DefaultTransport".into(),
+        // The guest's trait for turning memory arguments' pointers into addresses.
+        "Translate".into(),
         format!("{abi}Hypercalls"),
     ];
     for t in &spec.transports {

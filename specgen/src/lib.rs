@@ -565,7 +565,8 @@ pub const CLIPPY_NAMES: &[&str] = &[
 pub fn reserved(kind: &str, abi: &str, rust: &str) -> bool {
     match kind {
         "transport" => {
-            ["Transport", "DefaultTransport"].contains(&rust) || rust == format!("{abi}Hypercalls")
+            ["Transport", "DefaultTransport", "Translate"].contains(&rust)
+                || rust == format!("{abi}Hypercalls")
         }
         "pv_table" => ["PvOps", "PvOpId"].contains(&rust),
         "template" => ["TEMPLATES", "MAX_TEMPLATE_LEN"].contains(&rust),

@@ -154,6 +154,7 @@ const RULES: &[(&str, &str)] = &[
         "names an argument that is not an integer",
     ),
     ("mem_len_later_memory", "names a memory argument"),
+    ("transport_named_translate", "would generate `Translate`"),
 ];
 
 #[test]
