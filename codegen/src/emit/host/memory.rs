@@ -647,6 +647,10 @@ fn value_checks(
                     };
                     let (lo_t, hi_t) = (num(lo), num(hi));
                     let cond = match (lo.value > 0, hi.value < top) {
+                        // A packed struct's field is copied out: no reference to it.
+                        (true, true) if packed => {
+                            Some(quote! { !(#lo_t..=#hi_t).contains(&{ #val }) })
+                        }
                         (true, true) => Some(quote! { !(#lo_t..=#hi_t).contains(&#val) }),
                         (true, false) => Some(quote! { #val < #lo_t }),
                         (false, true) => Some(quote! { #val > #hi_t }),
