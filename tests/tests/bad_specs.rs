@@ -155,6 +155,7 @@ const RULES: &[(&str, &str)] = &[
     ),
     ("mem_len_later_memory", "names a memory argument"),
     ("transport_named_translate", "would generate `Translate`"),
+    ("mem_at_underscore", "differ only by a leading underscore"),
 ];
 
 #[test]

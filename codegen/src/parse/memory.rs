@@ -320,6 +320,28 @@ impl Parser<'_> {
                 );
                 continue;
             }
+            // One located by `at` is a parameter of the handler and the wrapper too: the
+            // register arguments' rule on leading underscores holds for it as well.
+            let bare = r.name.v.trim_start_matches('_');
+            if r.at.is_some()
+                && let Some(p) = args
+                    .iter()
+                    .map(|a| &a.name.v)
+                    .chain(out.iter().map(|m| &m.name.v))
+                    .find(|p| **p != r.name.v && p.trim_start_matches('_') == bare)
+            {
+                self.d.push(
+                    Diagnostic::new(
+                        r.name.span.clone(),
+                        format!(
+                            "arguments `{p}` and `{}` of {call} differ only by a leading underscore",
+                            r.name.v
+                        ),
+                    )
+                    .help("give them names that differ in letters: a reader (and clippy) takes one for the other"),
+                );
+                continue;
+            }
             let at = match &r.at {
                 None => match args.iter().position(|a| a.name.v == r.name.v) {
                     Some(i) => MemAt::Reg(i),
