@@ -176,6 +176,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("no_ret", "a transport without a result register"),
     ("since", "hypercalls with `since`"),
+    (
+        "results",
+        "hypercalls answering in several registers (`results`, with an error code)",
+    ),
 ];
 
 /// What to generate.
@@ -654,6 +658,10 @@ struct Gen<'o> {
     no_ret: bool,
     /// Some transport writes to the port its call number names: numbers are 16-bit.
     port_nr: bool,
+    /// Every transport's `(ret, args)`, for `results`.
+    tregs: Vec<(Option<&'static str>, Vec<&'static str>)>,
+    /// Every enum: `(name, largest value of its repr, its values)`, for `results`.
+    enums: Vec<(String, u64, BTreeSet<u64>)>,
 }
 
 /// The spec text for `seed`.
@@ -673,6 +681,8 @@ pub fn generate(seed: u64, opts: &Options) -> String {
         structs: Vec::new(),
         no_ret: false,
         port_nr: false,
+        tregs: Vec::new(),
+        enums: Vec::new(),
     };
     g.spec(seed);
     g.out
@@ -1108,8 +1118,10 @@ impl Gen<'_> {
             let _ = writeln!(self.out, "args = [{}]", list.join(", "));
             if self.allow("no_ret") && self.rng.chance(1, 12) {
                 self.no_ret = true;
+                self.tregs.push((None, args.clone()));
             } else {
                 let _ = writeln!(self.out, "ret = \"{ret}\"");
+                self.tregs.push((Some(ret), args.clone()));
             }
             min = min.min(count);
         }
@@ -1135,12 +1147,15 @@ impl Gen<'_> {
         };
         let list: Vec<String> = arg.iter().map(|r| format!("\"{r}\"")).collect();
         let _ = writeln!(self.out, "args = [{}]", list.join(", "));
+        let args: Vec<&'static str> = arg.into_iter().collect();
         if place == "port" && self.rng.chance(1, 2) {
-            free.retain(|r| *r != "rdx" && Some(*r) != arg);
+            free.retain(|r| *r != "rdx" && !args.contains(r));
             let ret = *self.rng.pick(&free);
             let _ = writeln!(self.out, "ret = \"{ret}\"");
+            self.tregs.push((Some(ret), args));
         } else {
             self.no_ret = true;
+            self.tregs.push((None, args));
         }
         if place == "port" {
             self.port_nr = true;
@@ -1220,6 +1235,7 @@ impl Gen<'_> {
                     }
                 }
             }
+            let values: BTreeSet<u64> = order.iter().copied().collect();
             let mut vnames = HashSet::new();
             self.line("variants = [");
             for v in order {
@@ -1237,6 +1253,7 @@ impl Gen<'_> {
                 );
             }
             self.line("]");
+            self.enums.push((name.clone(), max, values));
             self.type_defs.push((name.clone(), repr, true));
             self.arg_types.push((name, max, false));
         }
@@ -1301,8 +1318,16 @@ impl Gen<'_> {
                 let v = self.range_int(1, version);
                 let _ = writeln!(self.out, "since = {v}");
             }
-            // A transport without a result register carries no call's result.
-            if !self.no_ret && self.rng.chance(1, 2) {
+            // `results` (answers in several registers) instead of `ret`, never on a lazy call.
+            let results = if !lazy && self.allow("results") && self.rng.chance(1, 4) {
+                self.results(arg_regs, &name)
+            } else {
+                None
+            };
+            if let Some(r) = results {
+                let _ = writeln!(self.out, "results = [{}]", r.join(", "));
+            } else if !self.no_ret && self.rng.chance(1, 2) {
+                // A transport without a result register carries no call's result.
                 let r = self.doc_text();
                 let _ = writeln!(self.out, "ret = {}", toml_str(&r));
             }
@@ -1751,6 +1776,9 @@ mod tests {
             "nr = \"address\"",
             "nr = \"port\"",
             "since = ",
+            "results = [",
+            "error = true",
+            "ok = ",
             "name = \"from_bytes\"",
             "name = \"mem0\"",
             "name = \"scratch\"",

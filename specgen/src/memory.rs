@@ -481,3 +481,83 @@ impl Gen<'_> {
         self.ftype(MAX_STRUCT, 2)
     }
 }
+
+impl Gen<'_> {
+    /// A call's `results`, or `None` when no register comes back at one place in every
+    /// transport: place 0 is the result register (every transport has one, the same),
+    /// place `k` argument register `k - 1` of the first `ARG_REGS` (the same in every
+    /// transport). At most one result is the error code, an enum with an `ok` that is
+    /// none of its values; a call of two or more values gets `types::<Call>Results`, so
+    /// a `[types]` entry of that name rules them out.
+    pub(crate) fn results(&mut self, arg_regs: usize, call: &str) -> Option<Vec<String>> {
+        let mut places: Vec<&'static str> = Vec::new();
+        let first = self.tregs.first()?.clone();
+        if let Some(r) = first.0
+            && self.tregs.iter().all(|(ret, _)| *ret == Some(r))
+        {
+            places.push(r);
+        }
+        for k in 0..arg_regs {
+            let r = first.1[k];
+            if self.tregs.iter().all(|(_, a)| a.get(k) == Some(&r)) {
+                places.push(r);
+            }
+        }
+        if places.is_empty() {
+            return None;
+        }
+        self.rng.shuffle(&mut places);
+        let n = self.rng.range(1, places.len().min(3) as u64) as usize;
+        let results_struct = format!("{}Results", camel(call));
+        let clash = self
+            .type_defs
+            .iter()
+            .any(|(t, _, _)| camel(t) == results_struct);
+        let mut names = HashSet::new();
+        let mut error_done = false;
+        let mut values = 0;
+        let mut out = Vec::new();
+        for reg in places.into_iter().take(n) {
+            let name = self.fresh(&mut names, |s| s.to_string());
+            let mut parts = vec![
+                format!("name = {}", toml_str(&name)),
+                format!("reg = \"{reg}\""),
+            ];
+            // An error code: an enum with a success value none of its variants has.
+            let err = (!error_done && !self.enums.is_empty() && self.rng.chance(1, 2))
+                .then(|| self.rng.pick(&self.enums).clone())
+                .and_then(|(e, max, vals)| {
+                    let ok = [0, 1, max, self.rng.range(0, max)]
+                        .into_iter()
+                        .find(|v| !vals.contains(v))?;
+                    Some((e, ok))
+                });
+            if let Some((e, ok)) = err {
+                error_done = true;
+                parts.push(format!("type = {}", toml_str(&e)));
+                parts.push("error = true".into());
+                if ok != 0 || self.rng.chance(1, 3) {
+                    let ok = self.number(ok);
+                    parts.push(format!("ok = {ok}"));
+                }
+            } else {
+                if clash && values == 1 {
+                    continue;
+                }
+                values += 1;
+                let ty = if !self.type_defs.is_empty() && self.rng.chance(1, 2) {
+                    self.rng.pick(&self.type_defs).0.clone()
+                } else {
+                    (*self.rng.pick(&["u8", "u16", "u32", "u64", "bool"])).to_string()
+                };
+                parts.push(format!("type = {}", toml_str(&ty)));
+            }
+            if self.rng.chance(1, 3) {
+                parts.push(format!("doc = {}", toml_str(&self.doc_text())));
+            }
+            self.rng.shuffle(&mut parts[1..]);
+            out.push(format!("{{ {} }}", parts.join(", ")));
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
