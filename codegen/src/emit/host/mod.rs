@@ -75,7 +75,8 @@ fn method(spec: &Spec, h: &Hypercall) -> TokenStream {
         ));
     }
     let d = doc(&text);
-    let many = super::many_args(h.args.len());
+    // Every parameter counts, those located by `at` (no register) too.
+    let many = super::many_args(params.len());
     let allows = abi_name_allows(&h.name.v);
     let ret = ret_type(spec, h);
     quote! {
