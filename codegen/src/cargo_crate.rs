@@ -26,7 +26,7 @@ fn uses_x86(spec: &Spec) -> bool {
 ///
 /// [`Error::Io`] when a file cannot be written.
 pub fn write_crate(spec: &Spec, g: &Generated, dir: &Path) -> Result<(), Error> {
-    let name = format!("{}-abi", spec.abi.name.v.replace('_', "-"));
+    let name = package_name(&spec.abi.name.v);
     let deps = if uses_x86(spec) {
         format!("x86 = \"{X86_VERSION}\"\n")
     } else {
@@ -54,4 +54,25 @@ pub fn write_crate(spec: &Spec, g: &Generated, dir: &Path) -> Result<(), Error> 
         }
     }
     write_if_changed(&dir.join("src/lib.rs"), &lib)
+}
+
+/// The package name for ABI `abi`: `lguest_x` -> `lguest-x-abi`. A leading or trailing
+/// underscore is dropped: `_x` would be the package `-x-abi` (which cargo refuses) and
+/// `self_` the crate `self__abi` (rustc's `non_snake_case`).
+fn package_name(abi: &str) -> String {
+    format!("{}-abi", abi.trim_matches('_').replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::package_name;
+
+    #[test]
+    fn package_names_are_ones_cargo_and_rustc_accept() {
+        assert_eq!(package_name("lguest"), "lguest-abi");
+        assert_eq!(package_name("kvm_x86"), "kvm-x86-abi");
+        assert_eq!(package_name("self_"), "self-abi");
+        assert_eq!(package_name("_r7_n5k"), "r7-n5k-abi");
+        assert_eq!(package_name("type"), "type-abi");
+    }
 }

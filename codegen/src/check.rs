@@ -107,6 +107,8 @@ fn reserved(spec: &Spec, d: &mut Diagnostics) {
     let transports = [
         "Transport".to_string(),
         "DefaultTransport".into(),
+        // The guest's trait for turning memory arguments' pointers into addresses.
+        "Translate".into(),
         format!("{abi}Hypercalls"),
     ];
     for t in &spec.transports {
@@ -153,6 +155,10 @@ fn names_unique(spec: &Spec, d: &mut Diagnostics) {
                 dup(d, &mut vs, camel(&v.name.v), &v.name, "variant");
             }
         }
+    }
+    let mut seen = HashMap::new();
+    for s in &spec.structs {
+        dup(d, &mut seen, camel(&s.name.v), &s.name, "struct");
     }
     let mut seen = HashMap::new();
     for t in &spec.transports {

@@ -11,11 +11,14 @@
 //!
 //! What is generated, and how often, is chosen so every rule of the format is met at its
 //! bounds: transports with 0 to all 14 registers on every instruction (ports on both sides
-//! of 0xff), consts at 0 and 2^64-1 written in every TOML base, aliases and enums of every
+//! of 0xff; `mmio` with `nr = "address"`, `out` with `nr = "port"`, no result register), consts at 0 and 2^64-1 written in every TOML base, aliases and enums of every
 //! `repr` (a u8 enum with all 256 values, a bool enum), hypercall arguments of every type
 //! with `align` and `range` at their extremes and bounds written as `const ± N`, lazy calls,
 //! the ring at its size and argument limits, shared pages up to 4096 bytes with and without
-//! `offset`, templates with every relocation kind, and pv_op tables with Rust types. Names
+//! `offset`, templates with every relocation kind, pv_op tables with Rust types, and
+//! `[struct]` tables with arguments in guest memory (`memory.rs`: C layouts with padding,
+//! packing, nesting and arrays; `&struct`, `[T]` and `str` with every `len`, `max`, `dir`,
+//! `addr` and `at` form). Names
 //! come from pools of the tricky ones (Rust keywords, `self_`, prelude and std names, every
 //! name the generator binds or defines, names clippy has opinions about) as well as random
 //! snake_case; docs from a pool of Markdown and whitespace hazards.
@@ -35,6 +38,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use codegen::names::{camel, upper};
+
+mod memory;
 
 /// A small, fast, seedable PRNG (SplitMix64): the same seed gives the same spec on every
 /// machine and every build.
@@ -155,6 +160,25 @@ pub const FEATURES: &[(&str, &str)] = &[
     (
         "nr_consts",
         "hypercall numbers that name a const (`nr = \"base + 1\"`)",
+    ),
+    (
+        "structs",
+        "`[struct.NAME]` tables (and with them struct arguments in guest memory)",
+    ),
+    (
+        "memory",
+        "arguments in guest memory (`&struct`, `[T]`, `str`, `at = \"arg.field\"`)",
+    ),
+    ("mmio", "an `mmio` transport (`nr = \"address\"`)"),
+    (
+        "port_nr",
+        "an `out` transport with a port per call (`nr = \"port\"`)",
+    ),
+    ("no_ret", "a transport without a result register"),
+    ("since", "hypercalls with `since`"),
+    (
+        "results",
+        "hypercalls answering in several registers (`results`, with an error code)",
     ),
 ];
 
@@ -459,6 +483,44 @@ pub const GENERATOR_NAMES: &[&str] = &[
     "args_offset",
     "self_ty",
     "ops",
+    // The struct and guest-memory code (structs.rs, guest_mem.rs, host/memory.rs).
+    "mem",
+    "mem0",
+    "mem1",
+    "scratch",
+    "addr",
+    "gpa",
+    "gva",
+    "buf",
+    "chunk",
+    "end",
+    "elem",
+    "element",
+    "from_bytes",
+    "to_bytes",
+    "zero",
+    "i0",
+    "i1",
+    "e0",
+    "e1",
+    "_v",
+    "n",
+    "max",
+    "utf8",
+    "translate",
+    "read_guest",
+    "write_guest",
+    "probe_guest",
+    "read_str",
+    "guest_memory",
+    "bad_memory",
+    "mem_violation",
+    "outside_memory",
+    "check_struct",
+    "check_mem_align",
+    "valid_up_to",
+    "call_fields",
+    "fault",
 ];
 
 /// Names clippy has opinions about when they name methods or items.
@@ -507,7 +569,8 @@ pub const CLIPPY_NAMES: &[&str] = &[
 pub fn reserved(kind: &str, abi: &str, rust: &str) -> bool {
     match kind {
         "transport" => {
-            ["Transport", "DefaultTransport"].contains(&rust) || rust == format!("{abi}Hypercalls")
+            ["Transport", "DefaultTransport", "Translate"].contains(&rust)
+                || rust == format!("{abi}Hypercalls")
         }
         "pv_table" => ["PvOps", "PvOpId"].contains(&rust),
         "template" => ["TEMPLATES", "MAX_TEMPLATE_LEN"].contains(&rust),
@@ -587,6 +650,18 @@ struct Gen<'o> {
     arg_types: Vec<(String, u64, bool)>,
     /// Every UPPER name in `numbers` (consts and hypercall numbers).
     numbers: HashSet<String>,
+    /// Every `[types]` entry: `(name, primitive or repr, is an enum)`.
+    type_defs: Vec<(String, &'static str, bool)>,
+    /// Every `[struct]`, in order.
+    structs: Vec<memory::StructInfo>,
+    /// Some transport has no result register: no call returns a value.
+    no_ret: bool,
+    /// Some transport writes to the port its call number names: numbers are 16-bit.
+    port_nr: bool,
+    /// Every transport's `(ret, args)`, for `results`.
+    tregs: Vec<(Option<&'static str>, Vec<&'static str>)>,
+    /// Every enum: `(name, largest value of its repr, its values)`, for `results`.
+    enums: Vec<(String, u64, BTreeSet<u64>)>,
 }
 
 /// The spec text for `seed`.
@@ -602,6 +677,12 @@ pub fn generate(seed: u64, opts: &Options) -> String {
         numbers: ["ABI_NAME", "ABI_VERSION", "ARG_REGS"]
             .map(String::from)
             .into(),
+        type_defs: Vec::new(),
+        structs: Vec::new(),
+        no_ret: false,
+        port_nr: false,
+        tregs: Vec::new(),
+        enums: Vec::new(),
     };
     g.spec(seed);
     g.out
@@ -905,6 +986,9 @@ impl Gen<'_> {
         let arg_regs = self.transports();
         self.consts();
         self.types();
+        if self.allow("structs") && self.rng.chance(1, 2) {
+            self.structs();
+        }
 
         let want_shared = self.allow("shared") && self.rng.chance(1, 2);
         let ring = if want_shared && self.allow("ring") && self.rng.chance(2, 3) {
@@ -919,7 +1003,7 @@ impl Gen<'_> {
         } else {
             None
         };
-        self.hypercalls(arg_regs, ring);
+        self.hypercalls(arg_regs, ring, version);
         let fields = if want_shared {
             self.shared(ring)
         } else {
@@ -951,11 +1035,26 @@ impl Gen<'_> {
                     break name;
                 }
             };
-            let insn = *self.rng.pick(&["vmcall", "vmmcall", "out"]);
+            let insn = *self.rng.pick(&["vmcall", "vmmcall", "out", "mmio"]);
+            let insn = match insn {
+                "mmio" if !self.allow("mmio") || !self.rng.chance(1, 3) => "vmcall",
+                i => i,
+            };
             let _ = writeln!(self.out, "\n[abi.transport.{name}]");
             let d = self.opt_doc("doc");
             self.line(&d);
             let _ = writeln!(self.out, "instruction = \"{insn}\"");
+            // A store to the call's own address, or an `out` to the call's own port: the
+            // number is where the value goes, and the value is the one argument.
+            let place = match insn {
+                "mmio" => Some("address"),
+                "out" if self.allow("port_nr") && self.rng.chance(1, 4) => Some("port"),
+                _ => None,
+            };
+            if let Some(place) = place {
+                min = min.min(self.placed_transport(place, zero_ok));
+                continue;
+            }
             let mut free: Vec<&str> = REGS.to_vec();
             if !self.allow("rbx") {
                 free.retain(|r| *r != "rbx");
@@ -1017,10 +1116,51 @@ impl Gen<'_> {
             let _ = writeln!(self.out, "nr = \"{nr}\"");
             let list: Vec<String> = args.iter().map(|r| format!("\"{r}\"")).collect();
             let _ = writeln!(self.out, "args = [{}]", list.join(", "));
-            let _ = writeln!(self.out, "ret = \"{ret}\"");
+            if self.allow("no_ret") && self.rng.chance(1, 12) {
+                self.no_ret = true;
+                self.tregs.push((None, args.clone()));
+            } else {
+                let _ = writeln!(self.out, "ret = \"{ret}\"");
+                self.tregs.push((Some(ret), args.clone()));
+            }
             min = min.min(count);
         }
         min
+    }
+
+    /// The registers of a transport whose call number is a place (`nr = "address"` for
+    /// `mmio`, `nr = "port"` for `out`): at most one argument register, the value written
+    /// (`out` sends eax), and a result only for `out`, never in rdx (the port's register).
+    /// Returns its register count.
+    fn placed_transport(&mut self, place: &str, zero_ok: bool) -> usize {
+        let _ = writeln!(self.out, "nr = \"{place}\"");
+        let mut free: Vec<&str> = REGS.to_vec();
+        if !self.allow("rbx") {
+            free.retain(|r| *r != "rbx");
+        }
+        let arg = if zero_ok || self.rng.chance(1, 5) {
+            None
+        } else if place == "port" {
+            Some("rax")
+        } else {
+            Some(*self.rng.pick(&free))
+        };
+        let list: Vec<String> = arg.iter().map(|r| format!("\"{r}\"")).collect();
+        let _ = writeln!(self.out, "args = [{}]", list.join(", "));
+        let args: Vec<&'static str> = arg.into_iter().collect();
+        if place == "port" && self.rng.chance(1, 2) {
+            free.retain(|r| *r != "rdx" && !args.contains(r));
+            let ret = *self.rng.pick(&free);
+            let _ = writeln!(self.out, "ret = \"{ret}\"");
+            self.tregs.push((Some(ret), args));
+        } else {
+            self.no_ret = true;
+            self.tregs.push((None, args));
+        }
+        if place == "port" {
+            self.port_nr = true;
+        }
+        usize::from(arg.is_some())
     }
 
     fn consts(&mut self) {
@@ -1061,7 +1201,9 @@ impl Gen<'_> {
             // `str` by the string argument type.
             let name = loop {
                 let name = self.fresh(&mut taken, camel);
-                if !PRIMS.iter().any(|(p, _)| *p == name) && name != "str" {
+                if !PRIMS.iter().any(|(p, _)| *p == name)
+                    && !["i8", "i16", "i32", "i64", "str"].contains(&name.as_str())
+                {
                     break name;
                 }
             };
@@ -1071,6 +1213,7 @@ impl Gen<'_> {
             if self.rng.chance(1, 2) {
                 let (p, max) = *self.rng.pick(&PRIMS);
                 let _ = writeln!(self.out, "alias = \"{p}\"");
+                self.type_defs.push((name.clone(), p, false));
                 self.arg_types.push((name, max, p != "bool"));
                 continue;
             }
@@ -1092,6 +1235,7 @@ impl Gen<'_> {
                     }
                 }
             }
+            let values: BTreeSet<u64> = order.iter().copied().collect();
             let mut vnames = HashSet::new();
             self.line("variants = [");
             for v in order {
@@ -1109,11 +1253,13 @@ impl Gen<'_> {
                 );
             }
             self.line("]");
+            self.enums.push((name.clone(), max, values));
+            self.type_defs.push((name.clone(), repr, true));
             self.arg_types.push((name, max, false));
         }
     }
 
-    fn hypercalls(&mut self, arg_regs: usize, ring_args: Option<u64>) {
+    fn hypercalls(&mut self, arg_regs: usize, ring_args: Option<u64>, version: u64) {
         let n = if self.rng.chance(1, 10) {
             self.rng.range(20, 60)
         } else {
@@ -1130,9 +1276,11 @@ impl Gen<'_> {
                 }
             };
             let nr = loop {
+                // A transport that writes to the port the number names takes 16-bit numbers.
+                let most = if self.port_nr { 0xffff } else { u64::MAX };
                 let nr = match self.rng.below(4) {
                     0 => i,
-                    1 => self.value(u64::MAX),
+                    1 => self.value(most),
                     _ => self.rng.range(0, 64),
                 };
                 if nrs.insert(nr) {
@@ -1166,27 +1314,44 @@ impl Gen<'_> {
             } else if self.rng.chance(1, 8) {
                 self.line("lazy = false");
             }
-            if self.rng.chance(1, 2) {
+            if version > 0 && self.allow("since") && self.rng.chance(1, 6) {
+                let v = self.range_int(1, version);
+                let _ = writeln!(self.out, "since = {v}");
+            }
+            // `results` (answers in several registers) instead of `ret`, never on a lazy call.
+            let results = if !lazy && self.allow("results") && self.rng.chance(1, 4) {
+                self.results(arg_regs, &name)
+            } else {
+                None
+            };
+            if let Some(r) = results {
+                let _ = writeln!(self.out, "results = [{}]", r.join(", "));
+            } else if !self.no_ret && self.rng.chance(1, 2) {
+                // A transport without a result register carries no call's result.
                 let r = self.doc_text();
                 let _ = writeln!(self.out, "ret = {}", toml_str(&r));
             }
-            if nargs == 0 && self.rng.chance(1, 2) {
+            let list = self.arg_list(nargs);
+            if list.is_empty() && self.rng.chance(1, 2) {
                 continue;
             }
-            let mut anames = HashSet::new();
             self.line("args = [");
-            for _ in 0..nargs {
-                // `n` and `_n` read as one name (clippy's duplicate_underscore_argument): the
-                // checker refuses arguments that differ only by a leading underscore.
-                let an = self.fresh(&mut anames, |s| s.trim_start_matches('_').to_string());
-                let line = self.arg(&an);
+            for line in list {
                 let _ = writeln!(self.out, "  {line},");
             }
             self.line("]");
         }
     }
 
-    fn arg(&mut self, name: &str) -> String {
+    /// An integer literal for a value in `lo..=hi`.
+    fn range_int(&mut self, lo: u64, hi: u64) -> String {
+        let v = self.rng.range(lo, hi);
+        self.int(v)
+    }
+
+    /// One register argument; returns its table and whether it is an integer (not `bool`,
+    /// not an enum): what a buffer's `len` may name.
+    fn arg(&mut self, name: &str) -> (String, bool) {
         let mut parts = vec![format!("name = {}", toml_str(name))];
         let (ty, max, int_like) = if !self.arg_types.is_empty() && self.rng.chance(1, 2) {
             self.arg_types[self.rng.below(self.arg_types.len() as u64) as usize].clone()
@@ -1198,8 +1363,18 @@ impl Gen<'_> {
         if self.rng.chance(1, 3) {
             parts.push(format!("doc = {}", toml_str(&self.doc_text())));
         }
+        if int_like {
+            self.constraints(max, &mut parts);
+        }
+        self.rng.shuffle(&mut parts[1..]);
+        (format!("{{ {} }}", parts.join(", ")), int_like)
+    }
+
+    /// `align` and `range` (each a third of the time) on an unsigned value of at most
+    /// `max`, at their extremes, for an argument or a struct field.
+    fn constraints(&mut self, max: u64, parts: &mut Vec<String>) {
         let mut align = None;
-        if int_like && self.rng.chance(1, 3) {
+        if self.rng.chance(1, 3) {
             let bits = 64 - max.leading_zeros();
             let a = 1u64 << self.rng.range(0, u64::from(bits) - 1);
             let a = if self.rng.chance(1, 4) {
@@ -1211,7 +1386,7 @@ impl Gen<'_> {
             let lit = self.int(a);
             parts.push(format!("align = {lit}"));
         }
-        if int_like && self.rng.chance(1, 3) {
+        if self.rng.chance(1, 3) {
             let a = self.value(max);
             let b = self.value(max);
             let (mut lo, hi) = (a.min(b), a.max(b));
@@ -1226,8 +1401,6 @@ impl Gen<'_> {
             let hi = self.number(hi);
             parts.push(format!("range = [{lo}, {hi}]"));
         }
-        self.rng.shuffle(&mut parts[1..]);
-        format!("{{ {} }}", parts.join(", "))
     }
 
     /// The ring (when `ring` holds its slot's argument count) and the shared page;
@@ -1586,6 +1759,29 @@ mod tests {
             "name = \"new\"",
             "name = \"args\"",
             "name = \"option\"",
+            "[struct.",
+            "packed = true",
+            "{ pad = ",
+            "dir = \"inout\"",
+            "dir = \"out\"",
+            "type = \"&",
+            "type = \"str\"",
+            "utf8 = true",
+            "at = \"",
+            "addr = \"virtual\"",
+            "len = \"",
+            "type = \"i16\"",
+            "; 2]|;2]| ; 2]",
+            "instruction = \"mmio\"",
+            "nr = \"address\"",
+            "nr = \"port\"",
+            "since = ",
+            "results = [",
+            "error = true",
+            "ok = ",
+            "name = \"from_bytes\"",
+            "name = \"mem0\"",
+            "name = \"scratch\"",
         ] {
             assert!(has(needle), "no spec of seeds 0..400 has {needle:?}");
         }

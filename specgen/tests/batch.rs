@@ -120,6 +120,40 @@ fn run_cargo(sub: &[&str], after: &[&str], ws: &Path, target: &Path) -> (Message
     )
 }
 
+/// Removes the build outputs of batch crates (`s<16 hex digits>`) whose seed is not in
+/// `seed..seed + count` from `target`'s debug dir, its `deps` and its `.fingerprint`.
+fn prune_old_crates(target: &Path, seed: u64, count: u64) {
+    let debug = target.join("debug");
+    for dir in [
+        debug.clone(),
+        debug.join("deps"),
+        debug.join(".fingerprint"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bare = name.strip_prefix("lib").unwrap_or(&name);
+            let Some(hex) = bare.strip_prefix('s').and_then(|r| r.get(..16)) else {
+                continue;
+            };
+            let Ok(s) = u64::from_str_radix(hex, 16) else {
+                continue;
+            };
+            if s.wrapping_sub(seed) < count {
+                continue;
+            }
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
 /// Removes numbers and names from a message so one class of failure groups together.
 fn class_key(msg: &str) -> String {
     let mut out = String::new();
@@ -177,6 +211,10 @@ fn random_specs_build_warning_and_clippy_clean() {
         std::fs::remove_dir_all(&ws).expect("clears the last batch");
     }
     std::fs::create_dir_all(ws.join("specs")).expect("creates the batch workspace");
+    // The target dir is kept between runs (the dependencies' builds are shared), but every
+    // run has new seeds: the last runs' crates go, or it grows by ~1 MB a spec per run (a
+    // few thousand-spec runs filled the disk).
+    prune_old_crates(&target, seed, count);
 
     let t0 = Instant::now();
     let mut failures: Vec<Failure> = Vec::new();

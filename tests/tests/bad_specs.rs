@@ -151,6 +151,19 @@ const RULES: &[(&str, &str)] = &[
         "mem_utf8_on_buffer",
         "`utf8` does not apply to argument `b`",
     ),
+    (
+        "struct_bool_field",
+        "is an alias of bool, which is no C type",
+    ),
+    ("struct_name_clash", "both become `A1` in Rust"),
+    ("struct_named_primitive", "has the name of a [types] entry"),
+    (
+        "mem_len_not_integer",
+        "names an argument that is not an integer",
+    ),
+    ("mem_len_later_memory", "names a memory argument"),
+    ("transport_named_translate", "would generate `Translate`"),
+    ("mem_at_underscore", "differ only by a leading underscore"),
 ];
 
 #[test]

@@ -115,7 +115,28 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         }
         let (first, cont) = continuation(line);
         let owned;
-        let line = if fenced.is_none() && first.trim().is_empty() && item.is_some() {
+        // Four columns in, after a quote's line, a line is that quote's text whatever it
+        // starts with (CommonMark: it cannot open a block): continued with the quote's `>`,
+        // and a leading `>`, `#`, `-`, ... escaped so it stays text.
+        let quote_text = fenced.is_none()
+            && deep
+            && item.as_deref().is_some_and(|c| c.contains('>'))
+            && !first.trim().is_empty();
+        let line = if quote_text {
+            let t = line.trim_start();
+            let word = t.split(' ').next().unwrap_or_default();
+            let t = if !starts_block(word) {
+                t.to_string()
+            } else if let Some(c) = t.chars().next().filter(char::is_ascii_punctuation) {
+                format!("\\{c}{}", &t[c.len_utf8()..])
+            } else {
+                // `1.` / `1)`: the digits' mark escaped.
+                let d = t.bytes().take_while(u8::is_ascii_digit).count();
+                format!("{}\\{}", &t[..d], &t[d..])
+            };
+            owned = format!("{}{t}", item.as_deref().unwrap_or_default());
+            owned.as_str()
+        } else if fenced.is_none() && first.trim().is_empty() && item.is_some() {
             let t = line.trim_start();
             if crate::parse::Fence::opened_by(t).is_some() {
                 // A fence cannot lazily continue an item or a quote: a blank line ends the

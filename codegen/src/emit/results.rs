@@ -406,6 +406,8 @@ pub(super) fn default_value(spec: &Spec, h: &Hypercall) -> TokenStream {
                         .map(|v| crate::names::camel_ident(&v.name.v));
                     quote! { #t::#v }
                 }
+                // An alias of bool is a bool (its 0 is `false`).
+                TypeKind::Alias(Prim::Bool) => quote! { false },
                 TypeKind::Alias(_) => quote! { 0 },
             },
             ArgType::Prim(Prim::Bool) => quote! { false },

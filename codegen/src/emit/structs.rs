@@ -256,6 +256,13 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
         if s.packed { ", packed" } else { "" },
         fields_text.join(", ")
     ));
+    // A struct the spec called `from_bytes` has a constructor called `from_bytes`.
+    let self_named = (id == "FromBytes").then(|| {
+        let c = super::comment(
+            "The struct is called `from_bytes` in the ABI; its constructor is `from_bytes` like every struct's.",
+        );
+        quote! { #c #[allow(clippy::self_named_constructors)] }
+    });
     let repr = if s.packed {
         quote! { #[repr(C, packed)] }
     } else {
@@ -279,6 +286,7 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
 
             /// The struct from its bytes in guest memory (little-endian, C layout).
             #[inline]
+            #self_named
             pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
                 Self { #(#reads,)* }
             }

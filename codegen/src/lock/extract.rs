@@ -3,7 +3,8 @@
 //!
 //! A new kind of fact is one `put` here plus a row in `rules.rs`.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use toml::Spanned;
@@ -28,7 +29,14 @@ use Step::{Find, Index, Key as K};
 /// Finds spans in the spec's TOML.
 struct Locator<'i> {
     root: Option<Spanned<DeTable<'i>>>,
+    /// For `Find` over an array (by its address and the keys it compares): each element's
+    /// index by those keys' values, built on first use, so locating every element of a
+    /// long array (a u16 enum's 65,536 variants) is linear rather than quadratic.
+    found: RefCell<FindIndex>,
 }
+
+/// `(array address, keys)` -> (the keys' values -> index of the first such element).
+type FindIndex = HashMap<(usize, Vec<String>), HashMap<Vec<String>, usize>>;
 
 impl<'i> Locator<'i> {
     /// The span of the value at `steps`; where the walk stops short (an absent optional
@@ -45,12 +53,33 @@ impl<'i> Locator<'i> {
                 (K(k), None) => table.get(*k),
                 (K(k), Some(DeValue::Table(t))) => t.get(*k),
                 (Index(i), Some(DeValue::Array(a))) => a.get(*i),
-                (Find(want), Some(DeValue::Array(a))) => a.iter().find(|v| match v.get_ref() {
-                    DeValue::Table(t) => want
-                        .iter()
-                        .all(|(k, s)| matches!(t.get(*k).map(|v| v.get_ref()), Some(DeValue::String(x)) if x == s)),
-                    _ => false,
-                }),
+                (Find(want), Some(DeValue::Array(a))) => {
+                    let keys: Vec<String> = want.iter().map(|(k, _)| (*k).to_string()).collect();
+                    let vals: Vec<String> = want.iter().map(|(_, v)| (*v).to_string()).collect();
+                    let mut found = self.found.borrow_mut();
+                    let index = found
+                        .entry((std::ptr::from_ref(a) as usize, keys))
+                        .or_insert_with(|| {
+                            let mut m = HashMap::new();
+                            for (i, v) in a.iter().enumerate() {
+                                let DeValue::Table(t) = v.get_ref() else {
+                                    continue;
+                                };
+                                let vs: Option<Vec<String>> = want
+                                    .iter()
+                                    .map(|(k, _)| match t.get(*k).map(|v| v.get_ref()) {
+                                        Some(DeValue::String(x)) => Some(x.to_string()),
+                                        _ => None,
+                                    })
+                                    .collect();
+                                if let Some(vs) = vs {
+                                    m.entry(vs).or_insert(i);
+                                }
+                            }
+                            m
+                        });
+                    index.get(&vals).and_then(|&i| a.get(i))
+                }
                 _ => None,
             };
             let Some(next) = next else {
@@ -138,6 +167,7 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
     let mut o = Out {
         loc: Locator {
             root: DeTable::parse(src).ok(),
+            found: RefCell::default(),
         },
         map: BTreeMap::new(),
     };

@@ -309,6 +309,13 @@ impl Parser<'_> {
         structs: &[StructDef],
     ) -> Vec<MemArg> {
         let mut out: Vec<MemArg> = Vec::new();
+        // Register arguments that carry a memory argument's address, wherever it comes in
+        // the list (a `len` may name a later argument).
+        let addr_regs: Vec<usize> = raws
+            .iter()
+            .filter(|r| r.at.is_none())
+            .filter_map(|r| args.iter().position(|a| a.name.v == r.name.v))
+            .collect();
         for r in raws {
             let what = format!("argument `{}` of {call}", r.name.v);
             // A name already taken by a memory argument, or (for one that lives in a struct
@@ -322,6 +329,28 @@ impl Parser<'_> {
                         format!("duplicate argument `{}` in {call}", r.name.v),
                     )
                     .help("argument names are unique within their hypercall"),
+                );
+                continue;
+            }
+            // One located by `at` is a parameter of the handler and the wrapper too: the
+            // register arguments' rule on leading underscores holds for it as well.
+            let bare = r.name.v.trim_start_matches('_');
+            if r.at.is_some()
+                && let Some(p) = args
+                    .iter()
+                    .map(|a| &a.name.v)
+                    .chain(out.iter().map(|m| &m.name.v))
+                    .find(|p| **p != r.name.v && p.trim_start_matches('_') == bare)
+            {
+                self.d.push(
+                    Diagnostic::new(
+                        r.name.span.clone(),
+                        format!(
+                            "arguments `{p}` and `{}` of {call} differ only by a leading underscore",
+                            r.name.v
+                        ),
+                    )
+                    .help("give them names that differ in letters: a reader (and clippy) takes one for the other"),
                 );
                 continue;
             }
@@ -384,7 +413,7 @@ impl Parser<'_> {
                     }
                 } else {
                     match args.iter().position(|a| a.name.v == l.v) {
-                        Some(i) if out.iter().any(|m| m.at == MemAt::Reg(i)) => {
+                        Some(i) if addr_regs.contains(&i) => {
                             self.d.push(
                                 Diagnostic::new(
                                     l.span.clone(),
@@ -394,6 +423,19 @@ impl Parser<'_> {
                                     ),
                                 )
                                 .help("a length is an integer argument or an integer field"),
+                            );
+                            continue;
+                        }
+                        Some(i) if !int_arg(&args[i], types) => {
+                            self.d.push(
+                                Diagnostic::new(
+                                    l.span.clone(),
+                                    format!(
+                                        "`len = \"{}\"` in {what} names an argument that is not an integer",
+                                        l.v
+                                    ),
+                                )
+                                .help("a length is an integer argument (u8 to u64, or an alias of one) or an integer field"),
                             );
                             continue;
                         }
@@ -576,4 +618,17 @@ impl Parser<'_> {
 /// The const name of a `"name"`, `"name - N"` or `"name + N"` expression.
 fn const_part(s: &str) -> &str {
     s.split(['+', '-']).next().unwrap_or("").trim()
+}
+
+/// Whether register argument `a` is an unsigned integer (a primitive or an alias of one;
+/// not `bool` and not an enum): what a length may be.
+fn int_arg(a: &Arg, types: &[TypeDef]) -> bool {
+    let p = match a.ty {
+        ArgType::Prim(p) => p,
+        ArgType::Named(i) => match &types[i].kind {
+            TypeKind::Alias(p) => *p,
+            TypeKind::Enum { .. } => return false,
+        },
+    };
+    p != Prim::Bool
 }

@@ -24,6 +24,24 @@ impl Parser<'_> {
             t.check_keys(self.d, &["doc", "fields", "packed"]);
             let packed = t.opt_bool(self.d, "packed").unwrap_or(false);
             let name_ok = check_name(self.d, &name, "struct");
+            // A field's or an element's `type` means an integer, then a `[types]` name, then
+            // a struct, and an argument's `"str"` a string: a struct named like one of
+            // those could not be used everywhere a struct can.
+            let shadow = if Int::from_name(&name.v).is_some()
+                || ["bool", "str"].contains(&name.v.as_str())
+            {
+                Some("a primitive")
+            } else if types.iter().any(|t| t.name.v == name.v) {
+                Some("a [types] entry")
+            } else {
+                None
+            };
+            if let Some(what_else) = shadow {
+                self.d.push(
+                    Diagnostic::new(name.span.clone(), format!("{what} has the name of {what_else}"))
+                        .help(format!("a field's `type = \"{}\"` means {what_else}, so this struct could never be used there: rename it", name.v)),
+                );
+            }
             let doc = t.opt_text(self.d, "doc");
             let mut fields: Vec<SField> = Vec::new();
             let mut ok = true;
@@ -227,6 +245,16 @@ impl Parser<'_> {
             return Some(SType::Int(i));
         }
         if let Some(i) = types.iter().position(|x| x.name.v == t) {
+            if matches!(types[i].kind, TypeKind::Alias(Prim::Bool)) {
+                self.d.push(
+                    Diagnostic::new(
+                        s.span.clone(),
+                        format!("type `{t}` in {what} is an alias of bool, which is no C type"),
+                    )
+                    .help("hold the flag as an integer (`u8`, or an alias of one) in guest memory"),
+                );
+                return None;
+            }
             return Some(SType::Named(i));
         }
         if let Some(i) = structs.iter().position(|x| x.name.v == t) {

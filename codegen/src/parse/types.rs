@@ -1,5 +1,7 @@
 //! Room: `[types.NAME]`: aliases of a primitive, and enums with their variants.
 
+use std::collections::{HashMap, HashSet};
+
 use super::Parser;
 use super::toml::{Obj, as_obj, check_name};
 use crate::diag::Diagnostic;
@@ -29,10 +31,10 @@ impl Parser<'_> {
             };
             t.check_keys(self.d, &["doc", "alias", "repr", "variants"]);
             let mut name_ok = check_name(self.d, &name, "type");
-            if Prim::from_name(&name.v).is_some() {
+            if Prim::from_name(&name.v).is_some() || Int::from_name(&name.v).is_some() {
                 self.d.push(
                     Diagnostic::new(name.span.clone(), format!("type `{}` has the name of a primitive", name.v))
-                        .help("an argument's `type = \"u64\"` always means the primitive, so this type could never be used: rename it"),
+                        .help("an argument's or a struct field's `type = \"u64\"` (or `\"i32\"`) always means the primitive, so this type could never be used there: rename it"),
                 );
                 name_ok = false;
             } else if name.v == "str" {
@@ -89,6 +91,10 @@ impl Parser<'_> {
 
     fn variants(&mut self, t: &Obj<'_, '_>, repr: Option<Prim>) -> Vec<Variant> {
         let mut out: Vec<Variant> = Vec::new();
+        // Names and values seen, for linear time on the largest enums (a u16 enum may have
+        // 65,536 variants).
+        let mut names: HashSet<String> = HashSet::new();
+        let mut values: HashMap<u64, usize> = HashMap::new();
         let Some(a) = t.opt_array(self.d, "variants") else {
             return out;
         };
@@ -135,7 +141,7 @@ impl Parser<'_> {
                 );
                 continue;
             }
-            if out.iter().any(|p| p.name.v == name.v) {
+            if names.contains(&name.v) {
                 self.d.push(
                     Diagnostic::new(
                         name.span.clone(),
@@ -145,7 +151,7 @@ impl Parser<'_> {
                 );
                 continue;
             }
-            if let Some(prev) = out.iter().find(|p| p.value == value.v.value) {
+            if let Some(prev) = values.get(&value.v.value).map(|&i| &out[i]) {
                 self.d.push(
                     Diagnostic::new(
                         value.span.clone(),
@@ -158,6 +164,8 @@ impl Parser<'_> {
                 );
                 continue;
             }
+            names.insert(name.v.clone());
+            values.insert(value.v.value, out.len());
             out.push(Variant {
                 name,
                 value: value.v.value,

@@ -461,7 +461,10 @@ fn helpers(spec: &Spec) -> TokenStream {
             return Err(MemViolation::Outside { addr, len: len as u64 });
         }
     };
-    let read = quote! {
+    // Every memory argument `out` (buffers the host fills, structs of `out` fields):
+    // nothing is read, and an unused `read_guest` is dead code.
+    let uses_read = mems().any(|m| m.dir.reads());
+    let read = uses_read.then(|| quote! {
         /// Copies `buf.len()` bytes at guest address `addr` (virtual if `virt`) into `buf`.
         #[inline]
         fn read_guest<M: GuestMemory + ?::core::marker::Sized>(mem: &M, virt: bool, addr: u64, buf: &mut [u8]) -> ::core::result::Result<(), MemViolation> {
@@ -470,7 +473,7 @@ fn helpers(spec: &Spec) -> TokenStream {
             #read_phys
             #read_body
         }
-    };
+    });
     let write = uses_write.then(|| {
         quote! {
             /// Copies `buf` to guest address `addr` (virtual if `virt`).
@@ -591,7 +594,7 @@ fn value_checks(
         }
         SType::Array(e, _) => {
             let v = format_ident!("e{depth}");
-            let inner = value_checks(spec, e, f, quote! { (*#v) }, path, depth + 1, false);
+            let inner = value_checks(spec, e, f, quote! { #v }, path, depth + 1, false);
             if inner.is_empty() {
                 return inner;
             }
@@ -601,14 +604,24 @@ fn value_checks(
             } else {
                 place
             };
-            quote! { for #v in #place.iter() { #inner } }
+            // Integer elements are bound by value, so the checks use `e0` itself, never
+            // `(*e0)` (an argument in parentheses is rustc's `unused_parens`); struct and
+            // array elements by reference (their fields and elements auto-deref).
+            let pat = match &**e {
+                SType::Int(_) | SType::Named(_) => quote! { &#v },
+                _ => quote! { #v },
+            };
+            quote! { for #pat in #place.iter() { #inner } }
         }
         SType::Pad(_) => TokenStream::new(),
         SType::Int(_) | SType::Named(_) => {
             let mut out = Vec::new();
-            let val = match t {
-                SType::Int(i) if i.bytes == 8 => quote! { #place },
-                _ => quote! { u64::from(#place) },
+            // A 64-bit field (an integer, alias or enum repr) is its own u64: `u64::from`
+            // on it is clippy's `useless_conversion`.
+            let val = if spec.stype_size_align(t).0 == 8 {
+                quote! { #place }
+            } else {
+                quote! { u64::from(#place) }
             };
             if let SType::Named(ti) = t
                 && let TypeKind::Enum { .. } = &spec.types[*ti].kind
@@ -623,16 +636,33 @@ fn value_checks(
             }
             if let Some(f) = f {
                 if let Some((lo, hi)) = &f.range {
-                    let below = (lo.value > 0).then(|| {
-                        let lo = num(lo);
-                        quote! { #val < #lo || }
-                    });
-                    let (lo, hi) = (num(lo), num(hi));
-                    out.push(quote! {
-                        if #below #val > #hi {
-                            return Err((#path, #val, Violation::Range { lo: #lo, hi: #hi }));
+                    // A bound at the type's own limit is no check (`x > 0xff` on a u8 is
+                    // rustc's `unused_comparisons`, clippy's `absurd_extreme_comparisons`
+                    // when the spec names a const); both at once is no check at all.
+                    let (size, _) = spec.stype_size_align(t);
+                    let top = if size == 8 {
+                        u64::MAX
+                    } else {
+                        (1u64 << (size * 8)) - 1
+                    };
+                    let (lo_t, hi_t) = (num(lo), num(hi));
+                    let cond = match (lo.value > 0, hi.value < top) {
+                        // A packed struct's field is copied out: no reference to it.
+                        (true, true) if packed => {
+                            Some(quote! { !(#lo_t..=#hi_t).contains(&{ #val }) })
                         }
-                    });
+                        (true, true) => Some(quote! { !(#lo_t..=#hi_t).contains(&#val) }),
+                        (true, false) => Some(quote! { #val < #lo_t }),
+                        (false, true) => Some(quote! { #val > #hi_t }),
+                        (false, false) => None,
+                    };
+                    if let Some(cond) = cond {
+                        out.push(quote! {
+                            if #cond {
+                                return Err((#path, #val, Violation::Range { lo: #lo_t, hi: #hi_t }));
+                            }
+                        });
+                    }
                 }
                 if let Some(a) = &f.align {
                     let a = num(a);
@@ -651,7 +681,7 @@ fn value_checks(
 /// `check_struct_NAME`: every constraint of the struct's fields that the guest passes
 /// (`in` and `inout`; nested structs whole), on the host's copy.
 fn struct_check(spec: &Spec, i: usize, s: &StructDef) -> TokenStream {
-    let f = format_ident!("check_struct_{}", s.name.v);
+    let f = check_struct_fn(s);
     let id = camel_ident(&s.name.v);
     let checks = s
         .fields
@@ -748,7 +778,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
         let body = match &m.kind {
             MemKind::Struct(si) => {
                 let id = camel_ident(&spec.structs[*si].name.v);
-                let check = format_ident!("check_struct_{}", spec.structs[*si].name.v);
+                let check = check_struct_fn(&spec.structs[*si]);
                 if m.dir.reads() {
                     quote! {
                         let mut bytes = [0u8; super::structs::#id::SIZE];
@@ -801,7 +831,7 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         },
                         SType::Struct(si) => {
                             let id = camel_ident(&spec.structs[*si].name.v);
-                            let check = format_ident!("check_struct_{}", spec.structs[*si].name.v);
+                            let check = check_struct_fn(&spec.structs[*si]);
                             quote! {
                                 for (index, e) in value.iter_mut().enumerate() {
                                     let mut bytes = [0u8; super::structs::#id::SIZE];
@@ -817,10 +847,10 @@ pub(crate) fn decode_mem(spec: &Spec, h: &Hypercall) -> TokenStream {
                         }
                         _ => {
                             let ty = stype(spec, elem, false);
-                            let checks = value_checks(spec, elem, None, quote! { (*e) }, "", 0, false);
+                            let checks = value_checks(spec, elem, None, quote! { e }, "", 0, false);
                             let checks = (!checks.is_empty()).then(|| {
                                 quote! {
-                                    for (index, e) in value.iter().enumerate() {
+                                    for (index, &e) in value.iter().enumerate() {
                                         let r: ::core::result::Result<(), (&'static str, u64, Violation)> = (|| { #checks Ok(()) })();
                                         if let Err((field, value, violation)) = r {
                                             return Err(BadMemory { call, arg: #name, addr, violation: MemViolation::Element { index: index as u64, field, value, violation } }.into());
@@ -952,4 +982,10 @@ pub(crate) fn write_back(spec: &Spec, h: &Hypercall) -> TokenStream {
         }
     });
     quote! { #(#stmts)* }
+}
+
+/// `check_struct_NAME`, without the name's leading underscore (`check_struct__x` is not
+/// snake case); unique, as no two structs have one Rust name.
+fn check_struct_fn(s: &StructDef) -> Ident {
+    format_ident!("check_struct_{}", s.name.v.trim_start_matches('_'))
 }

@@ -75,7 +75,8 @@ fn method(spec: &Spec, h: &Hypercall) -> TokenStream {
         ));
     }
     let d = doc(&text);
-    let many = super::many_args(h.args.len());
+    // Every parameter counts, those located by `at` (no register) too.
+    let many = super::many_args(params.len());
     let allows = abi_name_allows(&h.name.v);
     let ret = ret_type(spec, h);
     quote! {
@@ -219,6 +220,19 @@ fn call_enum(spec: &Spec) -> TokenStream {
             TokenStream::new(),
         )
     };
+    // `Mem<Struct>` holds the host's one copy of a struct argument by value (a no_std host
+    // has nothing to box it in), so variants differ in size as the spec's structs do.
+    let large = spec
+        .hypercalls
+        .iter()
+        .flat_map(|h| &h.mem)
+        .any(|m| matches!(m.kind, crate::spec::MemKind::Struct(_)))
+        .then(|| {
+            let c = super::comment(
+                "A struct argument is the host's copy of it, held by value (no allocation): variants are as large as the ABI's structs.",
+            );
+            quote! { #c #[allow(clippy::large_enum_variant)] }
+        });
     let mem_doc = mem.then(|| {
         quote! {
             ///
@@ -232,6 +246,7 @@ fn call_enum(spec: &Spec) -> TokenStream {
         /// [`decode`] makes of a trap, and what [`run`] hands to a handler.
         #mem_doc
         #derive
+        #large
         pub enum Call #life {
             #(#variants,)*
         }

@@ -343,7 +343,7 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
             h.nr.v,
             crate::names::rust_name(&h.name.v)
         ));
-        let many = many_args(h.args.len());
+        let many = many_args(params.len());
         let allows = abi_name_allows(&h.name.v);
         quote! {
             #allows
@@ -360,7 +360,7 @@ pub(super) fn default_host(spec: &Spec, host_trait: &Ident) -> TokenStream {
         let params = params(spec, h);
         let locals = call_locals(spec, h);
         let ret = ret_type(spec, h);
-        let many = many_args(h.args.len());
+        let many = many_args(params.len());
         let allows = abi_name_allows(&h.name.v);
         quote! {
             #allows
