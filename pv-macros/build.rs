@@ -84,6 +84,23 @@ fn observe(file: &syn::File) -> Result<String, String> {
                 Item::Trait(t) => {
                     items.extend(trait_probe(md, t));
                 }
+                Item::Struct(s) if md == "structs" => {
+                    // Guest-memory structs: picked field by field, so wrappers that take
+                    // them (by reference or in arrays) get values from `crate::Pick` too.
+                    let ty = &s.ident;
+                    let fields = s.fields.iter().filter_map(|f| f.ident.as_ref()).enumerate();
+                    let picks = fields.map(|(i, f)| {
+                        let i = i as u64;
+                        quote! { #f: crate::Pick::pick(seed.wrapping_add(#i)) }
+                    });
+                    items.extend(quote! {
+                        impl crate::Pick for super::structs::#ty {
+                            fn pick(seed: u64) -> Self {
+                                Self { #(#picks),* }
+                            }
+                        }
+                    });
+                }
                 Item::Struct(s) if md == "pv_ops" && s.ident == "PvOps" => {
                     // The grouped table: one field per table, named like the table.
                     for f in &s.fields {

@@ -93,6 +93,35 @@ impl<T: Pick, const N: usize> Pick for [T; N] {
     }
 }
 
+/// Arrays the wrappers borrow (a fixed-length buffer in guest memory): leaked, and
+/// registered under an address made from the seed, so both paths' wrappers translate
+/// their own copies to the same guest address (see [`lent_pa`]).
+impl<T: Pick + 'static, const N: usize> Pick for &'static [T; N] {
+    fn pick(seed: u64) -> Self {
+        let a: &'static [T; N] = Box::leak(Box::new(<[T; N]>::pick(seed)));
+        let start = a.as_ptr() as usize;
+        let len = std::mem::size_of::<[T; N]>();
+        let canon = 0x7000_0000u64.wrapping_add(seed.wrapping_mul(0x1000));
+        LENT.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((start, len, canon));
+        a
+    }
+}
+
+/// Arrays handed out by `Pick`: start, length, and the address both paths agree on.
+static LENT: std::sync::Mutex<Vec<(usize, usize, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// The agreed address of a pointer into an array `Pick` lent, if it is one.
+fn lent_pa(va: *const u8) -> Option<u64> {
+    let va = va as usize;
+    let lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
+    lent.iter()
+        .rev()
+        .find(|(start, len, _)| va >= *start && va - *start < (*len).max(1))
+        .map(|(start, _, canon)| canon + (va - start) as u64)
+}
+
 /// Addresses for `Translate::pa` (only compared, never dereferenced).
 impl Pick for *const u8 {
     fn pick(seed: u64) -> *const u8 {
@@ -182,7 +211,7 @@ macro_rules! observe_by_hand {
 
         impl guest::Translate for Xlate {
             fn pa(&self, va: *const u8) -> u64 {
-                (va as u64).wrapping_sub(0xffff_8000_0000_0000)
+                crate::lent_pa(va).unwrap_or((va as u64).wrapping_sub(0xffff_8000_0000_0000))
             }
         }
 
