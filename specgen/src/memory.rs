@@ -414,7 +414,12 @@ impl Gen<'_> {
             });
         }
         // Lengths from integer register arguments of the call, wherever they are.
-        let ints: Vec<String> = entries.iter().filter_map(|e| e.int_reg.clone()).collect();
+        // An argument that shares a const's name cannot be a length (`len` would name both).
+        let ints: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.int_reg.clone())
+            .filter(|a| !self.consts.iter().any(|(c, _)| c == a))
+            .collect();
         let mut out = Vec::new();
         for mut e in entries {
             if let Some(most) = e.len_pending {

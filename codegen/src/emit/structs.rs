@@ -293,7 +293,7 @@ fn one(spec: &Spec, s: &StructDef) -> TokenStream {
 
             /// The struct's bytes as it lies in guest memory.
             #[inline]
-            pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+            pub fn to_bytes(self) -> [u8; Self::SIZE] {
                 let mut b = [0u8; Self::SIZE];
                 #(#writes)*
                 b
