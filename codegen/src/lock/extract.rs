@@ -260,14 +260,9 @@ pub(super) fn facts(spec: &Spec, file: &str, src: &str) -> Facts {
             o.put(&p("name"), s(&a.name.v), &at("name"));
             let prim = spec.arg_prim(&a.ty);
             o.put(&p("type"), s(prim.name()), &at("type"));
-            if let ArgType::Named(t) = &a.ty
-                && let TypeKind::Enum { variants, .. } = &spec.types[*t].kind
-            {
-                o.put(&p("enum"), s(&spec.types[*t].name.v), &at("type"));
-                let mut vals: Vec<u64> = variants.iter().map(|v| v.value).collect();
-                vals.sort_unstable();
-                let vals = vals.into_iter().map(Value::Int).collect();
-                o.put(&p("values"), Value::List(vals), &at("type"));
+            if let Some((name, vals)) = enum_facts(spec, &a.ty) {
+                o.put(&p("enum"), name, &at("type"));
+                o.put(&p("values"), vals, &at("type"));
             }
             if let Some((lo, hi)) = a.range {
                 o.put(
@@ -499,14 +494,9 @@ fn result_facts(o: &mut Out<'_>, spec: &Spec) {
             o.put(&p("name"), s(&r.name.v), &at("name"));
             o.put(&p("reg"), s(r.reg.v.name()), &at("reg"));
             o.put(&p("type"), s(spec.arg_prim(&r.ty).name()), &at("type"));
-            if let ArgType::Named(t) = &r.ty
-                && let TypeKind::Enum { variants, .. } = &spec.types[*t].kind
-            {
-                o.put(&p("enum"), s(&spec.types[*t].name.v), &at("type"));
-                let mut vals: Vec<u64> = variants.iter().map(|v| v.value).collect();
-                vals.sort_unstable();
-                let vals = vals.into_iter().map(Value::Int).collect();
-                o.put(&p("values"), Value::List(vals), &at("type"));
+            if let Some((name, vals)) = enum_facts(spec, &r.ty) {
+                o.put(&p("enum"), name, &at("type"));
+                o.put(&p("values"), vals, &at("type"));
             }
             o.put(&p("error"), Value::Bool(r.error), &at("error"));
             if r.error {
@@ -514,4 +504,17 @@ fn result_facts(o: &mut Out<'_>, spec: &Spec) {
             }
         }
     }
+}
+
+/// The facts of an argument or result typed by a `[types]` enum: the enum's name and its
+/// values, sorted (what a host may accept or answer).
+fn enum_facts(spec: &Spec, ty: &ArgType) -> Option<(Value, Value)> {
+    let ArgType::Named(t) = ty else { return None };
+    let TypeKind::Enum { variants, .. } = &spec.types[*t].kind else {
+        return None;
+    };
+    let mut vals: Vec<u64> = variants.iter().map(|v| v.value).collect();
+    vals.sort_unstable();
+    let vals = vals.into_iter().map(Value::Int).collect();
+    Some((s(&spec.types[*t].name.v), Value::List(vals)))
 }

@@ -788,14 +788,7 @@ fn judged(
             }
         }
         Rule::ResultValues => {
-            let set = |v: Option<&Value>| -> BTreeSet<u64> {
-                v.and_then(Value::list)
-                    .map(|l| l.iter().filter_map(Value::int).collect())
-                    .unwrap_or_default()
-            };
-            let (o, n) = (set(old), set(new));
-            let lost: Vec<String> = o.difference(&n).map(|v| v.to_string()).collect();
-            let gained: Vec<String> = n.difference(&o).map(|v| v.to_string()).collect();
+            let (lost, gained) = value_changes(old, new);
             let ng = if lost.is_empty() {
                 Verdict::Works
             } else {
@@ -827,14 +820,7 @@ fn judged(
             }
         }
         Rule::Values => {
-            let set = |v: Option<&Value>| -> BTreeSet<u64> {
-                v.and_then(Value::list)
-                    .map(|l| l.iter().filter_map(Value::int).collect())
-                    .unwrap_or_default()
-            };
-            let (o, n) = (set(old), set(new));
-            let lost: Vec<String> = o.difference(&n).map(|v| v.to_string()).collect();
-            let gained: Vec<String> = n.difference(&o).map(|v| v.to_string()).collect();
+            let (lost, gained) = value_changes(old, new);
             let ng = if gained.is_empty() {
                 Verdict::Works
             } else {
@@ -1212,4 +1198,18 @@ fn versions(old: &Facts, new: &Facts, out: &mut Vec<Change>) {
             }
         }
     }
+}
+
+/// The values in OLD's list and not NEW's, and in NEW's and not OLD's (an enum's values,
+/// for arguments and results alike), each sorted and written out.
+fn value_changes(old: Option<&Value>, new: Option<&Value>) -> (Vec<String>, Vec<String>) {
+    let set = |v: Option<&Value>| -> BTreeSet<u64> {
+        v.and_then(Value::list)
+            .map(|l| l.iter().filter_map(Value::int).collect())
+            .unwrap_or_default()
+    };
+    let (o, n) = (set(old), set(new));
+    let lost = o.difference(&n).map(|v| v.to_string()).collect();
+    let gained = n.difference(&o).map(|v| v.to_string()).collect();
+    (lost, gained)
 }

@@ -11,7 +11,7 @@ use quote::{format_ident, quote};
 use super::{decode, params, ret_type};
 use crate::emit::{abi_name_allows, doc, len_allow, many_args, usize_lit};
 use crate::names::ident;
-use crate::spec::{Hypercall, Spec};
+use crate::spec::{Hypercall, Ring, Spec};
 
 /// `decode()` around its arms. `args` goes unread when no call takes an argument.
 pub(super) fn decode_fn(spec: &Spec, arms: Vec<TokenStream>) -> TokenStream {
@@ -142,16 +142,7 @@ fn run_and_dispatch_mem(spec: &Spec, host_trait: &Ident) -> TokenStream {
         (TokenStream::new(), TokenStream::new(), quote! { Call })
     };
     let ring = spec.ring.as_ref().map(|r| {
-        let ring_args = r.args as usize;
-        let widen = (0..spec.arg_regs()).map(|i| {
-            if i < ring_args {
-                let i = usize_lit(i as u64);
-                quote! { args[#i] }
-            } else {
-                quote! { 0 }
-            }
-        });
-        let args = if ring_args == 0 { quote! { _args } } else { quote! { args } };
+        let (args, widen) = slot_args(spec, r);
         quote! {
             /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
             /// the registers a slot does not hold. Read the slot once into `nr` and `args`
@@ -232,20 +223,7 @@ pub(super) fn run_and_dispatch(spec: &Spec, host_trait: &Ident) -> TokenStream {
         }
     });
     let ring = spec.ring.as_ref().map(|r| {
-        let ring_args = r.args as usize;
-        let widen = (0..spec.arg_regs()).map(|i| {
-            if i < ring_args {
-                let i = usize_lit(i as u64);
-                quote! { args[#i] }
-            } else {
-                quote! { 0 }
-            }
-        });
-        let args = if ring_args == 0 {
-            quote! { _args }
-        } else {
-            quote! { args }
-        };
+        let (args, widen) = slot_args(spec, r);
         quote! {
             /// Dispatches a call read from an async-ring slot: the slot's arguments, with 0 in
             /// the registers a slot does not hold. Read the slot once into `nr` and `args`
@@ -434,4 +412,26 @@ fn answer_of(spec: &Spec, h: &Hypercall) -> TokenStream {
     } else {
         crate::emit::results::answer(spec, h, &quote! { __out })
     }
+}
+
+/// `dispatch_slot`'s parameter name for the slot's arguments (`_args` when a slot holds
+/// none) and the full register list it widens them to: the slot's arguments, then 0.
+fn slot_args(spec: &Spec, r: &Ring) -> (TokenStream, Vec<TokenStream>) {
+    let ring_args = r.args as usize;
+    let widen = (0..spec.arg_regs())
+        .map(|i| {
+            if i < ring_args {
+                let i = usize_lit(i as u64);
+                quote! { args[#i] }
+            } else {
+                quote! { 0 }
+            }
+        })
+        .collect();
+    let args = if ring_args == 0 {
+        quote! { _args }
+    } else {
+        quote! { args }
+    };
+    (args, widen)
 }
