@@ -8,6 +8,9 @@
 
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
+#[path = "common/segv.rs"]
+mod segv;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pv_tests::results_edges::guest::{
@@ -65,16 +68,7 @@ impl Translate for Fake {
 
 #[test]
 fn results_come_back_from_every_register_rbx_included() {
-    // SAFETY: a plain sigaction with an SA_SIGINFO handler that only touches atomics and
-    // the ucontext it is given; the old action is restored below.
-    let old = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_fault as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO;
-        let mut old: libc::sigaction = std::mem::zeroed();
-        assert_eq!(libc::sigaction(libc::SIGSEGV, &sa, &mut old), 0);
-        old
-    };
+    let trap = segv::install(on_fault);
     // SAFETY: `out` faults here and the handler above stands in for the host.
     let t = unsafe { Pio::new() };
 
@@ -127,11 +121,5 @@ fn results_come_back_from_every_register_rbx_included() {
     answer([2, 0, 0, 0]);
     assert_eq!(t.check(5), Err(CallError::Failed(Status::Worse)));
 
-    // SAFETY: restores the action saved above.
-    unsafe {
-        assert_eq!(
-            libc::sigaction(libc::SIGSEGV, &old, std::ptr::null_mut()),
-            0
-        );
-    }
+    trap.restore();
 }

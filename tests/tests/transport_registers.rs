@@ -10,6 +10,9 @@
 
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
+#[path = "common/segv.rs"]
+mod segv;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pv_tests::rbx_probe::guest::{Pio, PioRetRbx, PioWide, RbxProbeHypercalls};
@@ -64,16 +67,7 @@ fn seen() -> [u64; 9] {
 
 #[test]
 fn generated_transports_load_every_register_the_spec_names() {
-    // SAFETY: a plain sigaction with an SA_SIGINFO handler that only touches atomics and
-    // the ucontext it is given; the old action is restored below.
-    let old = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_fault as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO;
-        let mut old: libc::sigaction = std::mem::zeroed();
-        assert_eq!(libc::sigaction(libc::SIGSEGV, &sa, &mut old), 0);
-        old
-    };
+    let trap = segv::install(on_fault);
     let (a, b, c, d) = (
         0x1111_1111_aaaa_0001,
         0x2222_2222_bbbb_0002,
@@ -126,11 +120,5 @@ fn generated_transports_load_every_register_the_spec_names() {
     assert_eq!([s[6], s[7]], [0, 0], "unused r8 and r9 are zeroed");
     assert_eq!(r, RESULT);
 
-    // SAFETY: restores the action saved above.
-    unsafe {
-        assert_eq!(
-            libc::sigaction(libc::SIGSEGV, &old, std::ptr::null_mut()),
-            0
-        );
-    }
+    trap.restore();
 }
