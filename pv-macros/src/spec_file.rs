@@ -13,7 +13,7 @@ pub(crate) fn load(lit: &LitStr) -> syn::Result<MacroSpec> {
     if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
         tried.push(Path::new(&dir).join(&shown));
     }
-    // trybuild and similar harnesses compile sources in another package directory; the
+    // A harness may compile sources with another package directory (trybuild does); the
     // invoking file's directory still finds a spec kept next to them.
     let local = lit.span().unwrap().local_file();
     if let Some(dir) = local.as_deref().and_then(Path::parent) {

@@ -2,27 +2,13 @@
 //! from those files, and an error inside an expansion points at a line of one.
 //!
 //! The test compiles small crates with `rustc` and this build's `pv_macros` proc macro
-//! (`--extern`), with the variable set only for that compiler.
+//! (`common::rustc`), with the variable set only for that compiler.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// The `pv_macros` proc-macro library cargo built for these tests: beside the test binary,
-/// the newest `libpv_macros-*.so`.
-fn proc_macro_lib() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let deps = exe.parent().expect("the deps directory");
-    std::fs::read_dir(deps)
-        .expect("the deps directory is readable")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with("libpv_macros-") && name.ends_with(std::env::consts::DLL_SUFFIX)
-        })
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("cargo built pv_macros for this test")
-}
+use common::scratch;
 
 /// Compiles `src` as a library with `PVABI_DEBUG_EXPAND=<dir>/expanded`: success, stderr,
 /// and the files written.
@@ -30,23 +16,8 @@ fn compile(dir: &Path, src: &str) -> (bool, String, Vec<PathBuf>) {
     let expanded = dir.join("expanded");
     let file = dir.join("lib.rs");
     std::fs::write(&file, src).unwrap();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("PV_MACROS_RUSTC"))
-        .args([
-            "--edition",
-            "2024",
-            "--crate-type",
-            "lib",
-            "--crate-name",
-            "probe",
-        ])
-        .arg("--extern")
-        .arg(format!("pv_macros={}", proc_macro_lib().display()))
-        .arg("--out-dir")
-        .arg(dir)
+    let out = common::rustc("lib", "probe", dir)
         .arg(&file)
-        .env("CARGO_MANIFEST_DIR", manifest)
-        .env("CARGO_CRATE_NAME", "probe")
         .env("PVABI_DEBUG_EXPAND", &expanded)
         .output()
         .expect("rustc runs");
@@ -61,14 +32,7 @@ fn compile(dir: &Path, src: &str) -> (bool, String, Vec<PathBuf>) {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pv-macros-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-const SPEC: &str = "ui/tests/ui/specs/mini.toml";
+const SPEC: &str = "tests/ui/specs/mini.toml";
 
 #[test]
 fn each_expansion_is_a_formatted_file_the_crate_builds_from() {

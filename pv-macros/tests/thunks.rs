@@ -68,12 +68,12 @@ impl IrqOps for Guest {
 mod unsafe_op {
     #[allow(dead_code)]
     mod mini {
-        pv_macros::abi!("ui/tests/ui/specs/mini.toml");
+        pv_macros::abi!("tests/ui/specs/mini.toml");
     }
 
     pub struct Clock;
 
-    #[pv_macros::pv_ops(spec = "ui/tests/ui/specs/mini.toml")]
+    #[pv_macros::pv_ops(spec = "tests/ui/specs/mini.toml")]
     impl mini::pv_ops::TimeOps for Clock {
         fn now() -> u64 {
             super::scramble();

@@ -106,11 +106,11 @@ pub(crate) mod test_spec {
 
     use super::MacroSpec;
 
-    /// `pv-macros/ui/tests/ui/specs/mini.toml`, checked.
+    /// `pv-macros/tests/ui/specs/mini.toml`, checked.
     pub(crate) fn mini() -> MacroSpec {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../pv-macros/ui/tests/ui/specs/mini.toml"
+            "/../pv-macros/tests/ui/specs/mini.toml"
         );
         let src = std::fs::read_to_string(path).expect("the macros' test spec is readable");
         let spec = crate::load("mini.toml", &src).expect("mini.toml is a good spec");
