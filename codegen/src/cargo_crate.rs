@@ -62,17 +62,3 @@ pub fn write_crate(spec: &Spec, g: &Generated, dir: &Path) -> Result<(), Error> 
 fn package_name(abi: &str) -> String {
     format!("{}-abi", abi.trim_matches('_').replace('_', "-"))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::package_name;
-
-    #[test]
-    fn package_names_are_ones_cargo_and_rustc_accept() {
-        assert_eq!(package_name("lguest"), "lguest-abi");
-        assert_eq!(package_name("kvm_x86"), "kvm-x86-abi");
-        assert_eq!(package_name("self_"), "self-abi");
-        assert_eq!(package_name("_r7_n5k"), "r7-n5k-abi");
-        assert_eq!(package_name("type"), "type-abi");
-    }
-}

@@ -50,6 +50,7 @@ pub mod diag;
 mod emit;
 pub mod lock;
 pub mod macros;
+pub mod markdown;
 pub mod names;
 pub mod outdir;
 mod parse;

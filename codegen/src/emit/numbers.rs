@@ -44,7 +44,10 @@ pub(crate) fn emit(spec: &Spec) -> Module {
     });
     let variants = hc.iter().map(|h| {
         let v = variant(&h.name.v);
-        let d = doc(&super::run_on(&h.doc, &format!(" (number {}).", h.nr.v)));
+        let d = doc(&crate::markdown::run_on(
+            &h.doc,
+            &format!(" (number {}).", h.nr.v),
+        ));
         quote! { #d #v }
     });
     let all = hc.iter().map(|h| {

@@ -22,7 +22,7 @@ pub(crate) fn emit(spec: &Spec) -> Module {
                 let n = usize_lit(variants.len() as u64);
                 let vs = variants.iter().map(|v| {
                     let vid = crate::names::camel_ident(&v.name.v);
-                    let vd = doc(&super::run_on(
+                    let vd = doc(&crate::markdown::run_on(
                         v.doc
                             .as_deref()
                             .map_or(v.name.v.as_str(), |s| s.trim_end_matches('.')),

@@ -3,7 +3,7 @@
 //!
 //! The macro crate only parses its input with `syn`, finds and reads the spec, and calls
 //! these (the split of wasmtime's `bindgen!` and wit-bindgen's `generate!`), so the
-//! generators are unit-tested here without a compiler in the loop:
+//! generators are unit-tested without a compiler in the loop (`codegen/tests/units.rs`):
 //!
 //! | module | what |
 //! |---|---|
@@ -97,27 +97,4 @@ pub fn spec_errors(span: Span, d: &Diagnostics) -> syn::Error {
         first.combine(e);
     }
     first
-}
-
-#[cfg(test)]
-pub(crate) mod test_spec {
-    //! The spec of pv-macros' compile-fail tests (`pv-macros/ui`), which the generators'
-    //! tests share.
-
-    use super::MacroSpec;
-
-    /// `pv-macros/tests/ui/specs/mini.toml`, checked.
-    pub(crate) fn mini() -> MacroSpec {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../pv-macros/tests/ui/specs/mini.toml"
-        );
-        let src = std::fs::read_to_string(path).expect("the macros' test spec is readable");
-        let spec = crate::load("mini.toml", &src).expect("mini.toml is a good spec");
-        MacroSpec {
-            spec,
-            path: path.into(),
-            shown: "specs/mini.toml".into(),
-        }
-    }
 }

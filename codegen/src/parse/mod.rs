@@ -21,7 +21,6 @@ mod shared;
 mod structs;
 mod template;
 mod toml;
-pub(crate) use toml::Fence;
 mod types;
 
 use std::collections::{HashMap, HashSet};

@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::markdown::clean_text;
 use crate::names::name_problem;
 use crate::spec::*;
 
@@ -276,117 +277,6 @@ pub(super) fn text_problem(text: &str) -> Option<String> {
     None
 }
 
-/// `text` as docs are written into generated code: `\r\n` as `\n`, tabs expanded to
-/// 4-column stops (clippy's `tabs_in_doc_comments`), and the indentation that a multi-line
-/// TOML string gives every line but the first removed (Python's `inspect.cleandoc`), so
-/// an indented paragraph does not turn into a Markdown code block.
-pub(super) fn clean_text(text: &str) -> String {
-    let text = text.replace("\r\n", "\n");
-    let lines: Vec<String> = text
-        .split('\n')
-        .map(|l| {
-            let mut out = String::new();
-            for c in l.chars() {
-                if c == '\t' {
-                    let n = 4 - out.chars().count() % 4;
-                    out.extend(std::iter::repeat_n(' ', n));
-                } else {
-                    out.push(c);
-                }
-            }
-            out.trim_end().to_string()
-        })
-        .collect();
-    let indent = lines
-        .iter()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut out: Vec<&str> = Vec::with_capacity(lines.len());
-    for (i, l) in lines.iter().enumerate() {
-        if i == 0 {
-            out.push(l.trim_start());
-        } else if l.trim().is_empty() {
-            out.push("");
-        } else {
-            out.push(&l[indent..]);
-        }
-    }
-    let mut text = out.join("\n").trim_matches('\n').to_string();
-    // What the text leaves open would swallow what the generator appends after it (the
-    // `# Safety` heading, the call's number): close a code fence, then an HTML comment.
-    if let Some(f) = Fence::left_open(&text) {
-        text.push('\n');
-        text.push_str(&f.closer());
-    }
-    // Then an HTML comment, on a line of its own: inside the comment the fence's closer is
-    // just text, and after a real fence the closer has closed it first.
-    if let Some(open) = text.rfind("<!--")
-        && !text[open..].contains("-->")
-    {
-        text.push_str("\n-->");
-    }
-    text
-}
-
-/// A CommonMark code fence a line opened: its indent, its character (`` ` `` or `~`) and
-/// how many of them. Only a line of at least as many of the same character, at most three
-/// columns in, closes it: a shorter run, or the other character, is a line of code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Fence {
-    indent: usize,
-    mark: char,
-    len: usize,
-}
-
-impl Fence {
-    /// The fence `line` opens: at most three columns in, three or more backticks or
-    /// tildes, and a backtick fence's info string holds no backtick.
-    pub(crate) fn opened_by(line: &str) -> Option<Fence> {
-        let indent = line.len() - line.trim_start().len();
-        if indent >= 4 {
-            return None;
-        }
-        let t = line.trim();
-        let mark = t.chars().next().filter(|c| matches!(c, '`' | '~'))?;
-        let len = t.chars().take_while(|c| *c == mark).count();
-        let ok = len >= 3 && (mark == '~' || !t[len..].contains('`'));
-        ok.then_some(Fence { indent, mark, len })
-    }
-
-    /// Whether `line` closes this fence: at most three columns in, nothing but this
-    /// fence's character, at least as many of them as opened it.
-    pub(crate) fn closed_by(&self, line: &str) -> bool {
-        let t = line.trim();
-        line.len() - line.trim_start().len() < 4
-            && t.len() >= self.len
-            && t.chars().all(|c| c == self.mark)
-    }
-
-    /// The line that closes this fence, at the indent it opened at (so a fence in a list
-    /// item is closed in that item, not after it).
-    pub(crate) fn closer(&self) -> String {
-        let mut s = " ".repeat(self.indent);
-        s.extend(std::iter::repeat_n(self.mark, self.len));
-        s
-    }
-
-    /// The fence `text` opens and never closes, if any.
-    pub(crate) fn left_open(text: &str) -> Option<Fence> {
-        let mut open: Option<Fence> = None;
-        for l in text.lines() {
-            match &open {
-                None => open = Fence::opened_by(l),
-                Some(f) if f.closed_by(l) => open = None,
-                Some(_) => {}
-            }
-        }
-        open
-    }
-}
-
 impl Obj<'_, '_> {
     /// A text value (a doc, a safety note, an instruction): refused when empty or when it
     /// holds what rustdoc or a string literal cannot carry, cleaned otherwise.
@@ -431,55 +321,5 @@ pub(super) fn int_form(v: &Val<'_>) -> NumForm {
             _ => NumForm::Dec,
         },
         _ => NumForm::Dec,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Fence, clean_text};
-
-    #[test]
-    fn a_fence_closes_only_on_as_many_of_its_own_character() {
-        let six = Fence::opened_by("``````").unwrap();
-        assert!(!six.closed_by("```"), "a shorter run is a line of code");
-        assert!(
-            !six.closed_by("~~~~~~"),
-            "the other character is a line of code"
-        );
-        assert!(!six.closed_by("``````x"), "a closer carries nothing else");
-        assert!(!six.closed_by("    ``````"), "four columns in, it is code");
-        assert!(six.closed_by("``````"));
-        assert!(six.closed_by("  ````````"), "a longer run closes");
-        let tilde = Fence::opened_by("~~~~ text `x`").unwrap();
-        assert!(!tilde.closed_by("```````"));
-        assert!(!tilde.closed_by("~~~"));
-        assert!(tilde.closed_by("~~~~"));
-        assert_eq!(
-            Fence::opened_by("``` a`b"),
-            None,
-            "a backtick in the info string"
-        );
-        assert_eq!(Fence::opened_by("    ```"), None, "indented code");
-        assert_eq!(Fence::opened_by("``"), None);
-    }
-
-    #[test]
-    fn clean_text_closes_what_a_doc_leaves_open_with_a_closer_as_long_as_its_opener() {
-        assert_eq!(clean_text("``````\ncode\n```"), "``````\ncode\n```\n``````");
-        assert_eq!(
-            clean_text("~~~~\ncode\n```\n~~~"),
-            "~~~~\ncode\n```\n~~~\n~~~~"
-        );
-        assert_eq!(clean_text("````\ncode\n~~~~~"), "````\ncode\n~~~~~\n````");
-        // Closed already: a longer closer closes, nothing is added.
-        assert_eq!(
-            clean_text("```\ncode\n`````\nprose"),
-            "```\ncode\n`````\nprose"
-        );
-        // In a list item, closed at the opener's indent so the item holds the closer.
-        assert_eq!(
-            clean_text("Reads:\n- item\n\n  ````\n  code\n  ```"),
-            "Reads:\n- item\n\n  ````\n  code\n  ```\n  ````"
-        );
     }
 }
