@@ -710,9 +710,8 @@ mod thunks {
         )
     }
 
-    // trybuild compiles everything, the proc macro included, with one set of flags, and
-    // cannot turn on a target feature for the tested crate alone. So the test compiles
-    // the expansion itself: the generated ABI, an impl, and the thunks `#[pv_ops]` adds.
+    // The test compiles the expansion itself (the generated ABI, an impl, and the thunks
+    // `#[pv_ops]` adds) once per target feature set, without building the proc macro.
     #[test]
     fn thunks_compile_for_sse_and_avx_and_avx512_builds_are_refused() {
         let spec = mini();
