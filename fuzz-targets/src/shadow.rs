@@ -8,12 +8,12 @@
 //! reflected exactly when they refuse, or be refused exactly when they name memory the
 //! guest does not have; flushes and SET_PMD must leave nothing below what they drop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use host_stubs::GuestMem;
 use host_stubs::mmu::{Fault, Shadow, ShadowConfig};
 use paging::fault::{USER, WRITE};
-use paging::{A, ADDR, D, P, RW, US};
+use paging::{A, ADDR, D, LEVELS, P, RW, US};
 
 use crate::Input;
 use crate::calls::MAX_WORK_PER_CALL;
@@ -28,10 +28,30 @@ const PGDIRS: usize = 6;
 const VAS: usize = 48;
 
 /// The probe addresses: user and kernel, sharing tables at every level in places.
-fn va(i: usize) -> u64 {
+const fn va(i: usize) -> u64 {
     let i = i as u64;
     let top = if i.is_multiple_of(3) { KERNEL } else { 0 };
     top | ((i % 2) << 39) | (((i / 2) % 3) << 30) | (((i / 6) % 2) << 21) | ((i % 5) << 12)
+}
+
+/// The probe addresses, by number (checked after every operation: computed once).
+const PROBES: [u64; VAS] = {
+    let mut v = [0; VAS];
+    let mut i = 0;
+    while i < VAS {
+        v[i] = va(i);
+        i += 1;
+    }
+    v
+};
+
+/// The bits of `va` that pick its table at `level` (every address shares the root).
+fn prefix(level: usize, va: u64) -> u64 {
+    if level == 0 {
+        0
+    } else {
+        va >> (48 - 9 * level as u32)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +64,20 @@ struct Map {
 /// A mapping the guest's tables once gave: (frame, writable, user).
 type Granted = (u64, bool, bool);
 
+/// The model, by pgdir number and probe number (a probe's address is [`PROBES`]`[i]`).
 struct Model {
     mem: GuestMem,
     next_table: u64,
     /// (pgdir, level, address prefix) -> the table there.
     tables: HashMap<(usize, usize, u64), u64>,
+    /// The same tables as seen from each probe: the table at each level on its way
+    /// (0: none made yet), written as `tables` grows, so the checks after every operation
+    /// read them here instead of looking each up again.
+    paths: [[[u64; LEVELS]; VAS]; PGDIRS],
     /// What each guest table maps now.
-    now: HashMap<(usize, u64), Map>,
-    /// Everything each has ever mapped: (frame, writable, user).
-    ever: HashMap<(usize, u64), HashSet<Granted>>,
+    now: [[Option<Map>; VAS]; PGDIRS],
+    /// Everything each has ever mapped (each mapping once).
+    ever: [[Vec<Granted>; VAS]; PGDIRS],
     pgdirs: [u64; PGDIRS],
 }
 
@@ -63,13 +88,14 @@ impl Model {
             mem,
             next_table: TABLES,
             tables: HashMap::new(),
-            now: HashMap::new(),
-            ever: HashMap::new(),
+            paths: [[[0; LEVELS]; VAS]; PGDIRS],
+            now: [[None; VAS]; PGDIRS],
+            ever: std::array::from_fn(|_| std::array::from_fn(|_| Vec::new())),
             pgdirs: [0; PGDIRS],
         };
         for p in 0..PGDIRS {
             m.pgdirs[p] = m.alloc();
-            m.tables.insert((p, 0, 0), m.pgdirs[p]);
+            m.made(p, 0, 0, m.pgdirs[p]);
         }
         m
     }
@@ -81,36 +107,42 @@ impl Model {
         t
     }
 
+    /// Records table `t` at `level` under pgdir `p` for the addresses starting `va`'s way.
+    fn made(&mut self, p: usize, level: usize, va: u64, t: u64) {
+        self.tables.insert((p, level, prefix(level, va)), t);
+        for (i, probe) in PROBES.into_iter().enumerate() {
+            if prefix(level, probe) == prefix(level, va) {
+                self.paths[p][i][level] = t;
+            }
+        }
+    }
+
     /// The table at `level` on the way to `va` under pgdir `p`, made if missing (upper
-    /// entries allow everything: permissions are the leaves'). Returns (table, whether new).
+    /// entries allow everything: permissions are the leaves').
     fn table(&mut self, p: usize, level: usize, va: u64) -> u64 {
-        let prefix = |l: usize| if l == 0 { 0 } else { va >> (48 - 9 * l as u32) };
-        if let Some(t) = self.tables.get(&(p, level, prefix(level))) {
+        if let Some(t) = self.tables.get(&(p, level, prefix(level, va))) {
             return *t;
         }
         let parent = self.table(p, level - 1, va);
         let t = self.alloc();
         let at = parent + paging::index(level - 1, va) as u64 * 8;
         self.mem.write_u64(at, t | P | RW | US).expect("inside");
-        self.tables.insert((p, level, prefix(level)), t);
+        self.made(p, level, va, t);
         t
     }
 
-    /// The leaf entry's address for `va` under `p`.
-    fn leaf(&mut self, p: usize, va: u64) -> u64 {
-        self.table(p, 3, va) + paging::index(3, va) as u64 * 8
+    /// The leaf entry's address for probe `i` under `p`.
+    fn leaf(&mut self, p: usize, i: usize) -> u64 {
+        self.table(p, 3, PROBES[i]) + paging::index(3, PROBES[i]) as u64 * 8
     }
 
-    /// The tables on the way to `va` under `p` that exist, with the index used in each.
-    fn path(&self, p: usize, va: u64) -> Vec<(u64, usize)> {
-        let prefix = |l: usize| if l == 0 { 0 } else { va >> (48 - 9 * l as u32) };
-        (0..4)
-            .map_while(|l| {
-                self.tables
-                    .get(&(p, l, prefix(l)))
-                    .map(|t| (*t, paging::index(l, va)))
-            })
-            .collect()
+    /// The tables on the way to probe `i` under `p` that exist, with the index used in
+    /// each.
+    fn path(&self, p: usize, i: usize) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.paths[p][i]
+            .iter()
+            .enumerate()
+            .map_while(move |(l, t)| (*t != 0).then(|| (*t, paging::index(l, PROBES[i]))))
     }
 }
 
@@ -130,7 +162,8 @@ pub fn shadow_model(data: &[u8]) {
             break;
         }
         let p = inp.below(PGDIRS as u64) as usize;
-        let v = va(inp.below(VAS as u64) as usize);
+        let probe = inp.below(VAS as u64) as usize;
+        let v = PROBES[probe];
         let before = s.work();
         match inp.u8() % 9 {
             0..=2 => {
@@ -152,14 +185,12 @@ pub fn shadow_model(data: &[u8]) {
                 if inp.bool() {
                     pte |= A | D;
                 }
-                let at = m.leaf(p, v);
+                let at = m.leaf(p, probe);
                 m.mem.write_u64(at, pte).expect("inside");
-                m.now.insert((p, v), Map { frame, write, user });
-                if !bad {
-                    m.ever
-                        .entry((p, v))
-                        .or_default()
-                        .insert((frame, write, user));
+                m.now[p][probe] = Some(Map { frame, write, user });
+                let granted = (frame, write, user);
+                if !bad && !m.ever[p][probe].contains(&granted) {
+                    m.ever[p][probe].push(granted);
                 }
                 if inp.bool() {
                     let r = s.set_pte(&m.mem, m.pgdirs[p], v, pte, KERNEL);
@@ -171,9 +202,9 @@ pub fn shadow_model(data: &[u8]) {
                 }
             }
             3 => {
-                let at = m.leaf(p, v);
+                let at = m.leaf(p, probe);
                 m.mem.write_u64(at, 0).expect("inside");
-                m.now.remove(&(p, v));
+                m.now[p][probe] = None;
                 if inp.bool() {
                     s.set_pte(&m.mem, m.pgdirs[p], v, 0, KERNEL)
                         .expect("0 is fine");
@@ -182,7 +213,7 @@ pub fn shadow_model(data: &[u8]) {
             }
             4 => {
                 let error = if inp.bool() { WRITE } else { 0 } | if inp.bool() { USER } else { 0 };
-                let want = m.now.get(&(current, v)).copied();
+                let want = m.now[current][probe];
                 match s.fault(&m.mem, v, error) {
                     Ok(Fault::Filled) => {
                         let w = want.expect("filled what the tables do not map");
@@ -220,15 +251,15 @@ pub fn shadow_model(data: &[u8]) {
             5 => {
                 s.flush_all();
                 for p in 0..PGDIRS {
-                    for i in 0..VAS {
-                        assert_eq!(s.lookup(m.pgdirs[p], va(i)), None);
+                    for v in PROBES {
+                        assert_eq!(s.lookup(m.pgdirs[p], v), None);
                     }
                 }
             }
             6 => {
                 s.flush_user(KERNEL);
-                for i in (0..VAS).filter(|i| va(*i) < KERNEL) {
-                    assert_eq!(s.lookup(m.pgdirs[current], va(i)), None);
+                for v in PROBES.into_iter().filter(|v| *v < KERNEL) {
+                    assert_eq!(s.lookup(m.pgdirs[current], v), None);
                 }
             }
             7 => {
@@ -238,14 +269,14 @@ pub fn shadow_model(data: &[u8]) {
             }
             _ => {
                 // SET_PMD on one of the tables on v's way.
-                let path = m.path(p, v);
+                let path: Vec<_> = m.path(p, probe).collect();
                 if !path.is_empty() {
                     let (table, index) = path[inp.below(path.len() as u64) as usize];
                     s.set_pmd(table, index);
                     for q in 0..PGDIRS {
-                        for i in 0..VAS {
-                            if m.path(q, va(i)).contains(&(table, index)) && index != 511 {
-                                assert_eq!(s.lookup(m.pgdirs[q], va(i)), None, "below SET_PMD");
+                        for (i, v) in PROBES.into_iter().enumerate() {
+                            if m.path(q, i).any(|step| step == (table, index)) && index != 511 {
+                                assert_eq!(s.lookup(m.pgdirs[q], v), None, "below SET_PMD");
                             }
                         }
                     }
@@ -255,8 +286,7 @@ pub fn shadow_model(data: &[u8]) {
         assert!(s.work() - before <= MAX_WORK_PER_CALL);
         // Whatever the shadow maps, the guest's tables mapped there once, as permissively.
         for p in 0..PGDIRS {
-            for i in 0..VAS {
-                let v = va(i);
+            for (i, v) in PROBES.into_iter().enumerate() {
                 let Some(e) = s.lookup(m.pgdirs[p], v) else {
                     continue;
                 };
@@ -265,21 +295,18 @@ pub fn shadow_model(data: &[u8]) {
                     frame < MEM,
                     "the shadow maps {frame:#x}, outside guest memory"
                 );
-                let ever = m.ever.get(&(p, v));
-                let ok = ever.is_some_and(|set| {
-                    set.iter()
-                        .any(|(f, w, u)| *f == frame && (e & RW == 0 || *w) && (e & US == 0 || *u))
-                });
+                let ever = &m.ever[p][i];
+                let ok = ever
+                    .iter()
+                    .any(|(f, w, u)| *f == frame && (e & RW == 0 || *w) && (e & US == 0 || *u));
                 // A kernel address may come from another table's mapping (SET_PTE of a
                 // kernel address reaches every root).
-                let shared = v >= KERNEL
-                    && (0..PGDIRS).any(|q| {
-                        m.ever
-                            .get(&(q, v))
-                            .is_some_and(|set| set.iter().any(|(f, _, _)| *f == frame))
-                    });
+                let shared = || {
+                    v >= KERNEL
+                        && (0..PGDIRS).any(|q| m.ever[q][i].iter().any(|(f, _, _)| *f == frame))
+                };
                 assert!(
-                    ok || shared,
+                    ok || shared(),
                     "shadow of {v:#x} in table {p}: {e:#x}, guest had {ever:?}"
                 );
             }
