@@ -94,6 +94,7 @@ impl Pool {
     }
 
     /// The page at VM address `gpa` (an entry's address bits), if it is one of ours.
+    #[inline]
     pub fn page_of(&self, gpa: u64) -> Option<PageIdx> {
         let off = gpa.checked_sub(self.gpa)?;
         let page = u32::try_from(off / PAGE).ok()?;
@@ -126,6 +127,7 @@ impl Pool {
     }
 
     /// Entry `index` of `page`, uncounted (for looking, not for the host's work).
+    #[inline]
     pub fn peek(&self, page: PageIdx, index: usize) -> u64 {
         self.entry(page, index)
             .map_or(0, |e| e.load(Ordering::Relaxed))
@@ -149,6 +151,7 @@ impl Pool {
         }
     }
 
+    #[inline]
     fn entry(&self, page: PageIdx, index: usize) -> Option<&AtomicU64> {
         self.mem.get(page as usize)?.0.get(index)
     }

@@ -238,6 +238,10 @@ impl Shadow {
     }
 
     /// The shadow leaf for `va` in the root of `gpgdir`, if the shadow maps it.
+    // Inline (with `slot_of` and the pool's accessors under it): checkers in other crates
+    // call it in tight loops (the shadow fuzz target, every probe after every operation),
+    // and an optimized caller then inlines it even where this crate is built unoptimized.
+    #[inline]
     pub fn lookup(&self, gpgdir: u64, va: u64) -> Option<u64> {
         let mut page = self.slot_of(gpgdir)? as PageIdx;
         for level in 0..LEVELS {
@@ -500,6 +504,7 @@ impl Shadow {
 
     // ----- Internals -----
 
+    #[inline]
     fn slot_of(&self, gpgdir: u64) -> Option<usize> {
         self.roots
             .iter()
