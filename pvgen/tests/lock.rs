@@ -297,124 +297,138 @@ fn first_error_place(err: &str) -> (String, String) {
     (place, src)
 }
 
+/// An unmarked break of spec/lguest.toml (`edit`, named `name`): `pvgen check` fails saying
+/// `says` at the line holding `line`, `lock` refuses to record it and `diff` calls it
+/// breaking; with `[abi] version` bumped, check passes with a note and lock records it. One
+/// test per kind of break below, so the harness runs them side by side.
+fn unmarked_break_fails_check(name: &str, edit: fn(&str) -> String, says: &str, line: &str) {
+    let d = lguest_edited(name, edit);
+    let o = pvgen(&d, &["check", "lguest.toml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+    assert!(err.contains(says), "{name}: {err}");
+    assert!(
+        err.contains("= note: a guest built from lguest.lock (v2)"),
+        "{name}: {err}"
+    );
+    assert!(
+        err.contains("= help: if the break is intended, bump `[abi] version` to 3"),
+        "{name}: {err}"
+    );
+    let (place, src) = first_error_place(&err);
+    assert!(place.starts_with("lguest.toml:"), "{name}: {place}");
+    assert!(
+        src.contains(line),
+        "{name}: points at `{src}`, not `{line}`"
+    );
+    // `pvgen lock` refuses to record it; `diff` says breaking.
+    let o = pvgen(&d, &["lock", "lguest.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{name}");
+    assert!(
+        text(&o.stderr).contains("not recording lguest.toml"),
+        "{name}"
+    );
+    let o = pvgen(&d, &["diff", "lguest.lock", "lguest.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{name}");
+    assert!(text(&o.stdout).contains(says), "{name}");
+    // A version bump marks the break: check passes with a note, lock records it.
+    let bumped = std::fs::read_to_string(d.join("lguest.toml"))
+        .expect("spec")
+        .replacen("version = 2", "version = 3", 1);
+    std::fs::write(d.join("lguest.toml"), bumped).expect("writes");
+    let o = pvgen(&d, &["check", "lguest.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("note: breaking ABI change, marked by the version bump"),
+        "{name}: {}",
+        text(&o.stderr)
+    );
+    let o = pvgen(&d, &["lock", "lguest.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+    let o = pvgen(&d, &["check", "lguest.toml"]);
+    assert!(
+        text(&o.stdout).contains("ABI lock: matches lguest.lock"),
+        "{name}"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
 #[test]
-fn unmarked_breaks_of_the_lguest_spec_fail_check_at_the_changed_key() {
-    type Edit = fn(&str) -> String;
-    let edits: [(&str, Edit, &str, &str); 4] = [
-        (
-            "renumber",
-            |s| {
-                once(
-                    s,
-                    "name = \"set_pte\"\nnr = 14",
-                    "name = \"set_pte\"\nnr = 20",
-                )
-            },
-            "hypercall `set_pte` renumbered: 14 → 20",
-            "nr = 20",
-        ),
-        (
-            // Every lguest argument is a u64 already: widen a shared-page field instead
-            // (the corpus widens an argument, u32 → u64), and the fields after it move.
-            "widen",
-            |s| {
-                once(
-                    s,
-                    "name = \"irq_enabled\"\ntype = \"u32\"",
-                    "name = \"irq_enabled\"\ntype = \"u64\"",
-                )
-            },
-            "shared-page field `irq_enabled` resized: u32 → u64 (4 → 8 bytes)",
-            "type = \"u64\"",
-        ),
-        (
-            "move",
-            |s| {
-                // cr2 and time_sec trade places (and offsets).
-                let s = once(
-                    s,
-                    "name = \"cr2\"\ntype = \"u64\"\noffset = 16",
-                    "name = \"cr2\"\ntype = \"u64\"\noffset = 24",
-                );
-                let s = once(
-                    &s,
-                    "name = \"time_sec\"\ntype = \"u64\"\noffset = 24",
-                    "name = \"time_sec\"\ntype = \"u64\"\noffset = 16",
-                );
-                let a = s.find("[[shared.field]]\nname = \"cr2\"").expect("cr2");
-                let b = s
-                    .find("[[shared.field]]\nname = \"time_sec\"")
-                    .expect("time_sec");
-                let c = b + s[b + 1..].find("[[shared.field]]").expect("next") + 1;
-                format!("{}{}{}{}", &s[..a], &s[b..c], &s[a..b], &s[c..])
-            },
-            "shared-page field `time_sec` moved: offset 24 → 16",
-            "offset = 16",
-        ),
-        (
-            "tighten",
-            |s| {
-                once(
-                    s,
-                    "range = [0, \"gdt_entries - 1\"]",
-                    "range = [0, \"gdt_entries - 2\"]",
-                )
-            },
-            "range tightened: 0..=15 → 0..=14",
-            "range = [0, \"gdt_entries - 2\"]",
-        ),
-    ];
-    for (name, edit, says, line) in edits {
-        let d = lguest_edited(name, edit);
-        let o = pvgen(&d, &["check", "lguest.toml"]);
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
-        assert!(err.contains(says), "{name}: {err}");
-        assert!(
-            err.contains("= note: a guest built from lguest.lock (v2)"),
-            "{name}: {err}"
-        );
-        assert!(
-            err.contains("= help: if the break is intended, bump `[abi] version` to 3"),
-            "{name}: {err}"
-        );
-        let (place, src) = first_error_place(&err);
-        assert!(place.starts_with("lguest.toml:"), "{name}: {place}");
-        assert!(
-            src.contains(line),
-            "{name}: points at `{src}`, not `{line}`"
-        );
-        // `pvgen lock` refuses to record it; `diff` says breaking.
-        let o = pvgen(&d, &["lock", "lguest.toml"]);
-        assert_eq!(o.status.code(), Some(1), "{name}");
-        assert!(
-            text(&o.stderr).contains("not recording lguest.toml"),
-            "{name}"
-        );
-        let o = pvgen(&d, &["diff", "lguest.lock", "lguest.toml"]);
-        assert_eq!(o.status.code(), Some(1), "{name}");
-        assert!(text(&o.stdout).contains(says), "{name}");
-        // A version bump marks the break: check passes with a note, lock records it.
-        let bumped = std::fs::read_to_string(d.join("lguest.toml"))
-            .expect("spec")
-            .replacen("version = 2", "version = 3", 1);
-        std::fs::write(d.join("lguest.toml"), bumped).expect("writes");
-        let o = pvgen(&d, &["check", "lguest.toml"]);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
-        assert!(
-            text(&o.stderr).contains("note: breaking ABI change, marked by the version bump"),
-            "{name}: {}",
-            text(&o.stderr)
-        );
-        let o = pvgen(&d, &["lock", "lguest.toml"]);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
-        let o = pvgen(&d, &["check", "lguest.toml"]);
-        assert!(
-            text(&o.stdout).contains("ABI lock: matches lguest.lock"),
-            "{name}"
-        );
-        let _ = std::fs::remove_dir_all(d);
-    }
+fn unmarked_break_a_renumbered_hypercall_fails_check_at_the_changed_key() {
+    unmarked_break_fails_check(
+        "renumber",
+        |s| {
+            once(
+                s,
+                "name = \"set_pte\"\nnr = 14",
+                "name = \"set_pte\"\nnr = 20",
+            )
+        },
+        "hypercall `set_pte` renumbered: 14 → 20",
+        "nr = 20",
+    );
+}
+
+#[test]
+fn unmarked_break_a_widened_shared_field_fails_check_at_the_changed_key() {
+    unmarked_break_fails_check(
+        // Every lguest argument is a u64 already: widen a shared-page field instead
+        // (the corpus widens an argument, u32 → u64), and the fields after it move.
+        "widen",
+        |s| {
+            once(
+                s,
+                "name = \"irq_enabled\"\ntype = \"u32\"",
+                "name = \"irq_enabled\"\ntype = \"u64\"",
+            )
+        },
+        "shared-page field `irq_enabled` resized: u32 → u64 (4 → 8 bytes)",
+        "type = \"u64\"",
+    );
+}
+
+#[test]
+fn unmarked_break_moved_shared_fields_fails_check_at_the_changed_key() {
+    unmarked_break_fails_check(
+        "move",
+        |s| {
+            // cr2 and time_sec trade places (and offsets).
+            let s = once(
+                s,
+                "name = \"cr2\"\ntype = \"u64\"\noffset = 16",
+                "name = \"cr2\"\ntype = \"u64\"\noffset = 24",
+            );
+            let s = once(
+                &s,
+                "name = \"time_sec\"\ntype = \"u64\"\noffset = 24",
+                "name = \"time_sec\"\ntype = \"u64\"\noffset = 16",
+            );
+            let a = s.find("[[shared.field]]\nname = \"cr2\"").expect("cr2");
+            let b = s
+                .find("[[shared.field]]\nname = \"time_sec\"")
+                .expect("time_sec");
+            let c = b + s[b + 1..].find("[[shared.field]]").expect("next") + 1;
+            format!("{}{}{}{}", &s[..a], &s[b..c], &s[a..b], &s[c..])
+        },
+        "shared-page field `time_sec` moved: offset 24 → 16",
+        "offset = 16",
+    );
+}
+
+#[test]
+fn unmarked_break_a_tightened_range_fails_check_at_the_changed_key() {
+    unmarked_break_fails_check(
+        "tighten",
+        |s| {
+            once(
+                s,
+                "range = [0, \"gdt_entries - 1\"]",
+                "range = [0, \"gdt_entries - 2\"]",
+            )
+        },
+        "range tightened: 0..=15 → 0..=14",
+        "range = [0, \"gdt_entries - 2\"]",
+    );
 }
 
 #[test]
