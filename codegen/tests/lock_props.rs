@@ -5,6 +5,8 @@
 //! argument type and constraint, a shared page) built from a seed; a failure prints the
 //! seed, the edit and both specs.
 
+use std::sync::LazyLock;
+
 use codegen::lock::{Class, Facts, Report};
 use proptest::prelude::*;
 
@@ -519,6 +521,18 @@ proptest! {
     }
 }
 
+/// spec/lguest.lock as committed, and the facts of spec/lguest.toml: the same for every case
+/// below, so read and checked once.
+static LOCK: LazyLock<String> = LazyLock::new(|| {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.lock"))
+        .expect("lock")
+});
+static SPEC_FACTS: LazyLock<Facts> = LazyLock::new(|| {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.toml"))
+        .expect("spec");
+    facts("spec/lguest.toml", &src)
+});
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -526,9 +540,7 @@ proptest! {
     /// reads as facts or is refused with diagnostics, and compares without panicking.
     #[test]
     fn edited_locks_never_panic(line in any::<prop::sample::Index>(), how in 0u8..5, junk in printable(12)) {
-        let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.lock")).expect("lock");
-        let spec_src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/lguest.toml")).expect("spec");
-        let mut lines: Vec<String> = src.lines().map(String::from).collect();
+        let mut lines: Vec<String> = LOCK.lines().map(String::from).collect();
         let i = line.index(lines.len());
         match how {
             0 => { lines.remove(i); }
@@ -539,9 +551,9 @@ proptest! {
         }
         let edited = lines.join("\n");
         if let Ok(old) = Facts::parse_lock("x.lock", &edited) {
-            let new = facts("spec/lguest.toml", &spec_src);
-            let r = Report::new(&old, &new);
-            let _ = (r.text(&old, &new), r.json(&old, &new), r.diagnostics(&old, &new, "spec/lguest.toml"));
+            let new = &*SPEC_FACTS;
+            let r = Report::new(&old, new);
+            let _ = (r.text(&old, new), r.json(&old, new), r.diagnostics(&old, new, "spec/lguest.toml"));
         }
     }
 }
