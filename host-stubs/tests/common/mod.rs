@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::Ordering;
+
 use host_stubs::abi::numbers::{ARG_REGS, LGUEST_INIT, PAGE_SIZE, SYSCALL_VECTOR};
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_READY, RING_SIZE, RingSlot};
 use host_stubs::abi::types::Gpa;
@@ -112,9 +114,11 @@ pub fn put_slot_at(mem: &GuestMem, page: Gpa, slot: usize, nr: u64, args: [u64; 
         mem.write_u64(base + (RingSlot::ARGS_OFFSET + 8 * i) as u64, *a)
             .unwrap();
     }
-    mem.write(
+    // The status byte last, published as the guest's atomic store publishes it.
+    mem.store_u8(
         page + (LguestData::HCALL_STATUS_OFFSET + slot) as u64,
-        &[status],
+        status,
+        Ordering::Release,
     )
     .unwrap();
 }
