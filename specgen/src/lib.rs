@@ -664,6 +664,35 @@ struct Gen<'o> {
     enums: Vec<(String, u64, BTreeSet<u64>)>,
 }
 
+/// `work(seed)` for each of `count` seeds from `first`, dealt round-robin over the cores
+/// (each spec is independent of the others), returned in seed order: what a batch does
+/// with a spec does not depend on scheduling. A panic in `work` is re-raised here.
+pub fn by_seed<T: Send>(first: u64, count: u64, work: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let work = &work;
+    let mut done: Vec<(u64, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(count.max(1)))
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..count)
+                        .step_by(threads as usize)
+                        .map(|i| {
+                            let s = first.wrapping_add(i);
+                            (i, work(s))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
+}
+
 /// The spec text for `seed`.
 pub fn generate(seed: u64, opts: &Options) -> String {
     let mut g = Gen {

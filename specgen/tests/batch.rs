@@ -217,53 +217,41 @@ fn random_specs_build_warning_and_clippy_clean() {
     prune_old_crates(&target, seed, count);
 
     let t0 = Instant::now();
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut members = Vec::new();
-    for i in 0..count {
-        let s = seed.wrapping_add(i);
+    // Each spec checked, generated and written as a crate on its own, over the cores;
+    // members and failures come back in seed order (`specgen::by_seed`).
+    let made = specgen::by_seed(seed, count, |s| -> Result<String, Failure> {
         let text = specgen::generate(s, &opts);
         let file = format!("s{s:016x}.toml");
         std::fs::write(ws.join("specs").join(&file), &text).expect("writes the spec");
-        let spec = match codegen::load(&file, &text) {
-            Ok(spec) => spec,
-            Err(d) => {
-                let text = d.to_string();
-                let first = text.lines().next().unwrap_or("").to_string();
-                failures.push(Failure {
-                    seed: s,
-                    stage: "check refused a generated spec (a specgen or checker bug)",
-                    class: class_key(&first),
-                    text,
-                });
-                continue;
+        let spec = codegen::load(&file, &text).map_err(|d| {
+            let text = d.to_string();
+            let first = text.lines().next().unwrap_or("").to_string();
+            Failure {
+                seed: s,
+                stage: "check refused a generated spec (a specgen or checker bug)",
+                class: class_key(&first),
+                text,
             }
-        };
+        })?;
         let header = codegen::header(&spec, &file, &text);
-        let g = match codegen::generate(&spec, &header) {
-            Ok(g) => g,
-            Err(e) => {
-                failures.push(Failure {
-                    seed: s,
-                    stage: "generate",
-                    class: class_key(e.0.lines().next().unwrap_or("")),
-                    text: e.0,
-                });
-                continue;
-            }
-        };
+        let g = codegen::generate(&spec, &header).map_err(|e| Failure {
+            seed: s,
+            stage: "generate",
+            class: class_key(e.0.lines().next().unwrap_or("")),
+            text: e.0,
+        })?;
         let dir = ws.join(format!("s{s:016x}"));
         codegen::write_crate(&spec, &g, &dir).expect("writes the crate");
         // The crate declares its own workspace and is named after its ABI; in the batch it
         // is a member named after its seed.
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("reads Cargo.toml");
         if let Err(e) = manifest.parse::<toml::Table>() {
-            failures.push(Failure {
+            return Err(Failure {
                 seed: s,
                 stage: "Cargo.toml",
                 class: "the generated Cargo.toml is not TOML".into(),
                 text: e.to_string(),
             });
-            continue;
         }
         let name_line = manifest
             .lines()
@@ -274,7 +262,15 @@ fn random_specs_build_warning_and_clippy_clean() {
             .replacen(&name_line, &format!("name = \"s{s:016x}\""), 1)
             .replace("\n[workspace]\n", "\n");
         std::fs::write(dir.join("Cargo.toml"), member).expect("writes Cargo.toml");
-        members.push(format!("\"s{s:016x}\""));
+        Ok(format!("\"s{s:016x}\""))
+    });
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut members = Vec::new();
+    for m in made {
+        match m {
+            Ok(member) => members.push(member),
+            Err(f) => failures.push(f),
+        }
     }
     let gen_time = t0.elapsed();
     let mut ws_manifest = String::from("[workspace]\nresolver = \"3\"\nmembers = [\n");

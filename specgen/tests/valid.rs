@@ -35,32 +35,16 @@ fn a_thousand_generated_specs_pass_check() {
     let list = format!("{},{avoid}", skipped.join(","));
     let opts =
         specgen::Options::avoiding(&list).unwrap_or_else(|e| panic!("PV_SPECGEN_AVOID: {e}"));
-    // The seeds dealt round-robin over the cores (each spec is independent of the others);
-    // the refusals come back in seed order, so the message does not depend on scheduling.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let mut refused: Vec<(u64, String)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let opts = &opts;
-                scope.spawn(move || {
-                    let mut refused = Vec::new();
-                    for s in (seed + t..seed + count).step_by(threads as usize) {
-                        let text = specgen::generate(s, opts);
-                        if let Err(d) = codegen::load("gen.toml", &text) {
-                            refused.push((s, format!("seed {s:#x}:\n{d}")));
-                        }
-                    }
-                    refused
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    refused.sort_by_key(|(s, _)| *s);
-    let refused: Vec<String> = refused.into_iter().map(|(_, m)| m).collect();
+    // Over the cores, refusals in seed order (`specgen::by_seed`).
+    let refused: Vec<String> = specgen::by_seed(seed, count, |s| {
+        let text = specgen::generate(s, &opts);
+        codegen::load("gen.toml", &text)
+            .err()
+            .map(|d| format!("seed {s:#x}:\n{d}"))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(
         refused.is_empty(),
         "{} of {count} generated specs refused by check (print one with `cargo run -p specgen -- SEED`):\n{}",
