@@ -55,16 +55,19 @@ pub const fn level_name(level: usize) -> &'static str {
 }
 
 /// Index of `va` in the table at `level`.
+#[inline]
 pub const fn index(level: usize, va: u64) -> usize {
     ((va >> (39 - 9 * level as u32)) & 511) as usize
 }
 
 /// Bytes one entry at `level` maps (512 GiB, 1 GiB, 2 MiB, 4 KiB).
+#[inline]
 pub const fn span(level: usize) -> u64 {
     1 << (39 - 9 * level as u32)
 }
 
 /// Whether `va` is canonical for 4-level paging (bits 63..47 all equal).
+#[inline]
 pub const fn canonical(va: u64) -> bool {
     let top = va >> 47;
     top == 0 || top == (1 << 17) - 1
