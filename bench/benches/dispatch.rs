@@ -1,6 +1,7 @@
 //! Host dispatch (BENCHMARKS.md, part 2): the generated `match` against a hand-written
 //! function-pointer table and a `HashMap<u64, Box<dyn Fn>>` registry, all calling the same
-//! do-nothing handlers after the same argument checks; and the async ring's drain rate.
+//! do-nothing handlers after the same argument checks and the same reads of the memory
+//! arguments from all-zero guest memory; and the async ring's drain rate.
 //!
 //! `cargo bench -p pv-bench --bench dispatch`
 
@@ -11,7 +12,8 @@ use host_stubs::abi::lazy::RingCursor;
 use host_stubs::abi::numbers::ARG_REGS;
 use host_stubs::abi::shared::{LguestData, RING_DONE, RING_SIZE};
 use pv_bench::dispatch::{
-    FnTable, NopHost, Registry, ZeroMem, fused_match, random_calls, scratch, sequential_calls,
+    FnTable, NopHost, Registry, ZeroMem, fused_match, hand_scratch, random_calls, scratch,
+    sequential_calls,
 };
 use pv_bench::fixture::World;
 use pv_bench::ring;
@@ -50,16 +52,17 @@ mod host_dispatch {
     }
 
     /// A `[fn; 19]` indexed by the number (bounds-checked), each entry checking its own
-    /// arguments.
+    /// arguments and reading its memory ones.
     #[divan::bench(args = ORDERS)]
     fn fn_pointer_table(b: Bencher, order: &str) {
         let calls = calls(order);
-        let table = FnTable::new();
+        let table = FnTable::<ZeroMem>::new();
         let mut h = NopHost::default();
+        let mut s = hand_scratch();
         b.counter(ItemsCount::new(CALLS)).bench_local(|| {
             let table = black_box(&table);
             for &(nr, args) in black_box(&calls[..]) {
-                let _ = black_box(table.dispatch(&mut h, nr, args));
+                let _ = black_box(table.dispatch(&mut h, &ZeroMem, &mut s, nr, args));
             }
         });
         black_box(h.acc);
@@ -71,9 +74,10 @@ mod host_dispatch {
     fn x_fused_match_by_hand(b: Bencher, order: &str) {
         let calls = calls(order);
         let mut h = NopHost::default();
+        let mut s = hand_scratch();
         b.counter(ItemsCount::new(CALLS)).bench_local(|| {
             for &(nr, args) in black_box(&calls[..]) {
-                let _ = black_box(fused_match(&mut h, nr, args));
+                let _ = black_box(fused_match(&mut h, &ZeroMem, &mut s, nr, args));
             }
         });
         black_box(h.acc);
@@ -83,12 +87,13 @@ mod host_dispatch {
     #[divan::bench(args = ORDERS)]
     fn hashmap_box_dyn_fn(b: Bencher, order: &str) {
         let calls = calls(order);
-        let registry = Registry::new();
+        let registry = Registry::<ZeroMem>::new();
         let mut h = NopHost::default();
+        let mut s = hand_scratch();
         b.counter(ItemsCount::new(CALLS)).bench_local(|| {
             let registry = black_box(&registry);
             for &(nr, args) in black_box(&calls[..]) {
-                let _ = black_box(registry.dispatch(&mut h, nr, args));
+                let _ = black_box(registry.dispatch(&mut h, &ZeroMem, &mut s, nr, args));
             }
         });
         black_box(h.acc);
