@@ -198,6 +198,11 @@ pub enum HandError {
     },
 }
 
+/// The refusal of call `nr`'s argument `index` for a fault reading it from guest memory.
+fn in_memory(nr: u64, index: usize) -> impl FnOnce(MemFault) -> HandError {
+    move |fault| HandError::Memory { nr, index, fault }
+}
+
 /// What was wrong with an argument in guest memory (of the generated `MemViolation`s, the
 /// two this ABI's memory arguments can have).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,11 +320,7 @@ fn e_shutdown<M: GuestMemory>(
 ) -> Result<u64, HandError> {
     let nr = numbers::SHUTDOWN;
     let kind = some(nr, 1, ShutdownKind::from_raw(a[1]))?;
-    let n = read_cstr(mem, a[0], &mut s.reason).map_err(|fault| HandError::Memory {
-        nr,
-        index: 0,
-        fault,
-    })?;
+    let n = read_cstr(mem, a[0], &mut s.reason).map_err(in_memory(nr, 0))?;
     let Ok(()) = h.shutdown(&s.reason[..n], kind);
     Ok(0)
 }
@@ -431,13 +432,8 @@ fn e_load_tls<M: GuestMemory>(
     // constraint on their fields). Cannot wrap: each read checked the one before.
     for (i, d) in s.tls.iter_mut().enumerate() {
         let mut bytes = [0u8; TlsDescriptor::SIZE];
-        read_at(mem, a[0] + (i * TlsDescriptor::SIZE) as u64, &mut bytes).map_err(|fault| {
-            HandError::Memory {
-                nr: numbers::LOAD_TLS,
-                index: 0,
-                fault,
-            }
-        })?;
+        read_at(mem, a[0] + (i * TlsDescriptor::SIZE) as u64, &mut bytes)
+            .map_err(in_memory(numbers::LOAD_TLS, 0))?;
         *d = TlsDescriptor::from_bytes(&bytes);
     }
     let Ok(()) = h.load_tls(&s.tls, a[1]);
@@ -450,11 +446,7 @@ fn e_notify<M: GuestMemory>(
     a: [u64; ARG_REGS],
 ) -> Result<u64, HandError> {
     let nr = numbers::NOTIFY;
-    let n = read_cstr(mem, a[0], &mut s.notify).map_err(|fault| HandError::Memory {
-        nr,
-        index: 0,
-        fault,
-    })?;
+    let n = read_cstr(mem, a[0], &mut s.notify).map_err(in_memory(nr, 0))?;
     let Ok(()) = h.notify(&s.notify[..n]);
     Ok(0)
 }
