@@ -43,6 +43,9 @@ pub mod xen {
 // generator's own), `minimal`, and the specs that once broke the generator.
 include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
 
+// The fixture whose tests run the generated decode over guest memory (tests/tests/results.rs).
+host_stubs::guest_memory_for!(results_edges::host);
+
 /// The committed golden files of `spec/lguest.toml`, compiled as `pvgen generate` lays
 /// them out (`mod.rs` plus a file per module), so a golden file that does not build
 /// fails here.

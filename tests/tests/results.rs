@@ -382,24 +382,10 @@ mod with_memory {
     use pv_tests::results_edges::guest::{
         CallError, ResultsEdgesHypercalls, Translate, Transport, Vmcall,
     };
-    use pv_tests::results_edges::host::{self, GuestMemory, OutsideMemory, ResultsEdgesHost};
+    use pv_tests::results_edges::host::{self, ResultsEdgesHost};
     use pv_tests::results_edges::numbers::{ARG_REGS, RESULT_REGS};
     use pv_tests::results_edges::structs::Req;
     use pv_tests::results_edges::types::{Mode, Status, SubmitResults};
-
-    struct Mem<'a>(&'a GuestMem);
-
-    impl GuestMemory for Mem<'_> {
-        fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutsideMemory> {
-            self.0.read(gpa, buf).map_err(|_| OutsideMemory)
-        }
-        fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), OutsideMemory> {
-            self.0.write(gpa, buf).map_err(|_| OutsideMemory)
-        }
-        fn contains(&self, gpa: u64, len: u64) -> bool {
-            self.0.check(gpa, len).is_ok()
-        }
-    }
 
     struct Xlate<'a>(&'a GuestMem);
 
@@ -459,7 +445,7 @@ mod with_memory {
             }
             let answer = host::dispatch(
                 &mut *self.host.borrow_mut(),
-                &Mem(self.mem),
+                self.mem,
                 gprs[Vmcall::NR_REG],
                 Vmcall::ARG_REGS.map(|r| gprs[r]),
             )
