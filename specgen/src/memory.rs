@@ -62,6 +62,21 @@ struct FType {
     addr_ok: bool,
 }
 
+impl FType {
+    /// A nested struct: its name, size and alignment, no value bound, never a length or an
+    /// address.
+    fn of_struct(s: &StructInfo) -> FType {
+        FType {
+            text: s.name.clone(),
+            size: s.size,
+            align: s.align,
+            cmax: None,
+            len_ok: false,
+            addr_ok: false,
+        }
+    }
+}
+
 /// One argument of a call as it is built.
 struct Entry {
     parts: Vec<String>,
@@ -113,15 +128,7 @@ impl Gen<'_> {
                     if nest.is_empty() {
                         continue;
                     }
-                    let s = &self.structs[*self.rng.pick(&nest)];
-                    FType {
-                        text: s.name.clone(),
-                        size: s.size,
-                        align: s.align,
-                        cmax: None,
-                        len_ok: false,
-                        addr_ok: false,
-                    }
+                    FType::of_struct(&self.structs[*self.rng.pick(&nest)])
                 }
                 7 | 8 if depth < 2 => {
                     let Some(e) = self.ftype(room, depth + 1) else {
@@ -473,14 +480,7 @@ impl Gen<'_> {
     fn element(&mut self) -> Option<FType> {
         if !self.structs.is_empty() && self.rng.chance(1, 3) {
             let s = &self.structs[self.rng.below(self.structs.len() as u64) as usize];
-            return Some(FType {
-                text: s.name.clone(),
-                size: s.size,
-                align: s.align,
-                cmax: None,
-                len_ok: false,
-                addr_ok: false,
-            });
+            return Some(FType::of_struct(s));
         }
         // No arrays (depth 2 allows none).
         self.ftype(MAX_STRUCT, 2)
