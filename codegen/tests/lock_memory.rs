@@ -20,6 +20,14 @@ fn worst(old: &str, new: &str) -> (Class, Vec<String>) {
     (class, r.changes.iter().map(|c| c.what.clone()).collect())
 }
 
+/// The change the report lists at `path`; the whole list when there is none.
+fn change<'r>(r: &'r Report, path: &str) -> &'r codegen::lock::Change {
+    r.changes
+        .iter()
+        .find(|c| c.path.to_string() == path)
+        .unwrap_or_else(|| panic!("no change at {path}: {:#?}", r.changes))
+}
+
 fn edit(src: &str, from: &str, to: &str) -> String {
     assert_eq!(src.matches(from).count(), 1, "`{from}` must occur once");
     src.replacen(from, to, 1)
@@ -108,11 +116,7 @@ fn an_address_that_becomes_a_memory_argument_is_a_tightening() {
         Facts::from_spec(&s, "t.toml", src)
     };
     let r = Report::new(&load(&old), &load(&new));
-    let c = r
-        .changes
-        .iter()
-        .find(|c| c.path.to_string() == "hypercall.say.mem.0")
-        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    let c = change(&r, "hypercall.say.mem.0");
     assert_eq!(c.class, Class::Breaking);
     assert_eq!(
         c.what,
@@ -126,11 +130,7 @@ fn an_address_that_becomes_a_memory_argument_is_a_tightening() {
     assert_eq!(c.new_guest, codegen::lock::Verdict::Works);
     // And back: the old guest's strings still work on a host that takes any address.
     let r = Report::new(&load(&new), &load(&old));
-    let c = r
-        .changes
-        .iter()
-        .find(|c| c.path.to_string() == "hypercall.say.mem.0")
-        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    let c = change(&r, "hypercall.say.mem.0");
     assert_eq!(c.class, Class::Breaking);
     assert_eq!(c.old_guest, codegen::lock::Verdict::Works);
 }
@@ -165,10 +165,6 @@ fn a_const_named_buffer_length_is_locked_as_its_number() {
         "tls_entries = { value = 4,",
     );
     let r = Report::new(&load(&base), &load(&revalued));
-    let c = r
-        .changes
-        .iter()
-        .find(|c| c.path.to_string() == "hypercall.load_tls.mem.0.len")
-        .unwrap_or_else(|| panic!("{:#?}", r.changes));
+    let c = change(&r, "hypercall.load_tls.mem.0.len");
     assert_eq!(c.class, Class::Breaking);
 }
