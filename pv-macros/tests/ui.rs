@@ -69,7 +69,17 @@ fn macro_errors() {
             failed.push(format!("tests/ui/{name}.rs compiled; it must fail:\n{got}"));
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+        let Ok(expected) = std::fs::read_to_string(&expected_file) else {
+            if bless {
+                std::fs::write(&expected_file, &got).expect("write the .stderr file");
+                println!("tests/ui/{name}.stderr: written");
+            } else {
+                failed.push(format!(
+                    "tests/ui/{name}.stderr is missing (write it with UPDATE_GOLDEN=1). Got:\n{got}"
+                ));
+            }
+            continue;
+        };
         if got == expected {
             println!("tests/ui/{name}.rs: fails as expected");
         } else if bless {

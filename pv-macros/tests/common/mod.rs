@@ -51,10 +51,8 @@ pub fn proc_macro_lib() -> PathBuf {
 /// `rustc` as cargo ran it for this package (build.rs passes it on), edition 2024, with
 /// `pv_macros` and `pv_sites` as externs and `CARGO_MANIFEST_DIR` set as cargo sets it.
 pub fn rustc(crate_type: &str, crate_name: &str, out_dir: &Path) -> Command {
-    let deps = proc_macro_lib()
-        .parent()
-        .expect("the deps directory")
-        .to_path_buf();
+    let proc_macro = proc_macro_lib();
+    let deps = proc_macro.parent().expect("the deps directory");
     let mut c = Command::new(env!("PV_MACROS_RUSTC"));
     c.args([
         "--edition",
@@ -65,7 +63,7 @@ pub fn rustc(crate_type: &str, crate_name: &str, out_dir: &Path) -> Command {
         crate_name,
     ])
     .arg("--extern")
-    .arg(format!("pv_macros={}", proc_macro_lib().display()))
+    .arg(format!("pv_macros={}", proc_macro.display()))
     .arg("--extern")
     .arg(format!(
         "pv_sites={}",
