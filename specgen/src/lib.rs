@@ -1732,6 +1732,17 @@ fn snake_of(camel_name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every seed once, in seed order, whatever the threads did (a wrapping range too).
+    #[test]
+    fn by_seed_returns_each_seed_in_order() {
+        let first = u64::MAX - 2;
+        assert_eq!(
+            by_seed(first, 7, |s| s),
+            (0..7).map(|i| first.wrapping_add(i)).collect::<Vec<_>>()
+        );
+        assert!(by_seed(5, 0, |s| s).is_empty());
+    }
+
     #[test]
     fn same_seed_same_spec() {
         let o = Options::default();
