@@ -50,7 +50,8 @@ fn prefix(level: usize, va: u64) -> u64 {
     if level == 0 {
         0
     } else {
-        va >> (48 - 9 * level as u32)
+        // Which entry of the level above leads there: every bit above its span.
+        va / paging::span(level - 1)
     }
 }
 
